@@ -1,0 +1,478 @@
+//! DLPack in Rust: owned versioned (1.x) and legacy managed tensors, in both directions.
+//!
+//! - Export: [`TensorView::to_dlpack_versioned`] / [`TensorView::to_dlpack_legacy`] put a clone
+//!   of the view (and so its owner) inside the managed tensor; its deleter drops that clone
+//!   exactly once.
+//! - Import: [`TensorView::from_dlpack_versioned`] / [`TensorView::from_dlpack_legacy`] validate
+//!   the metadata and make the managed tensor the view's owner; the producer's deleter runs
+//!   exactly once, when the last view (or export) of it is dropped — or at once, if the tensor
+//!   is refused. A managed tensor this crate exported comes back as the original view and owner.
+//!
+//! The ABI structs are `dlpark::ffi`'s. The raw-pointer boundary is the two `from_raw`
+//! constructors; everything else is safe.
+
+use std::ptr::NonNull;
+
+use dlpark::ffi::{DLManagedTensor, DLManagedTensorVersioned, DLPackVersion, DLTensor};
+use dlpark::DlpackFlags;
+
+use crate::tensor::Parts;
+use crate::{DType, Device, Error, Flags, Owner, Result, TensorView, MAX_NDIM};
+
+/// The DLPack version this crate produces (1.3, as PyTorch 2.13).
+pub const DLPACK_VERSION: (u32, u32) = (1, 3);
+
+/// An owned `DLManagedTensorVersioned*`: dropping it calls the deleter (once).
+#[derive(Debug)]
+pub struct ManagedTensorVersioned(NonNull<DLManagedTensorVersioned>);
+
+/// An owned legacy `DLManagedTensor*`: dropping it calls the deleter (once).
+#[derive(Debug)]
+pub struct ManagedTensorLegacy(NonNull<DLManagedTensor>);
+
+// SAFETY: DLPack hands a managed tensor from producer to consumer, possibly across threads; the
+// consumer owns it and may call the deleter from any thread (producers that need a lock, such as
+// Python's GIL, take it inside their deleter). Shared access only reads the metadata.
+unsafe impl Send for ManagedTensorVersioned {}
+// SAFETY: see `Send`.
+unsafe impl Sync for ManagedTensorVersioned {}
+// SAFETY: see `ManagedTensorVersioned`.
+unsafe impl Send for ManagedTensorLegacy {}
+// SAFETY: see `ManagedTensorVersioned`.
+unsafe impl Sync for ManagedTensorLegacy {}
+
+macro_rules! managed_handle {
+    ($name:ident, $ffi:ty) => {
+        impl $name {
+            /// Take ownership of a managed tensor; `None` for a null pointer.
+            ///
+            /// # Safety
+            /// `ptr` must point to a live managed tensor that nobody else will use or delete: the
+            /// returned handle calls its deleter (if non-null) exactly once. Its `dl_tensor` must
+            /// describe memory that stays valid until then.
+            pub unsafe fn from_raw(ptr: *mut $ffi) -> Option<$name> {
+                NonNull::new(ptr).map($name)
+            }
+
+            /// Give up ownership: the caller becomes responsible for calling the deleter.
+            pub fn into_raw(self) -> *mut $ffi {
+                let ptr = self.0.as_ptr();
+                std::mem::forget(self);
+                ptr
+            }
+
+            /// The pointer, still owned by `self`.
+            pub fn as_ptr(&self) -> *mut $ffi {
+                self.0.as_ptr()
+            }
+
+            fn header(&self) -> &$ffi {
+                // SAFETY: `from_raw`'s contract: the pointee lives until we call the deleter.
+                unsafe { self.0.as_ref() }
+            }
+        }
+
+        impl Drop for $name {
+            fn drop(&mut self) {
+                // SAFETY: we own the tensor; the deleter runs once, here, and frees it.
+                unsafe {
+                    if let Some(deleter) = self.0.as_ref().deleter {
+                        deleter(self.0.as_ptr());
+                    }
+                }
+            }
+        }
+    };
+}
+
+managed_handle!(ManagedTensorVersioned, DLManagedTensorVersioned);
+managed_handle!(ManagedTensorLegacy, DLManagedTensor);
+
+impl ManagedTensorVersioned {
+    /// The `(major, minor)` version the producer wrote.
+    pub fn version(&self) -> (u32, u32) {
+        let v = self.header().version;
+        (v.major, v.minor)
+    }
+
+    /// The raw DLPack flags (only meaningful when the major version is 1).
+    pub fn flags(&self) -> u64 {
+        self.header().flags.bits()
+    }
+
+    /// The tensor metadata, when the major version is one this crate can read.
+    pub fn dl_tensor(&self) -> Result<&DLTensor> {
+        match self.version() {
+            (1, _) => Ok(&self.header().dl_tensor),
+            (major, minor) => Err(Error::VersionMismatch { major, minor }),
+        }
+    }
+}
+
+impl ManagedTensorLegacy {
+    /// The tensor metadata.
+    pub fn dl_tensor(&self) -> &DLTensor {
+        &self.header().dl_tensor
+    }
+}
+
+/// What an export allocates: the managed tensor first (so the two pointers coincide), then the
+/// view that keeps the memory alive, then shape and strides as DLPack wants them.
+#[repr(C)]
+struct ExportContext<M> {
+    managed: M,
+    view: TensorView,
+    dims: Box<[i64]>,
+}
+
+impl<M> ExportContext<M> {
+    /// Box the context and point the managed tensor's `dl_tensor` at its own dims.
+    fn build(
+        view: TensorView,
+        managed: impl FnOnce(DLTensor, *mut std::ffi::c_void) -> M,
+        dl: impl Fn(&mut M) -> &mut DLTensor,
+    ) -> *mut M {
+        let ndim = view.ndim();
+        let dims: Box<[i64]> = view
+            .shape
+            .iter()
+            .map(|&n| n as i64)
+            .chain(view.strides.iter().map(|&s| s as i64))
+            .collect();
+        let tensor = DLTensor {
+            data: view.data.cast(),
+            device: view.device.to_dlpack(),
+            ndim: ndim as i32,
+            dtype: view.dtype.to_dlpack(),
+            shape: std::ptr::null_mut(),
+            strides: std::ptr::null_mut(),
+            byte_offset: view.byte_offset as u64,
+        };
+        let ctx = Box::into_raw(Box::new(ExportContext {
+            managed: managed(tensor, std::ptr::null_mut()),
+            view,
+            dims,
+        }));
+        // SAFETY: `ctx` was just allocated and is exclusively ours; the dims live on the heap
+        // inside it until the deleter frees the whole context.
+        unsafe {
+            let dims = (*ctx).dims.as_mut_ptr();
+            let t = dl(&mut (*ctx).managed);
+            if ndim > 0 {
+                t.shape = dims;
+                t.strides = dims.add(ndim);
+            }
+        }
+        ctx.cast()
+    }
+}
+
+/// Drop the export context `ctx` (the managed tensor's own address), containing any panic.
+///
+/// # Safety
+/// `ctx` came from `ExportContext::<M>::build` and has not been freed.
+unsafe fn free_context<M>(ctx: *mut M) {
+    if ctx.is_null() {
+        return;
+    }
+    // SAFETY: per the contract, `ctx` is a live boxed ExportContext<M> (managed is its first
+    // field under repr(C)); it is freed exactly once, here.
+    let context = unsafe { Box::from_raw(ctx.cast::<ExportContext<M>>()) };
+    // A deleter is called from C: never unwind across it.
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(context)));
+}
+
+unsafe extern "C" fn delete_versioned(m: *mut DLManagedTensorVersioned) {
+    // SAFETY: installed only on managed tensors built by `to_dlpack_versioned`.
+    unsafe { free_context(m) }
+}
+
+unsafe extern "C" fn delete_legacy(m: *mut DLManagedTensor) {
+    // SAFETY: installed only on managed tensors built by `to_dlpack_legacy`.
+    unsafe { free_context(m) }
+}
+
+impl TensorView {
+    /// Export as an owned DLPack 1.3 `DLManagedTensorVersioned`, carrying the read-only and
+    /// is-copied flags. Costs O(ndim): one allocation, no data touched.
+    ///
+    /// ```
+    /// use dlbridge::TensorView;
+    /// let t = TensorView::from_vec(vec![1u8, 2, 3], &[3])?;
+    /// let managed = t.to_dlpack_versioned();
+    /// let back = TensorView::from_dlpack_versioned(managed)?;
+    /// assert_eq!(back.data_ptr(), t.data_ptr());
+    /// # Ok::<(), dlbridge::Error>(())
+    /// ```
+    pub fn to_dlpack_versioned(&self) -> ManagedTensorVersioned {
+        self.clone().into_dlpack_versioned()
+    }
+
+    /// [`TensorView::to_dlpack_versioned`], consuming the view.
+    pub fn into_dlpack_versioned(self) -> ManagedTensorVersioned {
+        let mut flags = DlpackFlags::empty();
+        flags.set(DlpackFlags::READ_ONLY, self.flags.read_only);
+        flags.set(DlpackFlags::IS_COPIED, self.flags.is_copied);
+        flags.set(
+            DlpackFlags::IS_SUBBYTE_TYPE_PADDED,
+            self.flags.subbyte_padded,
+        );
+        let ptr = ExportContext::build(
+            self,
+            |dl_tensor, _| DLManagedTensorVersioned {
+                version: DLPackVersion {
+                    major: DLPACK_VERSION.0,
+                    minor: DLPACK_VERSION.1,
+                },
+                manager_ctx: std::ptr::null_mut(),
+                deleter: Some(delete_versioned),
+                flags,
+                dl_tensor,
+            },
+            |m| &mut m.dl_tensor,
+        );
+        // SAFETY: `ptr` is a fresh, live managed tensor we own; `manager_ctx` is set so foreign
+        // consumers that inspect it see the context.
+        unsafe {
+            (*ptr).manager_ctx = ptr.cast();
+            ManagedTensorVersioned(NonNull::new_unchecked(ptr))
+        }
+    }
+
+    /// Export as a legacy (pre-1.0) `DLManagedTensor`. Legacy tensors cannot say "read-only",
+    /// so a read-only view is refused ([`Error::ReadOnly`]); so are padded sub-byte tensors,
+    /// which the legacy ABI cannot flag either.
+    pub fn to_dlpack_legacy(&self) -> Result<ManagedTensorLegacy> {
+        if self.flags.read_only {
+            return Err(Error::ReadOnly(
+                "a legacy DLManagedTensor cannot carry the read-only flag; export versioned",
+            ));
+        }
+        if self.flags.subbyte_padded {
+            return Err(Error::UnsupportedDtype {
+                dtype: self.dtype,
+                reason: "padded sub-byte elements need a versioned DLPack tensor",
+            });
+        }
+        let ptr = ExportContext::build(
+            self.clone(),
+            |dl_tensor, _| DLManagedTensor {
+                dl_tensor,
+                manager_ctx: std::ptr::null_mut(),
+                deleter: Some(delete_legacy),
+            },
+            |m| &mut m.dl_tensor,
+        );
+        // SAFETY: as in `into_dlpack_versioned`.
+        unsafe {
+            (*ptr).manager_ctx = ptr.cast();
+            Ok(ManagedTensorLegacy(NonNull::new_unchecked(ptr)))
+        }
+    }
+
+    /// Import an owned versioned managed tensor. A major version other than 1 is refused with
+    /// [`Error::VersionMismatch`]; malformed metadata with the matching error. On any error the
+    /// deleter has already run (the tensor was handed over).
+    pub fn from_dlpack_versioned(managed: ManagedTensorVersioned) -> Result<TensorView> {
+        let (major, minor) = managed.version();
+        let raw_flags = DlpackFlags::from_bits_retain(managed.flags());
+        if major == 1 {
+            if let Some(view) = reclaim(&managed, delete_versioned as *const () as usize, raw_flags)
+            {
+                std::mem::forget(managed);
+                return Ok(view);
+            }
+        }
+        let tensor = *managed.dl_tensor()?;
+        let flags = Flags {
+            read_only: raw_flags.contains(DlpackFlags::READ_ONLY),
+            is_copied: raw_flags.contains(DlpackFlags::IS_COPIED),
+            subbyte_padded: raw_flags.contains(DlpackFlags::IS_SUBBYTE_TYPE_PADDED),
+        };
+        // DLPack 1.2 made strides mandatory; earlier versions allow NULL for compact row-major.
+        let null_strides_ok = minor < 2;
+        // SAFETY: `ManagedTensorVersioned::from_raw`'s contract: `tensor` describes memory that
+        // stays valid until the deleter runs, which the owner below defers to the last view.
+        unsafe { import(&tensor, flags, null_strides_ok, Owner::new(managed)) }
+    }
+
+    /// Import an owned legacy managed tensor (always writable; NULL strides mean row-major).
+    pub fn from_dlpack_legacy(managed: ManagedTensorLegacy) -> Result<TensorView> {
+        if let Some(view) = reclaim(
+            &managed,
+            delete_legacy as *const () as usize,
+            DlpackFlags::empty(),
+        ) {
+            std::mem::forget(managed);
+            return Ok(view);
+        }
+        let tensor = *managed.dl_tensor();
+        // SAFETY: as in `from_dlpack_versioned`.
+        unsafe { import(&tensor, Flags::default(), true, Owner::new(managed)) }
+    }
+
+    /// Import a borrowed `DLTensor` (no deleter: the exchange API's non-owning path), keeping
+    /// `owner` as the keep-alive.
+    ///
+    /// # Safety
+    /// `tensor` must describe memory that stays valid (and writable unless `flags.read_only`)
+    /// while `owner` lives; its shape and strides arrays are read only during this call.
+    pub unsafe fn from_dltensor(
+        tensor: &DLTensor,
+        flags: Flags,
+        owner: Owner,
+    ) -> Result<TensorView> {
+        // SAFETY: forwarded.
+        unsafe { import(tensor, flags, false, owner) }
+    }
+}
+
+/// Access to the header fields `reclaim` needs from either managed-tensor handle.
+trait ManagedHeader {
+    fn deleter_address(&self) -> usize;
+    fn context(&self) -> *mut std::ffi::c_void;
+    fn tensor(&self) -> Option<&DLTensor>;
+}
+
+impl ManagedHeader for ManagedTensorVersioned {
+    fn deleter_address(&self) -> usize {
+        self.header().deleter.map_or(0, |f| f as *const () as usize)
+    }
+    fn context(&self) -> *mut std::ffi::c_void {
+        self.header().manager_ctx
+    }
+    fn tensor(&self) -> Option<&DLTensor> {
+        self.dl_tensor().ok()
+    }
+}
+
+impl ManagedHeader for ManagedTensorLegacy {
+    fn deleter_address(&self) -> usize {
+        self.header().deleter.map_or(0, |f| f as *const () as usize)
+    }
+    fn context(&self) -> *mut std::ffi::c_void {
+        self.header().manager_ctx
+    }
+    fn tensor(&self) -> Option<&DLTensor> {
+        Some(self.dl_tensor())
+    }
+}
+
+/// If `managed` is one of our own exports, unchanged, take the original view back out of it
+/// (freeing the context without running the owner's release). The caller must then forget the
+/// handle. Returns `None` for foreign or altered tensors, which take the general path.
+fn reclaim<H: ManagedHeader, M>(
+    managed: &H,
+    our_deleter: usize,
+    flags: DlpackFlags,
+) -> Option<TensorView>
+where
+    H: AsManagedPtr<M>,
+{
+    if managed.deleter_address() != our_deleter || managed.context() != managed.managed_ptr().cast()
+    {
+        return None;
+    }
+    let ctx = managed.managed_ptr().cast::<ExportContext<M>>();
+    // SAFETY: the deleter and self-pointing context identify a live ExportContext<M> we built.
+    let context = unsafe { &*ctx };
+    let t = managed.tensor()?;
+    let view = &context.view;
+    let unchanged = t.data == view.data.cast()
+        && t.byte_offset == view.byte_offset as u64
+        && t.ndim as usize == view.ndim()
+        && (view.ndim() == 0 || t.shape == context.dims.as_ptr().cast_mut())
+        && t.dtype == view.dtype.to_dlpack()
+        && Device::from_dlpack(t.device) == view.device;
+    if !unchanged {
+        return None;
+    }
+    // SAFETY: the context is ours and is freed here instead of by the deleter (the caller
+    // forgets the handle, so the deleter never runs).
+    let context = unsafe { Box::from_raw(ctx) };
+    let mut view = context.view;
+    view.flags.read_only |= flags.contains(DlpackFlags::READ_ONLY);
+    Some(view)
+}
+
+/// The managed pointer of a handle, typed for `reclaim`.
+trait AsManagedPtr<M> {
+    fn managed_ptr(&self) -> *mut M;
+}
+impl AsManagedPtr<DLManagedTensorVersioned> for ManagedTensorVersioned {
+    fn managed_ptr(&self) -> *mut DLManagedTensorVersioned {
+        self.as_ptr()
+    }
+}
+impl AsManagedPtr<DLManagedTensor> for ManagedTensorLegacy {
+    fn managed_ptr(&self) -> *mut DLManagedTensor {
+        self.as_ptr()
+    }
+}
+
+/// Validate a `DLTensor` and describe it, with `owner` keeping it alive.
+///
+/// # Safety
+/// When `tensor.ndim > 0`, `tensor.shape` must point to `ndim` readable `i64`s, and
+/// `tensor.strides` too unless null. The memory must stay valid while `owner` lives.
+unsafe fn import(
+    tensor: &DLTensor,
+    flags: Flags,
+    null_strides_ok: bool,
+    owner: Owner,
+) -> Result<TensorView> {
+    let ndim = usize::try_from(tensor.ndim)
+        .ok()
+        .filter(|&n| n <= MAX_NDIM)
+        .ok_or_else(|| {
+            Error::InvalidShape(format!("ndim {} is outside 0..={MAX_NDIM}", tensor.ndim))
+        })?;
+    let dtype = DType::from_dlpack(tensor.dtype)?;
+    let (shape, strides) = if ndim == 0 {
+        (Vec::new(), Some(Vec::new()))
+    } else {
+        if tensor.shape.is_null() {
+            return Err(Error::NullPointer("DLTensor.shape with ndim > 0"));
+        }
+        // SAFETY: per the contract, `shape` points to `ndim` i64s.
+        let raw_shape = unsafe { std::slice::from_raw_parts(tensor.shape, ndim) };
+        let shape = raw_shape
+            .iter()
+            .map(|&n| {
+                usize::try_from(n)
+                    .map_err(|_| Error::InvalidShape(format!("negative extent in {raw_shape:?}")))
+            })
+            .collect::<Result<Vec<usize>>>()?;
+        let strides = if tensor.strides.is_null() {
+            if !null_strides_ok {
+                return Err(Error::NullPointer(
+                    "DLTensor.strides (required since DLPack 1.2)",
+                ));
+            }
+            None
+        } else {
+            // SAFETY: per the contract, non-null `strides` points to `ndim` i64s.
+            let raw = unsafe { std::slice::from_raw_parts(tensor.strides, ndim) };
+            Some(
+                raw.iter()
+                    .map(|&s| isize::try_from(s).map_err(|_| Error::Overflow("stride")))
+                    .collect::<Result<Vec<isize>>>()?,
+            )
+        };
+        (shape, strides)
+    };
+    let byte_offset =
+        usize::try_from(tensor.byte_offset).map_err(|_| Error::Overflow("byte_offset"))?;
+    let parts = Parts {
+        data: tensor.data.cast(),
+        byte_offset,
+        shape,
+        strides,
+        dtype,
+        device: Device::from_dlpack(tensor.device),
+        flags,
+        extent: None,
+    };
+    // SAFETY: per the contract, the described memory lives as long as `owner`.
+    unsafe { TensorView::from_parts(parts, owner) }
+}

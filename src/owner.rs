@@ -1,0 +1,84 @@
+//! Keep-alive handles: what makes a view's memory outlive the view's creator.
+
+use std::alloc::{self, Layout};
+use std::any::Any;
+use std::fmt;
+use std::ptr::NonNull;
+use std::sync::Arc;
+
+/// A reference-counted keep-alive for the memory a [`crate::TensorView`] points into.
+///
+/// An `Owner` wraps any `Send + Sync` value (a `Vec`, an ndarray array, an Arrow buffer, an
+/// imported DLPack managed tensor, a Python object, a torch tensor): the memory stays valid while
+/// any clone of the owner lives, and the value is dropped — releasing the memory — exactly once,
+/// when the last clone goes. Cloning a view clones its owner; it never copies data.
+#[derive(Clone)]
+pub struct Owner(Arc<dyn Any + Send + Sync>);
+
+impl Owner {
+    /// Wrap `value` as the keep-alive of some memory.
+    pub fn new<T: Any + Send + Sync>(value: T) -> Owner {
+        Owner(Arc::new(value))
+    }
+
+    /// How many handles (views, exports, owner clones) currently keep the memory alive.
+    pub fn handle_count(&self) -> usize {
+        Arc::strong_count(&self.0)
+    }
+
+    /// The wrapped value, if it is a `T` (lets an integration recognise its own owners).
+    pub fn downcast_ref<T: Any>(&self) -> Option<&T> {
+        self.0.downcast_ref::<T>()
+    }
+
+    /// True when both handles keep the same value alive.
+    pub fn same_as(&self, other: &Owner) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl fmt::Debug for Owner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Owner(handles: {})", self.handle_count())
+    }
+}
+
+/// A heap block aligned to [`AlignedBuffer::ALIGN`] bytes: the destination of every copy.
+pub(crate) struct AlignedBuffer {
+    ptr: NonNull<u8>,
+    layout: Layout,
+}
+
+// SAFETY: the buffer is plain bytes owned uniquely by this value; nothing in it is tied to a
+// thread, and shared access only ever hands out its address.
+unsafe impl Send for AlignedBuffer {}
+// SAFETY: as above; `&AlignedBuffer` exposes no interior mutability.
+unsafe impl Sync for AlignedBuffer {}
+
+impl AlignedBuffer {
+    /// Cache-line alignment: enough for every DLPack element and for SIMD loads.
+    pub(crate) const ALIGN: usize = 64;
+
+    /// Allocate `len` uninitialised bytes (at least one, so the pointer is never dangling).
+    pub(crate) fn new_uninit(len: usize) -> crate::Result<AlignedBuffer> {
+        let layout = Layout::from_size_align(len.max(1), Self::ALIGN)
+            .map_err(|_| crate::Error::Overflow("copy buffer size"))?;
+        // SAFETY: the layout has a non-zero size.
+        let raw = unsafe { alloc::alloc(layout) };
+        let Some(ptr) = NonNull::new(raw) else {
+            alloc::handle_alloc_error(layout)
+        };
+        Ok(AlignedBuffer { ptr, layout })
+    }
+
+    pub(crate) fn as_ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+}
+
+impl Drop for AlignedBuffer {
+    fn drop(&mut self) {
+        // SAFETY: `ptr` came from `alloc::alloc` with exactly this layout and is freed only here.
+        unsafe { alloc::dealloc(self.ptr.as_ptr(), self.layout) }
+    }
+}

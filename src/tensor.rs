@@ -1,0 +1,652 @@
+//! The strided tensor descriptor every ecosystem converts to and from.
+
+use std::fmt;
+use std::ops::Range;
+
+use crate::{DType, Device, Element, Error, Owner, Result};
+
+/// The most dimensions a descriptor accepts (numpy's limit; DLPack sets none).
+pub const MAX_NDIM: usize = 64;
+
+/// The two boolean flags DLPack carries with a tensor, plus sub-byte padding.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Flags {
+    /// Nobody may write through this view (DLPack `READ_ONLY`).
+    pub read_only: bool,
+    /// The memory is a fresh copy nobody else aliases (DLPack `IS_COPIED`).
+    pub is_copied: bool,
+    /// Sub-byte elements are stored one per byte instead of bit-packed
+    /// (DLPack `IS_SUBBYTE_TYPE_PADDED`).
+    pub subbyte_padded: bool,
+}
+
+/// Everything that describes a tensor's memory except its owner: the input of
+/// [`TensorView::from_parts`], the unchecked constructor integrations use.
+#[derive(Clone, Debug)]
+pub struct Parts {
+    /// Base pointer (DLPack `data`); may be null only when the tensor has no elements.
+    pub data: *mut u8,
+    /// Bytes from `data` to the first element (DLPack `byte_offset`).
+    pub byte_offset: usize,
+    /// Extent of each dimension.
+    pub shape: Vec<usize>,
+    /// Step of each dimension in elements (not bytes); `None` means C-contiguous.
+    pub strides: Option<Vec<isize>>,
+    /// Element type.
+    pub dtype: DType,
+    /// Where the memory lives.
+    pub device: Device,
+    /// Read-only, is-copied and sub-byte padding.
+    pub flags: Flags,
+    /// The address range the owner keeps valid, when it is known and larger than what the view
+    /// reaches; bounds [`TensorView::as_strided`]. `None`: exactly the bytes the view reaches.
+    pub extent: Option<Range<usize>>,
+}
+
+impl Parts {
+    /// Parts for a C-contiguous CPU tensor at `data`, writable, with no known larger extent.
+    pub fn contiguous(data: *mut u8, shape: Vec<usize>, dtype: DType) -> Parts {
+        Parts {
+            data,
+            byte_offset: 0,
+            shape,
+            strides: None,
+            dtype,
+            device: Device::CPU,
+            flags: Flags::default(),
+            extent: None,
+        }
+    }
+}
+
+/// A strided view of a tensor, with the owner that keeps its memory alive.
+///
+/// The descriptor holds exactly what DLPack's `DLTensor` holds — base pointer, byte offset,
+/// shape, strides in elements (zero and negative allowed), [`DType`], [`Device`] — plus
+/// [`Flags`] and an [`Owner`]. Creating views (see the methods in [`crate::view`]) or exporting
+/// never copies data; cloning a view clones the owner handle.
+///
+/// # Invariants
+/// Upheld by every constructor, so every method may rely on them:
+/// - `shape.len() == strides.len() <= MAX_NDIM`;
+/// - the element count, and every byte offset `sum((i_k) * stride_k * itemsize)` for valid
+///   indices, fit in `isize`, and the addresses of the first and last reached bytes do not wrap;
+/// - if the tensor has elements, `data` is non-null and every reached byte lies in `extent`, a
+///   range the owner keeps valid for the owner's lifetime (for host memory: readable, and
+///   writable unless `read_only`);
+/// - bit-packed sub-byte elements are always C-contiguous.
+///
+/// # Example
+/// ```
+/// use dlbridge::{TensorView, SliceArg};
+/// let t = TensorView::from_vec((0..12).collect::<Vec<i32>>(), &[3, 4])?;
+/// let col = t.slice(1, SliceArg::range(1, 2))?.transpose();
+/// assert_eq!(col.shape(), &[1, 3]);
+/// assert_eq!(col.to_vec::<i32>()?, vec![1, 5, 9]);
+/// # Ok::<(), dlbridge::Error>(())
+/// ```
+pub struct TensorView {
+    pub(crate) data: *mut u8,
+    pub(crate) byte_offset: usize,
+    pub(crate) shape: Box<[usize]>,
+    pub(crate) strides: Box<[isize]>,
+    pub(crate) dtype: DType,
+    pub(crate) device: Device,
+    pub(crate) flags: Flags,
+    pub(crate) extent: Range<usize>,
+    pub(crate) owner: Owner,
+}
+
+// SAFETY: the raw pointer is only an address into memory the `Owner` (itself Send + Sync) keeps
+// alive; shared access through `&TensorView` only reads, and writes need `&mut TensorView` plus a
+// uniqueness check on the owner, so moving or sharing the view across threads adds no data race.
+unsafe impl Send for TensorView {}
+// SAFETY: see `Send`; `&TensorView` never hands out mutable access.
+unsafe impl Sync for TensorView {}
+
+impl Clone for TensorView {
+    fn clone(&self) -> TensorView {
+        TensorView {
+            data: self.data,
+            byte_offset: self.byte_offset,
+            shape: self.shape.clone(),
+            strides: self.strides.clone(),
+            dtype: self.dtype,
+            device: self.device,
+            flags: self.flags,
+            extent: self.extent.clone(),
+            owner: self.owner.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for TensorView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TensorView")
+            .field("data", &self.data_ptr())
+            .field("shape", &self.shape)
+            .field("strides", &self.strides)
+            .field("dtype", &self.dtype)
+            .field("device", &self.device)
+            .field("flags", &self.flags)
+            .field("owner", &self.owner)
+            .finish()
+    }
+}
+
+/// The layout facts `from_parts` computes once: element count and reached byte range relative
+/// to the first element.
+pub(crate) struct Span {
+    pub(crate) numel: usize,
+    /// Lowest and one-past-highest byte offset reached, relative to the first element.
+    pub(crate) bytes: Option<(isize, isize)>,
+}
+
+/// Element count and reached byte range of a layout, every step overflow-checked.
+pub(crate) fn layout_span(shape: &[usize], strides: &[isize], itemsize: usize) -> Result<Span> {
+    let mut numel: usize = 1;
+    for &n in shape {
+        numel = numel
+            .checked_mul(n)
+            .ok_or(Error::Overflow("element count"))?;
+    }
+    if numel > isize::MAX as usize {
+        return Err(Error::Overflow("element count"));
+    }
+    if numel == 0 {
+        return Ok(Span { numel, bytes: None });
+    }
+    let item = isize::try_from(itemsize).map_err(|_| Error::Overflow("itemsize"))?;
+    let (mut lo, mut hi) = (0isize, 0isize);
+    for (&n, &s) in shape.iter().zip(strides) {
+        let last = isize::try_from(n - 1).map_err(|_| Error::Overflow("shape"))?;
+        let reach = last
+            .checked_mul(s)
+            .and_then(|r| r.checked_mul(item))
+            .ok_or(Error::Overflow("byte span"))?;
+        if reach < 0 {
+            lo = lo.checked_add(reach).ok_or(Error::Overflow("byte span"))?;
+        } else {
+            hi = hi.checked_add(reach).ok_or(Error::Overflow("byte span"))?;
+        }
+    }
+    let end = hi.checked_add(item).ok_or(Error::Overflow("byte span"))?;
+    Ok(Span {
+        numel,
+        bytes: Some((lo, end)),
+    })
+}
+
+/// C-contiguous strides (in elements) for `shape`, or an overflow error.
+pub(crate) fn c_strides(shape: &[usize]) -> Result<Vec<isize>> {
+    let mut strides = vec![0isize; shape.len()];
+    let mut acc: isize = 1;
+    for (s, &n) in strides.iter_mut().zip(shape).rev() {
+        *s = acc;
+        let n = isize::try_from(n.max(1)).map_err(|_| Error::Overflow("strides"))?;
+        acc = acc.checked_mul(n).ok_or(Error::Overflow("strides"))?;
+    }
+    Ok(strides)
+}
+
+/// F-contiguous strides (in elements) for `shape`, or an overflow error.
+pub(crate) fn f_strides(shape: &[usize]) -> Result<Vec<isize>> {
+    let mut strides = vec![0isize; shape.len()];
+    let mut acc: isize = 1;
+    for (s, &n) in strides.iter_mut().zip(shape) {
+        *s = acc;
+        let n = isize::try_from(n.max(1)).map_err(|_| Error::Overflow("strides"))?;
+        acc = acc.checked_mul(n).ok_or(Error::Overflow("strides"))?;
+    }
+    Ok(strides)
+}
+
+/// Contiguity test that ignores dimensions of extent 1 (as numpy does) and is true for empty
+/// tensors. `dims` yields (extent, stride) from the fastest-varying dimension outwards.
+fn dense<'a>(mut dims: impl Iterator<Item = (&'a usize, &'a isize)>, numel: usize) -> bool {
+    if numel == 0 {
+        return true;
+    }
+    let mut expected: isize = 1;
+    dims.all(|(&n, &s)| {
+        if n == 1 {
+            return true;
+        }
+        let ok = s == expected;
+        expected = expected.saturating_mul(n as isize);
+        ok
+    })
+}
+
+impl TensorView {
+    /// Build a view from raw parts, checking every metadata invariant.
+    ///
+    /// Checks: rank limit, matching shape/strides lengths, overflow of element count, byte span
+    /// and addresses, null data with elements, packed sub-byte layouts, and that the reached
+    /// bytes lie within `parts.extent` when one is given.
+    ///
+    /// # Safety
+    /// For as long as `owner` (or any clone of it) lives, the bytes the described tensor reaches —
+    /// and the whole of `parts.extent`, when given — must stay allocated and, for host devices,
+    /// readable, and also writable unless `parts.flags.read_only` is set. Nobody else may write
+    /// them in ways Rust's aliasing rules forbid while a `&[T]` obtained from this view lives.
+    pub unsafe fn from_parts(parts: Parts, owner: Owner) -> Result<TensorView> {
+        let Parts {
+            data,
+            byte_offset,
+            shape,
+            strides,
+            dtype,
+            device,
+            flags,
+            extent,
+        } = parts;
+        let ndim = shape.len();
+        if ndim > MAX_NDIM {
+            return Err(Error::InvalidShape(format!(
+                "{ndim} dimensions exceed the limit of {MAX_NDIM}"
+            )));
+        }
+        let strides = match strides {
+            Some(s) if s.len() != ndim => {
+                return Err(Error::InvalidShape(format!(
+                    "{} strides for {ndim} dimensions",
+                    s.len()
+                )))
+            }
+            Some(s) => s,
+            None => c_strides(&shape)?,
+        };
+        let start = (data as usize)
+            .checked_add(byte_offset)
+            .ok_or(Error::Overflow("data pointer + byte offset"))?;
+        let span = match dtype.storage_size(flags.subbyte_padded) {
+            Some(size) => layout_span(&shape, &strides, size)?,
+            None => {
+                let numel = layout_span(&shape, &strides, 1)?.numel;
+                if !dense(shape.iter().zip(strides.iter()).rev(), numel) {
+                    return Err(Error::NotContiguous(format!(
+                        "bit-packed {dtype} elements must be C-contiguous"
+                    )));
+                }
+                let bits = (numel as u128) * u128::from(dtype.element_bits());
+                let bytes =
+                    isize::try_from(bits.div_ceil(8)).map_err(|_| Error::Overflow("byte span"))?;
+                let bytes = (numel > 0).then_some((0, bytes));
+                Span { numel, bytes }
+            }
+        };
+        let reached = match span.bytes {
+            None => start..start,
+            Some((lo, end)) => {
+                if data.is_null() {
+                    return Err(Error::NullData(span.numel));
+                }
+                let first = start
+                    .checked_add_signed(lo)
+                    .ok_or(Error::Overflow("lowest address"))?;
+                let last = start
+                    .checked_add_signed(end)
+                    .ok_or(Error::Overflow("highest address"))?;
+                first..last
+            }
+        };
+        let extent = match extent {
+            Some(e) => {
+                if !reached.is_empty() && (reached.start < e.start || reached.end > e.end) {
+                    return Err(Error::OutOfBounds(format!(
+                        "the view reaches {reached:#x?} outside its owner's extent {e:#x?}"
+                    )));
+                }
+                e
+            }
+            None => reached,
+        };
+        Ok(TensorView {
+            data,
+            byte_offset,
+            shape: shape.into_boxed_slice(),
+            strides: strides.into_boxed_slice(),
+            dtype,
+            device,
+            flags,
+            extent,
+            owner,
+        })
+    }
+
+    /// A C-contiguous, writable CPU tensor that owns `data`.
+    ///
+    /// ```
+    /// let t = dlbridge::TensorView::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], &[2, 2])?;
+    /// assert_eq!(t.as_slice::<f32>()?, &[1.0, 2.0, 3.0, 4.0]);
+    /// # Ok::<(), dlbridge::Error>(())
+    /// ```
+    pub fn from_vec<T: Element>(mut data: Vec<T>, shape: &[usize]) -> Result<TensorView> {
+        let ptr = data.as_mut_ptr();
+        Self::from_owned_elements(ptr, data.len(), shape, false, data)
+    }
+
+    /// A C-contiguous, writable CPU tensor that owns `data`.
+    pub fn from_boxed_slice<T: Element>(mut data: Box<[T]>, shape: &[usize]) -> Result<TensorView> {
+        let ptr = data.as_mut_ptr();
+        Self::from_owned_elements(ptr, data.len(), shape, false, data)
+    }
+
+    /// A C-contiguous CPU tensor sharing `data`; read-only, because `Arc` contents are
+    /// immutable in Rust.
+    pub fn from_arc_slice<T: Element>(
+        data: std::sync::Arc<[T]>,
+        shape: &[usize],
+    ) -> Result<TensorView> {
+        let ptr = data.as_ptr() as *mut T;
+        Self::from_owned_elements(ptr, data.len(), shape, true, data)
+    }
+
+    /// A C-contiguous CPU tensor over a `'static` slice; read-only.
+    pub fn from_static<T: Element>(data: &'static [T], shape: &[usize]) -> Result<TensorView> {
+        Self::from_owned_elements(data.as_ptr() as *mut T, data.len(), shape, true, ())
+    }
+
+    fn from_owned_elements<T: Element, O: Send + Sync + 'static>(
+        ptr: *mut T,
+        len: usize,
+        shape: &[usize],
+        read_only: bool,
+        owner: O,
+    ) -> Result<TensorView> {
+        let numel = layout_span(shape, &c_strides(shape)?, 1)?.numel;
+        if numel != len {
+            return Err(Error::InvalidShape(format!(
+                "shape {shape:?} holds {numel} elements, the buffer has {len}"
+            )));
+        }
+        let start = ptr as usize;
+        let bytes = len * std::mem::size_of::<T>();
+        let mut parts = Parts::contiguous(ptr.cast(), shape.to_vec(), T::DTYPE);
+        parts.flags.read_only = read_only;
+        parts.extent = Some(start..start + bytes);
+        // SAFETY: `owner` owns (or, for `()`, a 'static slice provides) `len` initialised `T`s at
+        // `ptr`; heap contents do not move when the owner is moved into the `Owner`. The extent is
+        // exactly those bytes. Writable only for owners that give unique access (Vec, Box).
+        unsafe { TensorView::from_parts(parts, Owner::new(owner)) }
+    }
+
+    /// The dimensions.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    /// The steps of each dimension, in elements (not bytes).
+    pub fn strides(&self) -> &[isize] {
+        &self.strides
+    }
+    /// The number of dimensions.
+    pub fn ndim(&self) -> usize {
+        self.shape.len()
+    }
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+    /// The device the memory lives on.
+    pub fn device(&self) -> Device {
+        self.device
+    }
+    /// The flags (read-only, is-copied, sub-byte padding).
+    pub fn flags(&self) -> Flags {
+        self.flags
+    }
+    /// True when nobody may write through this view.
+    pub fn is_read_only(&self) -> bool {
+        self.flags.read_only
+    }
+    /// True when this view's memory is a copy made for it (by the copy kernel or a producer).
+    pub fn is_copied(&self) -> bool {
+        self.flags.is_copied
+    }
+    /// The keep-alive handle of the memory.
+    pub fn owner(&self) -> &Owner {
+        &self.owner
+    }
+    /// The base pointer (DLPack `data`); add [`TensorView::byte_offset`] for the first element.
+    pub fn base_ptr(&self) -> *mut u8 {
+        self.data
+    }
+    /// Bytes from the base pointer to the first element (DLPack `byte_offset`).
+    pub fn byte_offset(&self) -> usize {
+        self.byte_offset
+    }
+    /// Address of the first element (index `[0, 0, ...]`).
+    pub fn data_ptr(&self) -> *const u8 {
+        self.data.wrapping_add(self.byte_offset)
+    }
+    /// The address range the owner keeps valid (what [`TensorView::as_strided`] may reach).
+    pub fn extent(&self) -> Range<usize> {
+        self.extent.clone()
+    }
+    /// Returns a view marked read-only (no data is touched).
+    pub fn into_read_only(mut self) -> TensorView {
+        self.flags.read_only = true;
+        self
+    }
+    /// Byte size of one element (1 for padded sub-byte types), or `None` for bit-packed ones.
+    pub fn itemsize(&self) -> Option<usize> {
+        self.dtype.storage_size(self.flags.subbyte_padded)
+    }
+
+    /// Number of elements.
+    pub fn numel(&self) -> usize {
+        // Cannot overflow: checked at construction.
+        self.shape.iter().product()
+    }
+
+    /// Bytes of the elements' storage if laid out densely (bit-packed types round up).
+    pub fn nbytes(&self) -> usize {
+        match self.itemsize() {
+            Some(size) => self.numel() * size,
+            None => (self.numel() * self.dtype.element_bits() as usize).div_ceil(8),
+        }
+    }
+
+    /// The address range this view reads (lowest byte to one past the highest); empty for a
+    /// tensor without elements.
+    pub fn byte_span(&self) -> Range<usize> {
+        let start = self.data_ptr() as usize;
+        match self.itemsize() {
+            None => start..start + self.nbytes(),
+            Some(size) => match layout_span(&self.shape, &self.strides, size) {
+                Ok(Span {
+                    bytes: Some((lo, end)),
+                    ..
+                }) => start.wrapping_add_signed(lo)..start.wrapping_add_signed(end),
+                _ => start..start,
+            },
+        }
+    }
+
+    /// Row-major contiguous, ignoring the strides of size-1 dimensions (as numpy does).
+    pub fn is_c_contiguous(&self) -> bool {
+        dense(
+            self.shape.iter().zip(self.strides.iter()).rev(),
+            self.numel(),
+        )
+    }
+
+    /// Column-major contiguous, ignoring the strides of size-1 dimensions.
+    pub fn is_f_contiguous(&self) -> bool {
+        dense(self.shape.iter().zip(self.strides.iter()), self.numel())
+    }
+
+    /// Whether two views may share bytes: same device and intersecting byte spans. A `false` is
+    /// certain; a `true` may be a false positive for interleaved strided views (as numpy's
+    /// `may_share_memory`).
+    pub fn may_overlap(&self, other: &TensorView) -> bool {
+        let (a, b) = (self.byte_span(), other.byte_span());
+        self.device == other.device
+            && !a.is_empty()
+            && !b.is_empty()
+            && a.start < b.end
+            && b.start < a.end
+    }
+
+    /// Whether two elements of this view can share bytes (a zero stride on a dimension longer
+    /// than 1, or strides that interleave). Conservative: `true` may be a false positive.
+    pub fn has_internal_overlap(&self) -> bool {
+        let Some(size) = self.itemsize() else {
+            return false;
+        };
+        if self.numel() <= 1 {
+            return false;
+        }
+        let mut dims: Vec<(usize, usize)> = self
+            .shape
+            .iter()
+            .zip(self.strides.iter())
+            .filter(|(&n, _)| n > 1)
+            .map(|(&n, &s)| (n, s.unsigned_abs() * size))
+            .collect();
+        dims.sort_by_key(|&(_, s)| s);
+        let mut reach = size;
+        for (n, s) in dims {
+            if s < reach {
+                return true;
+            }
+            reach = s * (n - 1) + reach;
+        }
+        false
+    }
+
+    /// Byte offset of the element at `index`, relative to the first element.
+    pub fn offset_of(&self, index: &[usize]) -> Result<isize> {
+        let size = self.itemsize().ok_or(Error::UnsupportedDtype {
+            dtype: self.dtype,
+            reason: "bit-packed elements have no byte offset",
+        })?;
+        if index.len() != self.ndim() {
+            return Err(Error::InvalidArgument(format!(
+                "index of {} dimensions for a {}-d tensor",
+                index.len(),
+                self.ndim()
+            )));
+        }
+        let mut off = 0isize;
+        for (axis, ((&i, &n), &s)) in index
+            .iter()
+            .zip(&*self.shape)
+            .zip(&*self.strides)
+            .enumerate()
+        {
+            if i >= n {
+                return Err(Error::OutOfBounds(format!(
+                    "index {i} on axis {axis} of extent {n}"
+                )));
+            }
+            // Cannot overflow: bounded by the span checked at construction.
+            off += i as isize * s * size as isize;
+        }
+        Ok(off)
+    }
+
+    pub(crate) fn require_host(&self, what: &'static str) -> Result<()> {
+        if self.device.is_host_accessible() {
+            Ok(())
+        } else {
+            Err(Error::UnsupportedDevice {
+                device: self.device,
+                reason: what,
+            })
+        }
+    }
+
+    fn check_typed<T: Element>(&self) -> Result<()> {
+        if self.dtype != T::DTYPE {
+            return Err(Error::DtypeMismatch {
+                expected: T::DTYPE,
+                found: self.dtype,
+            });
+        }
+        self.require_host("typed element access needs host memory")?;
+        let address = self.data_ptr() as usize;
+        let align = std::mem::align_of::<T>();
+        if self.numel() > 0 && address % align != 0 {
+            return Err(Error::Misaligned { address, align });
+        }
+        Ok(())
+    }
+
+    /// Check that `T` may be read at the element positions of this view: dtype, host device,
+    /// alignment (of the first element and every stride) and, for types with invalid bit
+    /// patterns, every value. Integrations that build typed strided views (ndarray) call this.
+    pub fn check_element_access<T: Element>(&self) -> Result<()> {
+        // Strides are in elements, so every element is as aligned as the first one.
+        self.check_typed::<T>()?;
+        if !T::ANY_BIT_PATTERN {
+            self.check_bool_values()?;
+        }
+        Ok(())
+    }
+
+    fn check_bool_values(&self) -> Result<()> {
+        let bytes = crate::copy::gather_bytes(self)?;
+        match bytes.iter().position(|&b| b > 1) {
+            None => Ok(()),
+            Some(i) => Err(Error::InvalidArgument(format!(
+                "bool element {i} holds the byte {}, not 0 or 1",
+                bytes[i]
+            ))),
+        }
+    }
+
+    /// The elements as a slice, when the view is C-contiguous host memory of element type `T`.
+    pub fn as_slice<T: Element>(&self) -> Result<&[T]> {
+        self.check_typed::<T>()?;
+        if !self.is_c_contiguous() {
+            return Err(Error::NotContiguous(
+                "as_slice needs a C-contiguous view (use to_contiguous)".into(),
+            ));
+        }
+        let n = self.numel();
+        if n == 0 {
+            return Ok(&[]);
+        }
+        if !T::ANY_BIT_PATTERN {
+            self.check_bool_values()?;
+        }
+        // SAFETY: dtype equals T::DTYPE, so elements are `T`-sized; the view is C-contiguous with
+        // `n` elements from the (aligned, checked above) first element, all inside memory the
+        // owner keeps valid while `self` is borrowed; values are valid `T` (checked for bool).
+        Ok(unsafe { std::slice::from_raw_parts(self.data_ptr().cast::<T>(), n) })
+    }
+
+    /// The elements as a mutable slice: C-contiguous host memory of element type `T`, writable,
+    /// and reachable through no other handle (no other view, export or owner clone lives).
+    pub fn as_mut_slice<T: Element>(&mut self) -> Result<&mut [T]> {
+        self.check_unique_writable()?;
+        self.as_slice::<T>()?;
+        let n = self.numel();
+        if n == 0 {
+            return Ok(&mut []);
+        }
+        // SAFETY: as in `as_slice`, plus: the memory is writable (not read-only) and this view
+        // holds the only handle to the owner, so no other Rust reference to these bytes exists
+        // while `self` is mutably borrowed.
+        Ok(unsafe { std::slice::from_raw_parts_mut(self.data_ptr().cast_mut().cast::<T>(), n) })
+    }
+
+    /// Succeeds when writing through this view is allowed: not read-only, and this view holds
+    /// the only handle to its owner (so no other view or export can observe the writes).
+    ///
+    /// This is the rule every mutable access in the crate enforces. Memory aliased outside
+    /// dlbridge (the producer of an imported DLPack tensor) is the producer's to coordinate, as
+    /// the DLPack contract says: a writable export grants the consumer write access.
+    pub fn check_unique_writable(&self) -> Result<()> {
+        if self.flags.read_only {
+            return Err(Error::ReadOnly("mutable access refused"));
+        }
+        let handles = self.owner.handle_count();
+        if handles != 1 {
+            return Err(Error::NotUnique(handles - 1));
+        }
+        Ok(())
+    }
+}
