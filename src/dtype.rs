@@ -230,19 +230,23 @@ impl DType {
     /// Parse a name produced by [`DType::name`].
     pub fn from_name(name: &str) -> Result<DType> {
         let unknown = || Error::InvalidArgument(format!("unknown dtype name {name:?}"));
-        let (base, lanes) = match name.rsplit_once('x') {
-            Some((b, l)) if !l.is_empty() && l.bytes().all(|c| c.is_ascii_digit()) => {
-                (b, l.parse::<u16>().map_err(|_| unknown())?)
-            }
-            _ => (name, 1),
-        };
+        if let Some(d) = Self::scalar_from_name(name, 1) {
+            return d;
+        }
+        // A vector type: "<scalar>x<lanes>", e.g. "float32x4".
+        let (base, lanes) = name.rsplit_once('x').ok_or_else(unknown)?;
+        let lanes: u16 = lanes.parse().map_err(|_| unknown())?;
+        Self::scalar_from_name(base, lanes).ok_or_else(unknown)?
+    }
+
+    fn scalar_from_name(base: &str, lanes: u16) -> Option<Result<DType>> {
         for code in (0..=17u8).filter_map(DTypeCode::from_u8) {
             if code.fixed_name() == Some(base) {
-                return DType::new(code as u8, code.fixed_bits().unwrap_or(8), lanes);
+                return Some(DType::new(code as u8, code.fixed_bits()?, lanes));
             }
         }
         if base == "bool" {
-            return DType::new(DTypeCode::Bool as u8, 8, lanes);
+            return Some(DType::new(DTypeCode::Bool as u8, 8, lanes));
         }
         let stems = [
             ("uint", DTypeCode::UInt),
@@ -252,13 +256,9 @@ impl DType {
             ("complex", DTypeCode::Complex),
             ("opaque", DTypeCode::OpaqueHandle),
         ];
-        for (stem, code) in stems {
-            if let Some(bits) = base.strip_prefix(stem) {
-                let bits: u8 = bits.parse().map_err(|_| unknown())?;
-                return DType::new(code as u8, bits, lanes);
-            }
-        }
-        Err(unknown())
+        let (stem, code) = stems.iter().find(|(stem, _)| base.starts_with(stem))?;
+        let bits: u8 = base[stem.len()..].parse().ok()?;
+        Some(DType::new(*code as u8, bits, lanes))
     }
 
     /// The DLPack ABI form.

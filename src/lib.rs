@@ -11,9 +11,9 @@
 //! | module | feature | converts |
 //! |---|---|---|
 //! | [`dlpack`] | always | owned versioned and legacy managed tensors |
-//! | `ndarray` | `ndarray` | `ArrayView`/`ArrayViewMut`/`Array`/`ArcArray` |
-//! | `arrow` | `arrow` | `Buffer`, primitive and fixed-size-list arrays, `arrow.fixed_shape_tensor` |
-//! | `torch` | `tch` | `tch::Tensor`, through ATen's DLPack converters |
+//! | [`interop::ndarray`] | `ndarray` | `ArrayView`/`ArrayViewMut`/`Array`/`ArcArray` |
+//! | [`interop::arrow`] | `arrow` | `Buffer`, primitive and fixed-size-list arrays, `arrow.fixed_shape_tensor` |
+//! | [`interop::torch`] | `tch` | `tch::Tensor`, through ATen's DLPack converters |
 //! | `python` | `python` | the `dlbridge` Python module |
 //!
 //! Ownership rules, upheld everywhere: memory stays valid while any view, export or consumer can
@@ -39,7 +39,10 @@ mod device;
 pub mod dlpack;
 mod dtype;
 mod error;
+pub mod interop;
 mod owner;
+#[cfg(feature = "python")]
+mod python;
 mod tensor;
 pub mod view;
 

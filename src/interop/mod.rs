@@ -1,0 +1,9 @@
+//! One module per ecosystem, each behind its cargo feature, each converting only to and from
+//! [`crate::TensorView`].
+
+#[cfg(feature = "arrow")]
+pub mod arrow;
+#[cfg(feature = "ndarray")]
+pub mod ndarray;
+#[cfg(feature = "tch")]
+pub mod torch;

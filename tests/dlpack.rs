@@ -1,0 +1,337 @@
+//! DLPack ownership: every deleter runs exactly once, in every order of drops.
+
+use std::ffi::c_void;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use dlbridge::ffi::{
+    DLDataType, DLDataTypeCode, DLDevice, DLDeviceType, DLManagedTensor, DLManagedTensorVersioned,
+    DLPackVersion, DLTensor,
+};
+use dlbridge::{
+    DType, Error, ManagedTensorLegacy, ManagedTensorVersioned, Owner, Parts, TensorView,
+};
+
+/// An owner that counts its own drops.
+struct Counted(Arc<AtomicUsize>, #[allow(dead_code)] Vec<f32>);
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn counted_tensor(values: Vec<f32>, shape: &[usize]) -> (TensorView, Arc<AtomicUsize>) {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let mut owned = Counted(drops.clone(), values);
+    let ptr = owned.1.as_mut_ptr().cast::<u8>();
+    let parts = Parts::contiguous(ptr, shape.to_vec(), DType::F32);
+    // SAFETY: the Vec's heap block is owned by the Owner and does not move with it.
+    let t = unsafe { TensorView::from_parts(parts, Owner::new(owned)) }.unwrap();
+    (t, drops)
+}
+
+#[test]
+fn export_then_drop_runs_the_owner_release_once() {
+    let (t, drops) = counted_tensor(vec![1.0, 2.0, 3.0], &[3]);
+    let versioned = t.to_dlpack_versioned();
+    let legacy = t.to_dlpack_legacy().unwrap();
+    assert_eq!(t.owner().handle_count(), 3);
+    drop(t);
+    drop(versioned);
+    assert_eq!(drops.load(Ordering::SeqCst), 0);
+    drop(legacy);
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn raw_pointer_handoff_and_manual_deleter_call() {
+    let (t, drops) = counted_tensor(vec![0.0; 4], &[2, 2]);
+    let raw = t.into_dlpack_versioned().into_raw();
+    assert_eq!(drops.load(Ordering::SeqCst), 0);
+    // SAFETY: `raw` is a live managed tensor we own; a C consumer would do exactly this.
+    unsafe {
+        let m = &*raw;
+        assert_eq!((m.version.major, m.version.minor), (1, 3));
+        assert_eq!(m.dl_tensor.ndim, 2);
+        assert_eq!(*m.dl_tensor.shape.add(1), 2);
+        assert_eq!(*m.dl_tensor.strides, 2);
+        (m.deleter.unwrap())(raw);
+    }
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn import_keeps_owner_until_last_view_in_any_order() {
+    for order in 0..3 {
+        let (t, drops) = counted_tensor((0..6).map(|x| x as f32).collect(), &[2, 3]);
+        let addr = t.data_ptr();
+        let imported =
+            TensorView::from_dlpack_versioned(t.transpose().to_dlpack_versioned()).unwrap();
+        let view = imported.select(0, 1).unwrap();
+        assert_eq!(imported.data_ptr(), addr);
+        assert_eq!(view.to_vec::<f32>().unwrap(), vec![1.0, 4.0]);
+        let mut handles = vec![Some(t), Some(imported), Some(view)];
+        for k in 0..3 {
+            assert_eq!(drops.load(Ordering::SeqCst), 0);
+            handles[(k + order) % 3] = None;
+        }
+        assert_eq!(drops.load(Ordering::SeqCst), 1, "order {order}");
+    }
+}
+
+#[test]
+fn own_exports_come_back_as_the_same_owner() {
+    let (t, drops) = counted_tensor(vec![1.0; 8], &[8]);
+    let back = TensorView::from_dlpack_versioned(t.to_dlpack_versioned()).unwrap();
+    assert!(back.owner().same_as(t.owner()));
+    let legacy = TensorView::from_dlpack_legacy(t.to_dlpack_legacy().unwrap()).unwrap();
+    assert!(legacy.owner().same_as(t.owner()));
+    assert_eq!(t.owner().handle_count(), 3);
+    drop((t, back, legacy));
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn flags_travel_both_ways() {
+    let (t, _) = counted_tensor(vec![1.0; 2], &[2]);
+    let ro = t.clone().into_read_only();
+    let m = ro.to_dlpack_versioned();
+    assert_eq!(m.flags() & 1, 1);
+    let back = TensorView::from_dlpack_versioned(m).unwrap();
+    assert!(back.is_read_only());
+    assert!(matches!(ro.to_dlpack_legacy(), Err(Error::ReadOnly(_))));
+    let copy = t.to_contiguous(dlbridge::Order::C).unwrap();
+    let m = copy.to_dlpack_versioned();
+    assert_eq!(m.flags() & 2, 2);
+    assert!(TensorView::from_dlpack_versioned(m).unwrap().is_copied());
+}
+
+// ---- A foreign producer, written as a C library would: a static deleter and a counter. ----
+
+static FOREIGN_DELETES: AtomicUsize = AtomicUsize::new(0);
+
+#[repr(C)]
+struct ForeignVersioned {
+    managed: DLManagedTensorVersioned,
+    shape: [i64; 2],
+    strides: [i64; 2],
+    data: Vec<u16>,
+}
+
+unsafe extern "C" fn foreign_versioned_deleter(m: *mut DLManagedTensorVersioned) {
+    // SAFETY: `m` is the first field of a boxed ForeignVersioned made by `foreign_versioned`.
+    drop(unsafe { Box::from_raw(m.cast::<ForeignVersioned>()) });
+    FOREIGN_DELETES.fetch_add(1, Ordering::SeqCst);
+}
+
+/// A foreign managed tensor; `edit` may corrupt its metadata before it is handed over.
+fn foreign_versioned(edit: impl FnOnce(&mut ForeignVersioned)) -> *mut DLManagedTensorVersioned {
+    let mut f = Box::new(ForeignVersioned {
+        managed: DLManagedTensorVersioned {
+            version: DLPackVersion { major: 1, minor: 3 },
+            manager_ctx: std::ptr::null_mut(),
+            deleter: Some(foreign_versioned_deleter),
+            flags: dlpark::DlpackFlags::empty(),
+            dl_tensor: DLTensor {
+                data: std::ptr::null_mut(),
+                device: DLDevice {
+                    device_type: DLDeviceType::CPU,
+                    device_id: 0,
+                },
+                ndim: 2,
+                dtype: DLDataType {
+                    code: DLDataTypeCode::UINT,
+                    bits: 16,
+                    lanes: 1,
+                },
+                shape: std::ptr::null_mut(),
+                strides: std::ptr::null_mut(),
+                byte_offset: 0,
+            },
+        },
+        shape: [3, 2],
+        strides: [1, 3],
+        data: (0..6).collect(),
+    });
+    f.managed.dl_tensor.data = f.data.as_mut_ptr().cast::<c_void>();
+    f.managed.dl_tensor.shape = f.shape.as_mut_ptr();
+    f.managed.dl_tensor.strides = f.strides.as_mut_ptr();
+    edit(&mut f);
+    Box::into_raw(f).cast()
+}
+
+fn take(ptr: *mut DLManagedTensorVersioned) -> ManagedTensorVersioned {
+    // SAFETY: `ptr` is a fresh foreign managed tensor handed over to us.
+    unsafe { ManagedTensorVersioned::from_raw(ptr) }.unwrap()
+}
+
+/// Foreign tests share one counter: run them under one lock.
+static FOREIGN_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+#[test]
+fn foreign_managed_tensor_import() {
+    let _g = FOREIGN_LOCK.lock().unwrap();
+    let before = FOREIGN_DELETES.load(Ordering::SeqCst);
+    let t = TensorView::from_dlpack_versioned(take(foreign_versioned(|_| {}))).unwrap();
+    assert_eq!(t.shape(), &[3, 2]);
+    assert!(t.is_f_contiguous());
+    assert_eq!(t.to_vec::<u16>().unwrap(), vec![0, 3, 1, 4, 2, 5]);
+    let row = t.select(0, 2).unwrap();
+    drop(t);
+    assert_eq!(FOREIGN_DELETES.load(Ordering::SeqCst), before);
+    // Re-export the foreign tensor: the chain keeps the producer alive through our export.
+    let again = row.to_dlpack_legacy().unwrap();
+    drop(row);
+    assert_eq!(FOREIGN_DELETES.load(Ordering::SeqCst), before);
+    drop(again);
+    assert_eq!(FOREIGN_DELETES.load(Ordering::SeqCst), before + 1);
+}
+
+#[test]
+fn bad_foreign_metadata_is_refused_and_deleted_once() {
+    let _g = FOREIGN_LOCK.lock().unwrap();
+    let cases: Vec<(&str, Box<dyn Fn(&mut ForeignVersioned)>)> = vec![
+        ("major version 2", Box::new(|f| f.managed.version.major = 2)),
+        ("major version 0", Box::new(|f| f.managed.version.major = 0)),
+        ("negative ndim", Box::new(|f| f.managed.dl_tensor.ndim = -1)),
+        (
+            "ndim too large",
+            Box::new(|f| f.managed.dl_tensor.ndim = 1000),
+        ),
+        ("negative extent", Box::new(|f| f.shape[0] = -3)),
+        (
+            "overflowing shape",
+            Box::new(|f| f.shape = [i64::MAX, i64::MAX]),
+        ),
+        (
+            "overflowing stride",
+            Box::new(|f| f.strides = [i64::MAX / 2, 1]),
+        ),
+        (
+            "null shape",
+            Box::new(|f| f.managed.dl_tensor.shape = std::ptr::null_mut()),
+        ),
+        (
+            "null strides in 1.3",
+            Box::new(|f| f.managed.dl_tensor.strides = std::ptr::null_mut()),
+        ),
+        (
+            "null data",
+            Box::new(|f| f.managed.dl_tensor.data = std::ptr::null_mut()),
+        ),
+        (
+            "unknown dtype",
+            Box::new(|f| f.managed.dl_tensor.dtype.code = DLDataTypeCode(99)),
+        ),
+        (
+            "zero lanes",
+            Box::new(|f| f.managed.dl_tensor.dtype.lanes = 0),
+        ),
+        (
+            "bad bool bits",
+            Box::new(|f| {
+                f.managed.dl_tensor.dtype = DLDataType {
+                    code: DLDataTypeCode::BOOL,
+                    bits: 1,
+                    lanes: 1,
+                }
+            }),
+        ),
+        (
+            "address wraps",
+            Box::new(|f| f.managed.dl_tensor.byte_offset = u64::MAX - 4),
+        ),
+    ];
+    for (what, edit) in cases {
+        let before = FOREIGN_DELETES.load(Ordering::SeqCst);
+        let err = TensorView::from_dlpack_versioned(take(foreign_versioned(edit)));
+        assert!(err.is_err(), "{what} was accepted");
+        assert_eq!(
+            FOREIGN_DELETES.load(Ordering::SeqCst),
+            before + 1,
+            "{what}: deleter count"
+        );
+    }
+    let before = FOREIGN_DELETES.load(Ordering::SeqCst);
+    let e = TensorView::from_dlpack_versioned(take(foreign_versioned(|f| {
+        f.managed.version = DLPackVersion { major: 2, minor: 0 }
+    })));
+    assert_eq!(
+        e.unwrap_err(),
+        Error::VersionMismatch { major: 2, minor: 0 }
+    );
+    assert_eq!(FOREIGN_DELETES.load(Ordering::SeqCst), before + 1);
+    // Older minor versions may omit strides (compact row-major).
+    let t = TensorView::from_dlpack_versioned(take(foreign_versioned(|f| {
+        f.managed.version.minor = 1;
+        f.managed.dl_tensor.strides = std::ptr::null_mut();
+    })))
+    .unwrap();
+    assert_eq!(t.strides(), &[2, 1]);
+    assert_eq!(t.to_vec::<u16>().unwrap(), vec![0, 1, 2, 3, 4, 5]);
+}
+
+#[test]
+fn read_only_and_copied_foreign_flags() {
+    let _g = FOREIGN_LOCK.lock().unwrap();
+    let mut t = TensorView::from_dlpack_versioned(take(foreign_versioned(|f| {
+        f.managed.flags = dlpark::DlpackFlags::READ_ONLY | dlpark::DlpackFlags::IS_COPIED
+    })))
+    .unwrap();
+    assert!(t.is_read_only() && t.is_copied());
+    assert!(matches!(t.as_mut_slice::<u16>(), Err(Error::ReadOnly(_))));
+    assert!(matches!(t.to_dlpack_legacy(), Err(Error::ReadOnly(_))));
+}
+
+#[test]
+fn null_deleter_is_allowed() {
+    static DATA: [u8; 3] = [7, 8, 9];
+    let mut shape = [3i64];
+    let mut strides = [1i64];
+    let mut m = DLManagedTensor {
+        dl_tensor: DLTensor {
+            data: DATA.as_ptr() as *mut c_void,
+            device: DLDevice {
+                device_type: DLDeviceType::CPU,
+                device_id: 0,
+            },
+            ndim: 1,
+            dtype: DLDataType {
+                code: DLDataTypeCode::UINT,
+                bits: 8,
+                lanes: 1,
+            },
+            shape: shape.as_mut_ptr(),
+            strides: strides.as_mut_ptr(),
+            byte_offset: 0,
+        },
+        manager_ctx: std::ptr::null_mut(),
+        deleter: None,
+    };
+    // SAFETY: `m`, its shape/strides and the static data outlive the imported view below.
+    let handle = unsafe { ManagedTensorLegacy::from_raw(&mut m) }.unwrap();
+    let t = TensorView::from_dlpack_legacy(handle).unwrap();
+    assert_eq!(t.to_vec::<u8>().unwrap(), vec![7, 8, 9]);
+    assert!(unsafe { ManagedTensorLegacy::from_raw(std::ptr::null_mut()) }.is_none());
+}
+
+#[test]
+fn views_cross_threads() {
+    let (t, drops) = counted_tensor((0..1000).map(|x| x as f32).collect(), &[1000]);
+    let handles: Vec<_> = (0..4)
+        .map(|k| {
+            let m = t
+                .slice(0, dlbridge::SliceArg::range(k * 250, (k + 1) * 250))
+                .unwrap()
+                .to_dlpack_versioned();
+            std::thread::spawn(move || {
+                let v = TensorView::from_dlpack_versioned(m).unwrap();
+                v.to_vec::<f32>().unwrap().iter().sum::<f32>()
+            })
+        })
+        .collect();
+    drop(t);
+    let total: f32 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    assert_eq!(total, (0..1000).sum::<i32>() as f32);
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+}
