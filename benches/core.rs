@@ -1,1 +1,129 @@
-fn main() {}
+//! Core benchmarks, peers in the same run:
+//! - DLPack export -> import round trip: dlbridge vs dlpark, 1 KiB and 1 GiB (flat = O(ndim));
+//! - the copy kernel on a transposed 64 MiB f32 view vs memcpy of the same bytes and vs
+//!   ndarray's `as_standard_layout().to_owned()`.
+//!
+//! `cargo bench --bench core -- --warm-up-time 1 --measurement-time 3`
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use dlbridge::ffi::DLManagedTensorVersioned;
+use dlbridge::{ManagedTensorVersioned, Order, TensorView};
+use dlpark::metadata::Dynamic;
+use dlpark::TryFromDlpack;
+use ndarray::ArrayViewD;
+
+const KIB: usize = 1 << 10;
+const GIB: usize = 1 << 30;
+
+/// A zeroed f32 buffer of `bytes` bytes, as a 2-D (rows, 256) tensor. `vec![0; n]` maps
+/// zero pages lazily, so a 1 GiB case costs no physical memory unless touched.
+fn tensor(bytes: usize) -> TensorView {
+    let n = bytes / 4;
+    TensorView::from_vec(vec![0f32; n], &[n / 256, 256]).unwrap()
+}
+
+/// dlpark's export of the same memory: a Dynamic metadata allocation whose context is an Arc
+/// keep-alive, then its consumer into a typed ndarray view.
+fn dlpark_round_trip(data: &Arc<Vec<f32>>, shape: &[usize], strides: &[isize]) -> usize {
+    let prepared = Dynamic::new(shape, strides)
+        .prepare_as::<DLManagedTensorVersioned>()
+        .unwrap();
+    let mut init = prepared.initialize(data.clone());
+    init.set_data(data.as_ptr() as *mut _)
+        .set_dtype(dlpark::ffi::DLDataType {
+            code: dlpark::ffi::DLDataTypeCode::FLOAT,
+            bits: 32,
+            lanes: 1,
+        })
+        .set_device(dlpark::ffi::DLDevice::CPU);
+    // SAFETY: data, shape and strides describe the Arc'd Vec, which the context keeps alive.
+    let managed = unsafe { init.finish() };
+    // SAFETY: the managed tensor is valid for the duration of the borrow.
+    let view: ArrayViewD<f32> = unsafe { TryFromDlpack::try_from_dlpack(&managed, ()) }.unwrap();
+    view.len()
+}
+
+fn round_trip(c: &mut Criterion) {
+    let mut g = c.benchmark_group("dlpack_round_trip");
+    for (label, bytes) in [("1KiB", KIB), ("1GiB", GIB)] {
+        let t = tensor(bytes);
+        g.bench_function(BenchmarkId::new("dlbridge", label), |b| {
+            b.iter(|| {
+                let m = black_box(&t).to_dlpack_versioned();
+                let back = TensorView::from_dlpack_versioned(m).unwrap();
+                black_box(back.as_slice::<f32>().unwrap().len())
+            })
+        });
+        let data = Arc::new(vec![0f32; bytes / 4]);
+        let (shape, strides) = ([bytes / 4 / 256, 256], [256isize, 1]);
+        g.bench_function(BenchmarkId::new("dlpark", label), |b| {
+            b.iter(|| black_box(dlpark_round_trip(black_box(&data), &shape, &strides)))
+        });
+        // dlbridge importing a foreign (dlpark-made) tensor: the full validation path.
+        g.bench_function(BenchmarkId::new("dlpark_export_dlbridge_import", label), |b| {
+            b.iter(|| {
+                let prepared = Dynamic::new(&shape[..], &strides[..])
+                    .prepare_as::<DLManagedTensorVersioned>()
+                    .unwrap();
+                let mut init = prepared.initialize(data.clone());
+                init.set_data(data.as_ptr() as *mut _)
+                    .set_dtype(dlpark::ffi::DLDataType {
+                        code: dlpark::ffi::DLDataTypeCode::FLOAT,
+                        bits: 32,
+                        lanes: 1,
+                    })
+                    .set_device(dlpark::ffi::DLDevice::CPU);
+                // SAFETY: as in `dlpark_round_trip`; ownership moves to dlbridge's handle.
+                let raw = unsafe { init.finish() }.into_raw();
+                // SAFETY: `raw` is a live managed tensor handed over to us.
+                let m = unsafe { ManagedTensorVersioned::from_raw(raw) }.unwrap();
+                let view = TensorView::from_dlpack_versioned(m).unwrap();
+                black_box(view.as_slice::<f32>().unwrap().len())
+            })
+        });
+    }
+    g.finish();
+}
+
+fn copy_kernel(c: &mut Criterion) {
+    let mut g = c.benchmark_group("copy_64MiB_f32");
+    let side = 4096; // 4096 * 4096 * 4 bytes = 64 MiB
+    g.throughput(Throughput::Bytes((side * side * 4) as u64));
+    g.sample_size(20);
+    let src: Vec<f32> = (0..side * side).map(|x| x as f32).collect();
+    let t = TensorView::from_vec(src.clone(), &[side, side]).unwrap();
+    let transposed = t.transpose();
+    g.bench_function("dlbridge_transposed_to_c", |b| {
+        b.iter(|| black_box(transposed.to_contiguous(Order::C).unwrap()))
+    });
+    let every_other = t
+        .slice(1, dlbridge::SliceArg::step(2))
+        .unwrap()
+        .broadcast_to(&[2, side, side / 2])
+        .unwrap();
+    g.bench_function("dlbridge_strided_broadcast_to_c", |b| {
+        b.iter(|| black_box(every_other.to_contiguous(Order::C).unwrap()))
+    });
+    g.bench_function("dlbridge_contiguous_to_c", |b| {
+        b.iter(|| black_box(t.to_contiguous(Order::C).unwrap()))
+    });
+    let mut dst = vec![0f32; side * side];
+    g.bench_function("memcpy_same_bytes", |b| {
+        b.iter(|| {
+            dst.copy_from_slice(black_box(&src));
+            black_box(dst.as_ptr());
+        })
+    });
+    let nd = ndarray::Array2::from_shape_vec((side, side), src.clone()).unwrap();
+    let nd_t = nd.t();
+    g.bench_function("ndarray_transposed_as_standard_layout", |b| {
+        b.iter(|| black_box(nd_t.as_standard_layout().to_owned()))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, round_trip, copy_kernel);
+criterion_main!(benches);

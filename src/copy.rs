@@ -29,7 +29,7 @@ struct Axis {
 }
 
 /// Side of the square tiles used for transposing copies, in elements.
-const TILE: usize = 32;
+const TILE: usize = 16;
 
 impl TensorView {
     /// A new, C- or F-contiguous, writable copy of this view, flagged `is_copied`.

@@ -129,7 +129,7 @@ impl<M> ExportContext<M> {
     /// Box the context and point the managed tensor's `dl_tensor` at its own dims.
     fn build(
         view: TensorView,
-        managed: impl FnOnce(DLTensor, *mut std::ffi::c_void) -> M,
+        managed: impl FnOnce(DLTensor) -> M,
         dl: impl Fn(&mut M) -> &mut DLTensor,
     ) -> *mut M {
         let ndim = view.ndim();
@@ -149,7 +149,7 @@ impl<M> ExportContext<M> {
             byte_offset: view.byte_offset as u64,
         };
         let ctx = Box::into_raw(Box::new(ExportContext {
-            managed: managed(tensor, std::ptr::null_mut()),
+            managed: managed(tensor),
             view,
             dims,
         }));
@@ -219,7 +219,7 @@ impl TensorView {
         );
         let ptr = ExportContext::build(
             self,
-            |dl_tensor, _| DLManagedTensorVersioned {
+            |dl_tensor| DLManagedTensorVersioned {
                 version: DLPackVersion {
                     major: DLPACK_VERSION.0,
                     minor: DLPACK_VERSION.1,
@@ -256,7 +256,7 @@ impl TensorView {
         }
         let ptr = ExportContext::build(
             self.clone(),
-            |dl_tensor, _| DLManagedTensor {
+            |dl_tensor| DLManagedTensor {
                 dl_tensor,
                 manager_ctx: std::ptr::null_mut(),
                 deleter: Some(delete_legacy),
@@ -327,14 +327,20 @@ impl TensorView {
     }
 }
 
-/// Access to the header fields `reclaim` needs from either managed-tensor handle.
-trait ManagedHeader {
+/// What `reclaim` needs to know of either managed-tensor handle.
+trait ManagedHandle {
+    type Raw;
+    fn raw(&self) -> *mut Self::Raw;
     fn deleter_address(&self) -> usize;
     fn context(&self) -> *mut std::ffi::c_void;
     fn tensor(&self) -> Option<&DLTensor>;
 }
 
-impl ManagedHeader for ManagedTensorVersioned {
+impl ManagedHandle for ManagedTensorVersioned {
+    type Raw = DLManagedTensorVersioned;
+    fn raw(&self) -> *mut DLManagedTensorVersioned {
+        self.as_ptr()
+    }
     fn deleter_address(&self) -> usize {
         self.header().deleter.map_or(0, |f| f as *const () as usize)
     }
@@ -346,7 +352,11 @@ impl ManagedHeader for ManagedTensorVersioned {
     }
 }
 
-impl ManagedHeader for ManagedTensorLegacy {
+impl ManagedHandle for ManagedTensorLegacy {
+    type Raw = DLManagedTensor;
+    fn raw(&self) -> *mut DLManagedTensor {
+        self.as_ptr()
+    }
     fn deleter_address(&self) -> usize {
         self.header().deleter.map_or(0, |f| f as *const () as usize)
     }
@@ -361,20 +371,16 @@ impl ManagedHeader for ManagedTensorLegacy {
 /// If `managed` is one of our own exports, unchanged, take the original view back out of it
 /// (freeing the context without running the owner's release). The caller must then forget the
 /// handle. Returns `None` for foreign or altered tensors, which take the general path.
-fn reclaim<H: ManagedHeader, M>(
+fn reclaim<H: ManagedHandle>(
     managed: &H,
     our_deleter: usize,
     flags: DlpackFlags,
-) -> Option<TensorView>
-where
-    H: AsManagedPtr<M>,
-{
-    if managed.deleter_address() != our_deleter || managed.context() != managed.managed_ptr().cast()
-    {
+) -> Option<TensorView> {
+    if managed.deleter_address() != our_deleter || managed.context() != managed.raw().cast() {
         return None;
     }
-    let ctx = managed.managed_ptr().cast::<ExportContext<M>>();
-    // SAFETY: the deleter and self-pointing context identify a live ExportContext<M> we built.
+    let ctx = managed.raw().cast::<ExportContext<H::Raw>>();
+    // SAFETY: our deleter plus a self-pointing context identify a live ExportContext we built.
     let context = unsafe { &*ctx };
     let t = managed.tensor()?;
     let view = &context.view;
@@ -393,21 +399,6 @@ where
     let mut view = context.view;
     view.flags.read_only |= flags.contains(DlpackFlags::READ_ONLY);
     Some(view)
-}
-
-/// The managed pointer of a handle, typed for `reclaim`.
-trait AsManagedPtr<M> {
-    fn managed_ptr(&self) -> *mut M;
-}
-impl AsManagedPtr<DLManagedTensorVersioned> for ManagedTensorVersioned {
-    fn managed_ptr(&self) -> *mut DLManagedTensorVersioned {
-        self.as_ptr()
-    }
-}
-impl AsManagedPtr<DLManagedTensor> for ManagedTensorLegacy {
-    fn managed_ptr(&self) -> *mut DLManagedTensor {
-        self.as_ptr()
-    }
 }
 
 /// Validate a `DLTensor` and describe it, with `owner` keeping it alive.

@@ -150,7 +150,7 @@ impl DType {
             DTypeCode::BFloat => bits == 16,
             DTypeCode::Complex => matches!(bits, 32 | 64 | 128),
             DTypeCode::Bool => bits == 8,
-            DTypeCode::OpaqueHandle => bits > 0 && bits % 8 == 0,
+            DTypeCode::OpaqueHandle => bits > 0 && bits.is_multiple_of(8),
             fixed => fixed.fixed_bits() == Some(bits),
         };
         if !bits_ok {

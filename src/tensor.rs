@@ -511,7 +511,7 @@ impl TensorView {
             if s < reach {
                 return true;
             }
-            reach = s * (n - 1) + reach;
+            reach += s * (n - 1);
         }
         false
     }
@@ -568,7 +568,7 @@ impl TensorView {
         self.require_host("typed element access needs host memory")?;
         let address = self.data_ptr() as usize;
         let align = std::mem::align_of::<T>();
-        if self.numel() > 0 && address % align != 0 {
+        if self.numel() > 0 && !address.is_multiple_of(align) {
             return Err(Error::Misaligned { address, align });
         }
         Ok(())

@@ -388,7 +388,7 @@ impl TensorView {
             ));
         }
         let last_bytes = self.shape[ndim - 1] * old;
-        if last_bytes % new != 0 {
+        if !last_bytes.is_multiple_of(new) {
             return refuse(format!(
                 "the last axis spans {last_bytes} bytes, not a multiple of {new}"
             ));
@@ -408,9 +408,8 @@ impl TensorView {
                 strides.push(bytes / new as isize);
             }
         }
-        if (self.data_ptr() as usize) % dtype.alignment() != 0 && self.numel() > 0 {
-            // Allowed (DLPack does not require alignment), but typed access will refuse it.
-        }
+        // A misaligned result is allowed (DLPack does not require alignment); typed access
+        // refuses it with `Error::Misaligned`.
         let mut view = t.restrided(shape, strides, 0)?;
         view.dtype = dtype;
         Ok(view)
@@ -438,7 +437,7 @@ fn infer_shape(shape: &[isize], numel: usize) -> Result<Vec<usize>> {
     }
     let mut out: Vec<usize> = shape.iter().map(|&n| n.max(0) as usize).collect();
     match hole {
-        Some(k) if known != 0 && numel % known == 0 => out[k] = numel / known,
+        Some(k) if known != 0 && numel.is_multiple_of(known) => out[k] = numel / known,
         None if known == numel => {}
         _ => {
             return Err(Error::InvalidShape(format!(

@@ -70,7 +70,7 @@ fn import_keeps_owner_until_last_view_in_any_order() {
         let view = imported.select(0, 1).unwrap();
         assert_eq!(imported.data_ptr(), addr);
         assert_eq!(view.to_vec::<f32>().unwrap(), vec![1.0, 4.0]);
-        let mut handles = vec![Some(t), Some(imported), Some(view)];
+        let mut handles = [Some(t), Some(imported), Some(view)];
         for k in 0..3 {
             assert_eq!(drops.load(Ordering::SeqCst), 0);
             handles[(k + order) % 3] = None;
@@ -208,7 +208,8 @@ fn foreign_managed_tensor_import() {
 #[test]
 fn bad_foreign_metadata_is_refused_and_deleted_once() {
     let _g = FOREIGN_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let cases: Vec<(&str, Box<dyn Fn(&mut ForeignVersioned)>)> = vec![
+    type Edit = Box<dyn Fn(&mut ForeignVersioned)>;
+    let cases: Vec<(&str, Edit)> = vec![
         ("major version 2", Box::new(|f| f.managed.version.major = 2)),
         ("major version 0", Box::new(|f| f.managed.version.major = 0)),
         ("negative ndim", Box::new(|f| f.managed.dl_tensor.ndim = -1)),

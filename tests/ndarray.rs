@@ -684,3 +684,23 @@ fn try_from_impls() {
     assert_eq!(v, a);
     assert!(ArrayView::<f64, Ix1>::try_from(&t).is_err());
 }
+
+#[test]
+fn interleaved_but_disjoint_strides_are_writable() {
+    // as_strided (numpy stride tricks): shape [2, 2], strides [6, 5] touches 0, 5, 6, 11.
+    let t = TensorView::from_vec(vec![0i16; 12], &[12]).unwrap();
+    let mut w = t.as_strided(&[2, 2], &[6, 5], 0).unwrap();
+    drop(t);
+    assert!(!w.has_internal_overlap());
+    w.as_array_mut::<i16, Ix2>().unwrap().fill(1);
+    assert!(matches!(
+        w.as_array_mut::<i16, Ix1>(),
+        Err(Error::InvalidShape(_))
+    ));
+    let all = w.as_strided(&[12], &[1], 0).unwrap();
+    let ones: Vec<usize> = (all.to_vec::<i16>().unwrap().iter().enumerate())
+        .filter(|(_, &x)| x == 1)
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(ones, vec![0, 5, 6, 11]);
+}

@@ -56,7 +56,8 @@ fn check(view: &TensorView, base: &TensorView) {
 #[test]
 fn slicing_with_steps_matches_python() {
     let base = iota(10);
-    let cases: [(Option<isize>, Option<isize>, isize, &[i64]); 8] = [
+    type Case = (Option<isize>, Option<isize>, isize, &'static [i64]);
+    let cases: [Case; 8] = [
         (None, None, 1, &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]),
         (None, None, -1, &[9, 8, 7, 6, 5, 4, 3, 2, 1, 0]),
         (Some(2), Some(8), 3, &[2, 5]),
@@ -247,7 +248,7 @@ fn typed_access_rules() {
 fn misaligned_and_invalid_bool_are_errors() {
     let bytes = TensorView::from_vec(vec![0u8; 20], &[20]).unwrap();
     // An offset that is certainly not a multiple of 4 bytes, wherever the Vec landed.
-    let k = if (bytes.data_ptr() as usize + 1) % 4 == 0 {
+    let k = if (bytes.data_ptr() as usize + 1).is_multiple_of(4) {
         2
     } else {
         1
@@ -438,7 +439,10 @@ fn copy_kernel_covers_every_element_size() {
     }
 }
 
-fn arb_view() -> impl Strategy<Value = (Vec<usize>, Vec<(isize, isize, isize)>, Vec<usize>)> {
+/// (shape, per-axis (start, stop, step), axis order)
+type ArbView = (Vec<usize>, Vec<(isize, isize, isize)>, Vec<usize>);
+
+fn arb_view() -> impl Strategy<Value = ArbView> {
     prop::collection::vec(1usize..5, 1..5).prop_flat_map(|shape| {
         let n = shape.len();
         (

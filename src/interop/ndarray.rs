@@ -1,4 +1,4 @@
-//! Zero-copy conversions between [`ndarray`](::ndarray) arrays and [`TensorView`].
+//! Zero-copy conversions between [`ndarray`] arrays and [`TensorView`].
 //!
 //! | from | to | how | cost |
 //! |---|---|---|---|
@@ -12,7 +12,9 @@
 //!
 //! Every layout ndarray can express travels unchanged: slices with steps, transposes, reversed
 //! axes (negative strides), broadcast views (zero strides), empty and 0-d arrays. Strides are in
-//! elements on both sides, so no conversion touches the data.
+//! elements on both sides, so no conversion touches the data. (One normalisation: an array with
+//! no elements comes back from `as_array`/`as_array_mut` with C-order strides, since its strides
+//! address nothing.)
 //!
 //! # Element types
 //! Only element types implementing [`Element`] convert: integers, `f32`/`f64`, `half::f16`,
@@ -27,7 +29,7 @@
 //! the dtype ([`Error::DtypeMismatch`]), the device (host-accessible only,
 //! [`Error::UnsupportedDevice`]), the alignment of the first element ([`Error::Misaligned`];
 //! strides are in elements, so every element is then aligned), `bool` values (0 or 1), and, for a
-//! fixed dimension type such as [`Ix2`](::ndarray::Ix2), the number of dimensions
+//! fixed dimension type such as [`Ix2`](type@::ndarray::Ix2), the number of dimensions
 //! ([`Error::InvalidShape`]). A mutable view additionally needs
 //! [`TensorView::check_unique_writable`] — not read-only ([`Error::ReadOnly`]) and no other
 //! handle (view, export, owner clone) on the same memory ([`Error::NotUnique`]) — and a layout in
@@ -95,13 +97,25 @@ impl TensorView {
         let mut strides = D::zeros(self.ndim());
         let mut flipped = Vec::new();
         if self.numel() == 0 {
-            // No element is ever read: keep the extents, use the absolute strides, and a
-            // well-aligned dangling pointer that ndarray never offsets.
-            for (out, &s) in strides.slice_mut().iter_mut().zip(self.strides()) {
-                *out = s.unsigned_abs();
+            // No element is ever read: keep the extents and the data pointer (when non-null and
+            // aligned; else a dangling one), use C-order strides (which ndarray accepts for
+            // mutable views too) and flip nothing, so that no pointer arithmetic happens on
+            // memory that may not exist.
+            let mut step = 1usize;
+            for (out, &n) in strides.slice_mut().iter_mut().zip(self.shape()).rev() {
+                *out = step;
+                // Cannot overflow: the extents other than the zero ones multiply to a count
+                // that fits in isize (descriptor invariant).
+                step *= n.max(1);
             }
+            let ptr = self.data_ptr().cast_mut().cast::<T>();
+            let usable = !ptr.is_null() && ptr.is_aligned();
             return Ok(Layout {
-                low: NonNull::<T>::dangling().as_ptr(),
+                low: if usable {
+                    ptr
+                } else {
+                    NonNull::<T>::dangling().as_ptr()
+                },
                 dim,
                 strides,
                 flipped,
@@ -142,7 +156,7 @@ impl TensorView {
     /// Fails with [`Error::DtypeMismatch`] unless `T` is exactly the tensor's element type,
     /// [`Error::UnsupportedDevice`] for device memory, [`Error::Misaligned`] when the first
     /// element is not aligned for `T`, [`Error::InvalidShape`] when a fixed `D` has another
-    /// number of dimensions (use [`IxDyn`](::ndarray::IxDyn) to accept any), and
+    /// number of dimensions (use [`IxDyn`](type@::ndarray::IxDyn) to accept any), and
     /// [`Error::InvalidArgument`] for `bool` tensors holding bytes other than 0 and 1.
     ///
     /// ```

@@ -1,0 +1,236 @@
+//! Import through the buffer protocol (`memoryview`, `bytearray`, `bytes`, `array.array`,
+//! `mmap`, numpy, ...): the `Py_buffer` itself is the owner, released (with the GIL) when the
+//! last view dies.
+
+use std::ffi::CStr;
+
+use pyo3::exceptions::PyBufferError;
+use pyo3::ffi;
+use pyo3::prelude::*;
+
+use super::{to_py_err, with_gil};
+use crate::tensor::Parts;
+use crate::{DType, Device, Flags, Owner, TensorView};
+
+/// Byte order of the elements as the exporter describes them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ByteOrder {
+    Native,
+    Swapped,
+}
+
+const NATIVE_IS_LITTLE: bool = cfg!(target_endian = "little");
+
+/// Parse a `struct`-module format string of one element (`"<f"`, `">i"`, `"=d"`, `"?"`,
+/// `"Zf"`, ...) into a dtype and byte order. Returns `Err(reason)` for formats that describe
+/// no single DLPack element (structs, padding, counts, pointers of unknown meaning, long
+/// double, chars of strings).
+pub(crate) fn parse_struct_format(fmt: &str) -> Result<(DType, ByteOrder), String> {
+    let bytes = fmt.as_bytes();
+    let (order, native_sizes, rest) = match bytes.first() {
+        Some(b'@') => (ByteOrder::Native, true, &bytes[1..]),
+        Some(b'=') => (ByteOrder::Native, false, &bytes[1..]),
+        Some(b'<') => (order_for(true), false, &bytes[1..]),
+        Some(b'>' | b'!') => (order_for(false), false, &bytes[1..]),
+        _ => (ByteOrder::Native, true, bytes),
+    };
+    let long = if native_sizes {
+        std::mem::size_of::<std::ffi::c_long>()
+    } else {
+        4
+    };
+    let bad = || format!("unsupported buffer format {fmt:?}");
+    let dtype = match rest {
+        b"?" => DType::BOOL,
+        b"b" => DType::I8,
+        b"B" | b"c" => DType::U8,
+        b"h" => DType::I16,
+        b"H" => DType::U16,
+        b"i" => DType::I32,
+        b"I" => DType::U32,
+        b"l" => int(true, long),
+        b"L" => int(false, long),
+        b"q" => DType::I64,
+        b"Q" => DType::U64,
+        b"n" if native_sizes => int(true, std::mem::size_of::<isize>()),
+        b"N" if native_sizes => int(false, std::mem::size_of::<usize>()),
+        b"e" => DType::F16,
+        b"f" => DType::F32,
+        b"d" => DType::F64,
+        b"Zf" => DType::C64,
+        b"Zd" => DType::C128,
+        _ => return Err(bad()),
+    };
+    let order = if dtype.itemsize() == Some(1) {
+        ByteOrder::Native
+    } else {
+        order
+    };
+    Ok((dtype, order))
+}
+
+fn order_for(little: bool) -> ByteOrder {
+    if little == NATIVE_IS_LITTLE {
+        ByteOrder::Native
+    } else {
+        ByteOrder::Swapped
+    }
+}
+
+fn int(signed: bool, size: usize) -> DType {
+    match (signed, size) {
+        (true, 4) => DType::I32,
+        (true, _) => DType::I64,
+        (false, 4) => DType::U32,
+        (false, _) => DType::U64,
+    }
+}
+
+/// An exported `Py_buffer`, released with the GIL when dropped (or leaked at shutdown).
+struct BufferOwner(Box<ffi::Py_buffer>);
+
+// SAFETY: the Py_buffer is only touched again in `drop`, which takes the GIL first; its data
+// pointers are plain addresses.
+unsafe impl Send for BufferOwner {}
+// SAFETY: shared access never touches the Py_buffer.
+unsafe impl Sync for BufferOwner {}
+
+impl Drop for BufferOwner {
+    fn drop(&mut self) {
+        let view: *mut ffi::Py_buffer = &mut *self.0;
+        // SAFETY: the buffer was filled by a successful PyObject_GetBuffer and is released
+        // exactly once, here, with the GIL held.
+        let released = with_gil(|_py| unsafe { ffi::PyBuffer_Release(view) });
+        if released.is_none() {
+            // Interpreter shutting down: leave the exporter alone (its memory is leaked).
+            let leaked = std::mem::replace(&mut self.0, Box::new(ffi::Py_buffer::new()));
+            std::mem::forget(leaked);
+        }
+    }
+}
+
+/// A held buffer of `obj` and the view describing it (not yet copied or byte-swapped).
+pub(crate) struct Exported {
+    pub(crate) view: TensorView,
+    pub(crate) order: ByteOrder,
+}
+
+/// `PyObject_GetBuffer(obj, PyBUF_RECORDS_RO)` as a view; `Ok(None)` when `obj` has no buffer
+/// interface.
+pub(crate) fn get_buffer(obj: &Bound<'_, PyAny>) -> PyResult<Option<Exported>> {
+    // SAFETY: GIL held, live object.
+    if unsafe { ffi::PyObject_CheckBuffer(obj.as_ptr()) } != 1 {
+        return Ok(None);
+    }
+    let mut raw = Box::new(ffi::Py_buffer::new());
+    // SAFETY: `raw` is a writable Py_buffer; on success we own the export until release.
+    if unsafe { ffi::PyObject_GetBuffer(obj.as_ptr(), &mut *raw, ffi::PyBUF_RECORDS_RO) } != 0 {
+        return Err(PyErr::fetch(obj.py()));
+    }
+    let filled = *raw;
+    view_of_buffer(&filled, Owner::new(BufferOwner(raw))).map(Some)
+}
+
+/// Describe a filled `Py_buffer`; `owner` keeps it exported.
+pub(crate) fn view_of_buffer(b: &ffi::Py_buffer, owner: Owner) -> PyResult<Exported> {
+    let format = if b.format.is_null() {
+        "B"
+    } else {
+        // SAFETY: a non-null format is a NUL-terminated string owned by the export.
+        unsafe { CStr::from_ptr(b.format) }
+            .to_str()
+            .map_err(|_| PyBufferError::new_err("non-UTF-8 buffer format"))?
+    };
+    let (dtype, order) = parse_struct_format(format).map_err(PyBufferError::new_err)?;
+    let itemsize = dtype.itemsize().unwrap_or(1);
+    if b.itemsize as usize != itemsize {
+        return Err(PyBufferError::new_err(format!(
+            "buffer format {format:?} means {itemsize}-byte items, the exporter says {}",
+            b.itemsize
+        )));
+    }
+    if !b.suboffsets.is_null() {
+        return Err(PyBufferError::new_err(
+            "indirect (suboffset) buffers are not supported",
+        ));
+    }
+    let ndim = usize::try_from(b.ndim).map_err(|_| PyBufferError::new_err("negative ndim"))?;
+    let (shape, strides) = if ndim == 0 {
+        (Vec::new(), Vec::new())
+    } else if b.shape.is_null() {
+        // Only possible for a flat request; ours asks for strides, but be lenient.
+        (vec![b.len as usize / itemsize], vec![1])
+    } else {
+        // SAFETY: a non-null shape holds `ndim` entries for the export's lifetime.
+        let shape: Vec<usize> = unsafe { std::slice::from_raw_parts(b.shape, ndim) }
+            .iter()
+            .map(|&n| n as usize)
+            .collect();
+        let strides = if b.strides.is_null() {
+            crate::tensor::c_strides(&shape).map_err(to_py_err)?
+        } else {
+            // SAFETY: non-null strides hold `ndim` entries for the export's lifetime.
+            let raw = unsafe { std::slice::from_raw_parts(b.strides, ndim) };
+            raw.iter()
+                .map(|&s| {
+                    if s % itemsize as isize != 0 {
+                        Err(PyBufferError::new_err(format!(
+                            "stride of {s} bytes is not a multiple of the {itemsize}-byte item"
+                        )))
+                    } else {
+                        Ok(s / itemsize as isize)
+                    }
+                })
+                .collect::<PyResult<Vec<isize>>>()?
+        };
+        (shape, strides)
+    };
+    let parts = Parts {
+        data: b.buf.cast::<u8>(),
+        byte_offset: 0,
+        shape,
+        strides: Some(strides),
+        dtype,
+        device: Device::CPU,
+        flags: Flags {
+            read_only: b.readonly != 0,
+            ..Flags::default()
+        },
+        extent: None,
+    };
+    // SAFETY: the exporter keeps `buf` valid (and writable unless `readonly`) until the buffer
+    // is released, which `owner` defers to the last view.
+    let view = unsafe { TensorView::from_parts(parts, owner) }.map_err(to_py_err)?;
+    Ok(Exported { view, order })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        assert_eq!(
+            parse_struct_format("f").unwrap(),
+            (DType::F32, ByteOrder::Native)
+        );
+        assert_eq!(parse_struct_format("<d").unwrap().0, DType::F64);
+        assert_eq!(
+            parse_struct_format(">i").unwrap(),
+            (DType::I32, ByteOrder::Swapped)
+        );
+        assert_eq!(parse_struct_format("!h").unwrap().1, ByteOrder::Swapped);
+        assert_eq!(parse_struct_format("=l").unwrap().0, DType::I32);
+        assert_eq!(parse_struct_format("@l").unwrap().0, DType::I64);
+        assert_eq!(
+            parse_struct_format(">b").unwrap(),
+            (DType::I8, ByteOrder::Native)
+        );
+        assert_eq!(parse_struct_format("Zf").unwrap().0, DType::C64);
+        assert_eq!(parse_struct_format("?").unwrap().0, DType::BOOL);
+        assert_eq!(parse_struct_format("e").unwrap().0, DType::F16);
+        for bad in ["g", "T{f:x:}", "2f", "x", "", "P", "s"] {
+            assert!(parse_struct_format(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! `dlbridge.from_dlpack` and `dlbridge.asarray`.
+
+use pyo3::exceptions::{PyBufferError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyString, PyTuple};
+
+use super::buffer::{ByteOrder, Exported};
+use super::{array_interface, buffer, capsule, exchange, new_tensor, to_py_err, Tensor};
+use crate::{Order, TensorView};
+
+/// `max_version` we ask producers for (DLPack 1.3), built once.
+static MAX_VERSION: PyOnceLock<Py<PyTuple>> = PyOnceLock::new();
+/// `dl_device=(1, 0)`, built once.
+static CPU_DEVICE: PyOnceLock<Py<PyTuple>> = PyOnceLock::new();
+
+/// Resolve the `device` argument: `None`, `"cpu"`, `(1, 0)` or `DLDeviceType.kDLCPU` pairs.
+/// Returns whether a device was requested; anything but the CPU is a `ValueError`.
+fn check_device(device: Option<&Bound<'_, PyAny>>) -> PyResult<bool> {
+    let Some(dev) = device else {
+        return Ok(false);
+    };
+    if dev.is_none() {
+        return Ok(false);
+    }
+    if let Ok(s) = dev.cast::<PyString>() {
+        if s.to_str()? == "cpu" {
+            return Ok(true);
+        }
+    } else if let Ok((kind, id)) = dev.extract::<(i32, i32)>() {
+        if kind == crate::DeviceType::CPU.0 && id == 0 {
+            return Ok(true);
+        }
+    }
+    Err(PyValueError::new_err(format!(
+        "unsupported device {dev}: dlbridge tensors live on the CPU (\"cpu\" or (1, 0))"
+    )))
+}
+
+/// Apply the `copy` policy to an imported view.
+fn finish(view: TensorView, copy: Option<bool>) -> PyResult<TensorView> {
+    if !view.device().is_host_accessible() {
+        return Err(PyBufferError::new_err(format!(
+            "the tensor lives on {}; dlbridge only imports host memory",
+            view.device()
+        )));
+    }
+    if copy == Some(true) && !view.is_copied() {
+        return view.to_contiguous(Order::C).map_err(to_py_err);
+    }
+    Ok(view)
+}
+
+/// The DLPack import path (exchange API, then `__dlpack__`, then a capsule), or `Ok(None)` if
+/// `obj` speaks no DLPack.
+fn dlpack_view(
+    obj: &Bound<'_, PyAny>,
+    info: exchange::TypeInfo,
+    device_requested: bool,
+    copy: Option<bool>,
+) -> PyResult<Option<TensorView>> {
+    let py = obj.py();
+    if let Some(api) = info.api {
+        return exchange::import_via_api(obj, api).map(Some);
+    }
+    if info.has_dlpack {
+        let method = obj.getattr(pyo3::intern!(py, "__dlpack__"))?;
+        let kwargs = PyDict::new(py);
+        let max_version = MAX_VERSION.get_or_init(py, || {
+            PyTuple::new(
+                py,
+                [
+                    crate::dlpack::DLPACK_VERSION.0,
+                    crate::dlpack::DLPACK_VERSION.1,
+                ],
+            )
+            .expect("a tuple of two ints")
+            .unbind()
+        });
+        kwargs.set_item(pyo3::intern!(py, "max_version"), max_version.bind(py))?;
+        if device_requested {
+            let cpu = CPU_DEVICE.get_or_init(py, || {
+                PyTuple::new(py, [1i32, 0])
+                    .expect("a tuple of two ints")
+                    .unbind()
+            });
+            kwargs.set_item(pyo3::intern!(py, "dl_device"), cpu.bind(py))?;
+        }
+        // copy=True is done here, by the copy kernel; copy=False is passed on so the producer
+        // refuses when it would have to copy.
+        if copy == Some(false) {
+            kwargs.set_item(pyo3::intern!(py, "copy"), false)?;
+        }
+        let cap = match method.call((), Some(&kwargs)) {
+            Ok(cap) => cap,
+            // A legacy producer that does not know the keywords.
+            Err(e) if e.is_instance_of::<PyTypeError>(py) => method.call0()?,
+            Err(e) => return Err(e),
+        };
+        return capsule::consume_capsule(&cap).map(Some);
+    }
+    if capsule::is_capsule(obj) {
+        return capsule::consume_capsule(obj).map(Some);
+    }
+    Ok(None)
+}
+
+/// A tensor passed to `from_dlpack`/`asarray`: share its view (or copy it).
+fn from_tensor(t: &Bound<'_, Tensor>, copy: Option<bool>) -> PyResult<TensorView> {
+    finish(t.get().view.clone(), copy)
+}
+
+/// Import any DLPack producer (or capsule) without copying.
+///
+/// Looks up the C exchange API on `type(x)` first (cached per type), then calls
+/// `x.__dlpack__(max_version=(1, 3), ...)` (retrying without keywords on `TypeError`), then
+/// accepts a bare `"dltensor"`/`"dltensor_versioned"` capsule. `copy=True` always copies,
+/// `copy=False` never does; `device` may only name the CPU.
+#[pyfunction]
+#[pyo3(signature = (x, /, *, device=None, copy=None))]
+pub(crate) fn from_dlpack<'py>(
+    x: &Bound<'py, PyAny>,
+    device: Option<&Bound<'py, PyAny>>,
+    copy: Option<bool>,
+) -> PyResult<Bound<'py, Tensor>> {
+    let py = x.py();
+    let device_requested = check_device(device)?;
+    if let Ok(t) = x.cast::<Tensor>() {
+        return new_tensor(py, from_tensor(t, copy)?);
+    }
+    let info = exchange::type_info(x)?;
+    match dlpack_view(x, info, device_requested, copy)? {
+        Some(view) => new_tensor(py, finish(view, copy)?),
+        None => Err(PyTypeError::new_err(format!(
+            "{} does not support the DLPack protocol (no __dlpack__, not a DLPack capsule)",
+            x.get_type().name()?
+        ))),
+    }
+}
+
+/// Turn a buffer/array-interface export into the final view: byte-swap copy if needed.
+fn finish_exported(e: Exported, copy: Option<bool>) -> PyResult<TensorView> {
+    match e.order {
+        ByteOrder::Native => finish(e.view, copy),
+        ByteOrder::Swapped if copy == Some(false) => Err(PyBufferError::new_err(
+            "the data is not in native byte order; a copy is required but copy=False",
+        )),
+        ByteOrder::Swapped => e
+            .view
+            .to_contiguous_byteswapped(Order::C)
+            .map_err(to_py_err),
+    }
+}
+
+/// Share any array-like: DLPack producers, the buffer protocol, `__array_interface__`.
+///
+/// Zero-copy whenever the layout allows. Data in non-native byte order is copied (byte-swapped)
+/// unless `copy=False`, which raises `BufferError`; `copy=True` always copies. Objects that
+/// implement none of the protocols raise `TypeError`.
+#[pyfunction]
+#[pyo3(signature = (obj, /, *, copy=None))]
+pub(crate) fn asarray<'py>(
+    obj: &Bound<'py, PyAny>,
+    copy: Option<bool>,
+) -> PyResult<Bound<'py, Tensor>> {
+    let py = obj.py();
+    if let Ok(t) = obj.cast::<Tensor>() {
+        return new_tensor(py, from_tensor(t, copy)?);
+    }
+    let info = exchange::type_info(obj)?;
+    let mut dlpack_error = None;
+    if info.api.is_some() || info.has_dlpack || capsule::is_capsule(obj) {
+        match dlpack_view(obj, info, false, copy) {
+            Ok(Some(view)) => return new_tensor(py, finish(view, copy)?),
+            Ok(None) => {}
+            // e.g. numpy refuses byte-swapped arrays: fall through to the other protocols.
+            Err(e) if e.is_instance_of::<PyBufferError>(py) => dlpack_error = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    if let Some(held) = buffer::get_buffer(obj)? {
+        return new_tensor(py, finish_exported(held, copy)?);
+    }
+    if let Some(held) = array_interface::get_interface(obj)? {
+        return new_tensor(py, finish_exported(held, copy)?);
+    }
+    if let Some(e) = dlpack_error {
+        return Err(e);
+    }
+    Err(PyTypeError::new_err(format!(
+        "cannot share a {}: it supports neither DLPack, the buffer protocol nor \
+         __array_interface__",
+        obj.get_type().name()?
+    )))
+}

@@ -1,0 +1,377 @@
+//! `dlbridge.Tensor`: a [`TensorView`] as a Python object, and a producer for every protocol.
+
+use std::ffi::{c_int, c_void, CStr};
+use std::sync::OnceLock;
+
+use pyo3::exceptions::{PyBufferError, PyTypeError, PyValueError};
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyTuple};
+
+use super::{capsule, device_tuple, exchange, to_py_err};
+use crate::{DType, DTypeCode, Device, Order, TensorView};
+
+/// A strided tensor shared without copying (see the module docs).
+#[pyclass(frozen, weakref, module = "dlbridge", name = "Tensor")]
+pub struct Tensor {
+    pub(crate) view: TensorView,
+    /// Shape then strides as `i64`, built on first use by the exchange API's borrowed
+    /// `DLTensor` export, which must point at storage living as long as the object.
+    dims: OnceLock<Box<[i64]>>,
+}
+
+impl Tensor {
+    pub(crate) fn from_view(view: TensorView) -> Tensor {
+        Tensor {
+            view,
+            dims: OnceLock::new(),
+        }
+    }
+
+    /// Shape then strides as `i64`, stable for the lifetime of `self`.
+    pub(crate) fn dims_i64(&self) -> &[i64] {
+        self.dims.get_or_init(|| {
+            self.view
+                .shape()
+                .iter()
+                .map(|&n| n as i64)
+                .chain(self.view.strides().iter().map(|&s| s as i64))
+                .collect()
+        })
+    }
+}
+
+/// The struct-module format string of a dtype, for the buffer protocol.
+fn buffer_format(dtype: DType) -> Option<&'static CStr> {
+    Some(match dtype {
+        DType::BOOL => c"?",
+        DType::I8 => c"b",
+        DType::U8 => c"B",
+        DType::I16 => c"h",
+        DType::U16 => c"H",
+        DType::I32 => c"i",
+        DType::U32 => c"I",
+        DType::I64 => c"q",
+        DType::U64 => c"Q",
+        DType::F16 => c"e",
+        DType::F32 => c"f",
+        DType::F64 => c"d",
+        DType::C64 => c"Zf",
+        DType::C128 => c"Zd",
+        _ => return None,
+    })
+}
+
+/// numpy's `typestr` for a dtype in native byte order, or `None` when numpy has no such type.
+fn typestr(dtype: DType) -> Option<String> {
+    let order = if cfg!(target_endian = "little") {
+        '<'
+    } else {
+        '>'
+    };
+    let size = dtype.itemsize()?;
+    if dtype.lanes() != 1 {
+        return None;
+    }
+    let kind = match dtype.code() {
+        DTypeCode::Bool => 'b',
+        DTypeCode::Int => 'i',
+        DTypeCode::UInt => 'u',
+        DTypeCode::Float => 'f',
+        DTypeCode::Complex => 'c',
+        _ => return None,
+    };
+    let order = if size == 1 { '|' } else { order };
+    Some(format!("{order}{kind}{size}"))
+}
+
+/// Python's spelling of a tuple of numbers: `(3,)`, `(2, 3)`, `()`.
+fn py_tuple<T: std::fmt::Display>(items: &[T]) -> String {
+    let inner: Vec<String> = items.iter().map(|x| x.to_string()).collect();
+    match inner.len() {
+        1 => format!("({},)", inner[0]),
+        _ => format!("({})", inner.join(", ")),
+    }
+}
+
+/// Parse a `(device_type, device_id)` request.
+fn is_cpu_request(dl_device: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let (kind, id): (i32, i32) = dl_device.extract().map_err(|_| {
+        PyValueError::new_err("dl_device must be a (device_type, device_id) tuple of ints")
+    })?;
+    Ok(Device::from_dlpack(dlpark::ffi::DLDevice {
+        device_type: dlpark::ffi::DLDeviceType(kind as u32),
+        device_id: id,
+    }) == Device::CPU)
+}
+
+#[pymethods]
+impl Tensor {
+    /// The extent of each dimension.
+    #[getter]
+    fn shape<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        PyTuple::new(py, self.view.shape())
+    }
+
+    /// The step of each dimension, in elements.
+    #[getter]
+    fn strides<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        PyTuple::new(py, self.view.strides())
+    }
+
+    /// The numpy-style dtype name ("float32", "bfloat16", "bool", ...).
+    #[getter]
+    fn dtype(&self) -> String {
+        self.view.dtype().name()
+    }
+
+    /// `(device_type, device_id)` as plain ints.
+    #[getter]
+    fn device(&self) -> (i32, i32) {
+        let d = self.view.device();
+        (d.kind.0, d.id)
+    }
+
+    /// Number of dimensions.
+    #[getter]
+    fn ndim(&self) -> usize {
+        self.view.ndim()
+    }
+
+    /// Bytes of the elements if laid out densely.
+    #[getter]
+    fn nbytes(&self) -> usize {
+        self.view.nbytes()
+    }
+
+    /// True when nobody may write through this tensor.
+    #[getter]
+    fn readonly(&self) -> bool {
+        self.view.is_read_only()
+    }
+
+    /// True when the memory is a fresh copy made for this tensor.
+    #[getter]
+    fn is_copied(&self) -> bool {
+        self.view.is_copied()
+    }
+
+    /// Address of the first element.
+    #[getter]
+    fn data_ptr(&self) -> usize {
+        self.view.data_ptr() as usize
+    }
+
+    fn __repr__(&self) -> String {
+        let d = self.view.device();
+        format!(
+            "dlbridge.Tensor(shape={}, strides={}, dtype={}, device=({}, {}), readonly={})",
+            py_tuple(self.view.shape()),
+            py_tuple(self.view.strides()),
+            self.view.dtype(),
+            d.kind.0,
+            d.id,
+            if self.view.is_read_only() {
+                "True"
+            } else {
+                "False"
+            }
+        )
+    }
+
+    /// Export as a DLPack capsule (array API semantics).
+    #[pyo3(signature = (*, stream=None, max_version=None, dl_device=None, copy=None))]
+    fn __dlpack__<'py>(
+        &self,
+        py: Python<'py>,
+        stream: Option<&Bound<'py, PyAny>>,
+        max_version: Option<&Bound<'py, PyAny>>,
+        dl_device: Option<&Bound<'py, PyAny>>,
+        copy: Option<bool>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if stream.is_some() {
+            return Err(PyValueError::new_err(
+                "stream must be None for a CPU tensor (CPU has no streams)",
+            ));
+        }
+        if let Some(dev) = dl_device {
+            if !is_cpu_request(dev)? {
+                return Err(PyBufferError::new_err(
+                    "unsupported dl_device: dlbridge tensors live on the CPU (1, 0)",
+                ));
+            }
+        }
+        let versioned = match max_version {
+            None => false,
+            Some(v) => {
+                let major = v
+                    .cast::<PyTuple>()
+                    .ok()
+                    .filter(|t| t.len() == 2)
+                    .and_then(|t| t.get_borrowed_item(0).ok()?.extract::<i64>().ok())
+                    .ok_or_else(|| {
+                        PyValueError::new_err("max_version must be a (major, minor) tuple of ints")
+                    })?;
+                major >= 1
+            }
+        };
+        let copied;
+        let view = if copy == Some(true) {
+            copied = self.view.to_contiguous(Order::C).map_err(to_py_err)?;
+            &copied
+        } else {
+            &self.view
+        };
+        if versioned {
+            capsule::versioned_capsule(py, capsule::export_versioned(view))
+        } else {
+            // A read-only tensor cannot go out as legacy (no flag for it); that is a BufferError
+            // whatever `copy` says, unless `copy=True` made a writable copy above.
+            let managed = view.to_dlpack_legacy().map_err(to_py_err)?;
+            capsule::legacy_capsule(py, managed)
+        }
+    }
+
+    /// `(DLDeviceType, device_id)`.
+    fn __dlpack_device__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        device_tuple(py, self.view.device())
+    }
+
+    /// The DLPack C exchange API (a `"dlpack_exchange_api"` capsule on the type).
+    #[classattr]
+    fn __dlpack_c_exchange_api__(py: Python<'_>) -> PyResult<Py<PyAny>> {
+        exchange::api_capsule(py)
+    }
+
+    /// numpy's array interface (version 3): zero-copy for numpy; numpy keeps this object alive.
+    /// Raises `TypeError` for dtypes numpy has no type for (bfloat16, float8, ...).
+    #[getter]
+    fn __array_interface__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let v = &self.view;
+        let typestr = typestr(v.dtype()).ok_or_else(|| {
+            PyTypeError::new_err(format!(
+                "numpy has no dtype for {}; use np.from_dlpack or ml_dtypes",
+                v.dtype()
+            ))
+        })?;
+        v.require_host("__array_interface__ needs host memory")
+            .map_err(to_py_err)?;
+        let size = v.itemsize().unwrap_or(1) as isize;
+        let d = PyDict::new(py);
+        d.set_item("version", 3)?;
+        d.set_item("shape", PyTuple::new(py, v.shape())?)?;
+        d.set_item("typestr", &typestr)?;
+        d.set_item("descr", PyList::new(py, [("", typestr.as_str())])?)?;
+        if v.is_c_contiguous() {
+            d.set_item("strides", py.None())?;
+        } else {
+            let strides: Vec<isize> = v.strides().iter().map(|&s| s * size).collect();
+            d.set_item("strides", PyTuple::new(py, strides)?)?;
+        }
+        d.set_item("data", (v.data_ptr() as usize, v.is_read_only()))?;
+        Ok(d)
+    }
+
+    /// The buffer protocol: formats for every dtype `struct` can express, strided views when
+    /// the request accepts strides, writable only when the tensor is.
+    unsafe fn __getbuffer__(
+        slf: Bound<'_, Self>,
+        view: *mut ffi::Py_buffer,
+        flags: c_int,
+    ) -> PyResult<()> {
+        let this = slf.get();
+        let v = &this.view;
+        if view.is_null() {
+            return Err(PyBufferError::new_err("NULL Py_buffer"));
+        }
+        if flags & ffi::PyBUF_WRITABLE != 0 && v.is_read_only() {
+            return Err(PyBufferError::new_err("the tensor is read-only"));
+        }
+        v.require_host("the buffer protocol needs host memory")
+            .map_err(to_py_err)?;
+        let (Some(format), Some(itemsize)) = (buffer_format(v.dtype()), v.itemsize()) else {
+            return Err(PyBufferError::new_err(format!(
+                "{} has no struct format; use DLPack",
+                v.dtype()
+            )));
+        };
+        let want_strides = flags & ffi::PyBUF_STRIDES == ffi::PyBUF_STRIDES;
+        let want_shape = flags & ffi::PyBUF_ND == ffi::PyBUF_ND;
+        let c_contig = v.is_c_contiguous();
+        let check = |bit: c_int, ok: bool, what: &str| {
+            if flags & bit == bit && !ok {
+                Err(PyBufferError::new_err(format!("the tensor is not {what}")))
+            } else {
+                Ok(())
+            }
+        };
+        check(ffi::PyBUF_C_CONTIGUOUS, c_contig, "C-contiguous")?;
+        check(ffi::PyBUF_F_CONTIGUOUS, v.is_f_contiguous(), "F-contiguous")?;
+        check(
+            ffi::PyBUF_ANY_CONTIGUOUS,
+            c_contig || v.is_f_contiguous(),
+            "contiguous",
+        )?;
+        if !want_strides && !c_contig {
+            return Err(PyBufferError::new_err(
+                "the tensor is not C-contiguous; request strides (PyBUF_STRIDES)",
+            ));
+        }
+        // Shape then strides (bytes), freed by __releasebuffer__.
+        let dims: Box<[ffi::Py_ssize_t]> = v
+            .shape()
+            .iter()
+            .map(|&n| n as ffi::Py_ssize_t)
+            .chain(v.strides().iter().map(|&s| s * itemsize as isize))
+            .collect();
+        let ndim = v.ndim();
+        let dims = Box::into_raw(dims);
+        let base = dims.cast::<ffi::Py_ssize_t>();
+        // SAFETY: `view` is the caller's Py_buffer to fill (non-null, checked); `dims` is a live
+        // allocation of 2 * ndim entries released in __releasebuffer__ via `internal`; the
+        // format is a static C string never written through; `obj` gets a new reference that
+        // CPython releases with the buffer, keeping the tensor (and its memory) alive.
+        unsafe {
+            (*view).buf = v.data_ptr().cast_mut().cast::<c_void>();
+            (*view).obj = slf.clone().into_any().into_ptr();
+            (*view).len = v.nbytes() as ffi::Py_ssize_t;
+            (*view).itemsize = itemsize as ffi::Py_ssize_t;
+            (*view).readonly = c_int::from(v.is_read_only());
+            // Without PyBUF_ND the consumer sees a flat run of `len` bytes.
+            (*view).ndim = if want_shape { ndim as c_int } else { 1 };
+            (*view).format = if flags & ffi::PyBUF_FORMAT != 0 {
+                format.as_ptr().cast_mut()
+            } else {
+                std::ptr::null_mut()
+            };
+            (*view).shape = if want_shape && ndim > 0 {
+                base
+            } else {
+                std::ptr::null_mut()
+            };
+            (*view).strides = if want_strides && ndim > 0 {
+                base.add(ndim)
+            } else {
+                std::ptr::null_mut()
+            };
+            (*view).suboffsets = std::ptr::null_mut();
+            (*view).internal = dims.cast::<c_void>();
+        }
+        Ok(())
+    }
+
+    unsafe fn __releasebuffer__(&self, view: *mut ffi::Py_buffer) {
+        // SAFETY: `view` was filled by __getbuffer__, whose `internal` is the boxed dims slice
+        // of 2 * ndim entries; it is freed exactly once, here.
+        unsafe {
+            let internal = (*view).internal.cast::<ffi::Py_ssize_t>();
+            if !internal.is_null() {
+                let len = 2 * self.view.ndim();
+                drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+                    internal, len,
+                )));
+                (*view).internal = std::ptr::null_mut();
+            }
+        }
+    }
+}
