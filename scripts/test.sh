@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Every check, on a fresh machine or a warm one: formatting, lints, docs, the Rust tests with
+# all features (against real libtorch, Arrow and ndarray), every example, the Python module
+# built by maturin and its pytest suite (real numpy, torch, jax, pyarrow), Miri on the core,
+# and bounded fuzzing. Set DLBRIDGE_QUICK=1 to skip Miri and fuzzing.
+source "$(dirname "$0")/env.sh"
+step() { printf '\n== %s\n' "$*"; }
+
+step "rustfmt"
+cargo fmt --all -- --check
+
+step "clippy (all features, all targets)"
+cargo clippy --quiet --all-targets --all-features -- -D warnings
+
+step "rustdoc (no warnings)"
+RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps --all-features
+
+step "Rust tests (all features)"
+cargo test --all-features
+
+step "Rust examples"
+for example in tour ndarray_compute arrow_ipc torch_roundtrip stride_tricks c_struct_buffer; do
+  if [ -f "examples/$example.rs" ]; then
+    echo "-- example $example"
+    cargo run --quiet --all-features --example "$example" >/dev/null
+  fi
+done
+
+step "Python module (maturin) and pytest"
+maturin develop --quiet --release
+python -m pytest python_tests -q -p no:cacheprovider
+for example in examples/python/*.py; do
+  [ -f "$example" ] || continue
+  echo "-- example $example"
+  python "$example" >/dev/null
+done
+
+if [ "${DLBRIDGE_QUICK:-0}" != "1" ]; then
+  step "Miri (core: descriptor, views, copy kernel, DLPack)"
+  if ! rustup +nightly component list --installed 2>/dev/null | grep -q '^miri'; then
+    rustup +nightly component add miri rust-src
+  fi
+  MIRIFLAGS="-Zmiri-disable-isolation" CARGO_TARGET_DIR="$DLBRIDGE_CACHE/target-miri" \
+    timeout 1200 cargo +nightly miri test --quiet --lib --test dlpack --test views
+  if [ -x scripts/fuzz.sh ]; then
+    step "fuzzing (bounded)"
+    scripts/fuzz.sh
+  fi
+fi
+step "all checks passed"
