@@ -122,7 +122,8 @@ impl ManagedTensorLegacy {
 struct ExportContext<M> {
     managed: M,
     view: TensorView,
-    dims: Box<[i64]>,
+    /// Shape then strides; inline for up to 6 dimensions (one allocation per export).
+    dims: smallvec::SmallVec<[i64; 12]>,
 }
 
 impl<M> ExportContext<M> {
@@ -133,7 +134,7 @@ impl<M> ExportContext<M> {
         dl: impl Fn(&mut M) -> &mut DLTensor,
     ) -> *mut M {
         let ndim = view.ndim();
-        let dims: Box<[i64]> = view
+        let dims: smallvec::SmallVec<[i64; 12]> = view
             .shape
             .iter()
             .map(|&n| n as i64)

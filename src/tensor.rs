@@ -3,7 +3,13 @@
 use std::fmt;
 use std::ops::Range;
 
+use smallvec::SmallVec;
+
 use crate::{DType, Device, Element, Error, Owner, Result};
+
+/// Per-dimension storage: inline up to 6 dimensions, so views of typical tensors allocate
+/// nothing.
+pub(crate) type Dims<T> = SmallVec<[T; 6]>;
 
 /// The most dimensions a descriptor accepts (numpy's limit; DLPack sets none).
 pub const MAX_NDIM: usize = 64;
@@ -88,8 +94,8 @@ impl Parts {
 pub struct TensorView {
     pub(crate) data: *mut u8,
     pub(crate) byte_offset: usize,
-    pub(crate) shape: Box<[usize]>,
-    pub(crate) strides: Box<[isize]>,
+    pub(crate) shape: Dims<usize>,
+    pub(crate) strides: Dims<isize>,
     pub(crate) dtype: DType,
     pub(crate) device: Device,
     pub(crate) flags: Flags,
@@ -305,8 +311,8 @@ impl TensorView {
         Ok(TensorView {
             data,
             byte_offset,
-            shape: shape.into_boxed_slice(),
-            strides: strides.into_boxed_slice(),
+            shape: Dims::from_vec(shape),
+            strides: Dims::from_vec(strides),
             dtype,
             device,
             flags,
