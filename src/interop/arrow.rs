@@ -528,10 +528,10 @@ pub fn tensor_to_fixed_size_list(
     let dense = dense_for_arrow(tensor, opts.copy)?;
     let shape = dense.shape();
     let mut data = leaf_data(&dense, opts.copy)?;
-    let mut count = dense.numel();
-    for &n in shape[1..].iter().rev() {
-        count = count.checked_div(n).unwrap_or(0);
-        data = list_data(data, n, count)?;
+    for k in (1..shape.len()).rev() {
+        // Cannot overflow: a prefix product of a valid shape.
+        let rows = shape[..k].iter().product();
+        data = list_data(data, shape[k], rows)?;
     }
     let field = Field::new(opts.name.clone(), data.data_type().clone(), false);
     Ok(TensorColumn {
@@ -826,12 +826,20 @@ fn flatten(data: &ArrayData) -> Result<(Vec<Level<'_>>, Vec<usize>)> {
 }
 
 /// Number of nulls of a level in its covered range (O(1) when the range is the whole level).
-fn level_nulls(level: &Level<'_>) -> usize {
-    match level.data.nulls() {
+fn level_nulls(level: &Level<'_>) -> Result<usize> {
+    Ok(match level.data.nulls() {
         None => 0,
+        Some(n) if level.start + level.count > n.len() => {
+            return Err(Error::OutOfBounds(format!(
+                "validity bitmap of {} entries for {} values from {}",
+                n.len(),
+                level.count,
+                level.start
+            )))
+        }
         Some(n) if level.start == 0 && level.count == n.len() => n.null_count(),
         Some(n) => n.slice(level.start, level.count).null_count(),
-    }
+    })
 }
 
 /// Validity of every leaf element in row-major order, combining all levels' null bitmaps.
@@ -863,7 +871,7 @@ pub fn tensor_from_array_data(data: &ArrayData, opts: &ArrowImportOptions) -> Re
     let (levels, shape) = flatten(data)?;
     let leaf = levels.last().expect("flatten yields at least one level");
     let dtype = dtype_of_arrow(leaf.data.data_type())?;
-    let nulls: usize = levels.iter().map(level_nulls).sum();
+    let nulls = levels.iter().map(level_nulls).sum::<Result<usize>>()?;
     if nulls > 0 && opts.null_fill.is_none() {
         return Err(Error::InvalidArgument(format!(
             "the Arrow array has {nulls} null(s), which a tensor cannot hold; give a fill value"

@@ -1,0 +1,99 @@
+"""Type stubs for the ``dlbridge`` extension module (zero-copy tensor exchange)."""
+
+import enum
+from typing import Any, Final, Literal
+
+__version__: Final[str]
+
+class DLDeviceType(enum.IntEnum):
+    """DLPack device types (``DLDeviceType``), as returned by ``__dlpack_device__``."""
+
+    kDLCPU = 1
+    kDLCUDA = 2
+    kDLCUDAHost = 3
+    kDLOpenCL = 4
+    kDLVulkan = 7
+    kDLMetal = 8
+    kDLVPI = 9
+    kDLROCM = 10
+    kDLROCMHost = 11
+    kDLExtDev = 12
+    kDLCUDAManaged = 13
+    kDLOneAPI = 14
+    kDLWebGPU = 15
+    kDLHexagon = 16
+    kDLMAIA = 17
+    kDLTrn = 18
+
+class Tensor:
+    """A strided CPU tensor shared without copying.
+
+    Produced by :func:`from_dlpack` and :func:`asarray`; consumed by anything that speaks
+    DLPack (``np.from_dlpack``, ``torch.from_dlpack``, ``jax.numpy.from_dlpack``), the buffer
+    protocol (``memoryview``) or ``__array_interface__`` (``np.asarray``).
+    """
+
+    __dlpack_c_exchange_api__: Final[Any]
+    """A PyCapsule named ``"dlpack_exchange_api"`` holding a static ``DLPackExchangeAPI`` (1.3)."""
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+    @property
+    def strides(self) -> tuple[int, ...]:
+        """Strides in elements (not bytes); may be zero or negative."""
+    @property
+    def dtype(self) -> str:
+        """numpy-style name: ``"float32"``, ``"bfloat16"``, ``"bool"``, ``"complex64"``, ..."""
+    @property
+    def device(self) -> tuple[int, int]: ...
+    @property
+    def ndim(self) -> int: ...
+    @property
+    def nbytes(self) -> int: ...
+    @property
+    def readonly(self) -> bool: ...
+    @property
+    def is_copied(self) -> bool: ...
+    @property
+    def data_ptr(self) -> int:
+        """Address of the first element."""
+    @property
+    def __array_interface__(self) -> dict[str, Any]:
+        """numpy array interface v3; raises ``TypeError`` for dtypes numpy lacks (bfloat16, float8)."""
+    def __dlpack__(
+        self,
+        *,
+        stream: None = None,
+        max_version: tuple[int, int] | None = None,
+        dl_device: tuple[int, int] | None = None,
+        copy: bool | None = None,
+    ) -> Any:
+        """A ``"dltensor_versioned"`` capsule when ``max_version[0] >= 1``, else a legacy
+        ``"dltensor"`` capsule (``BufferError`` for read-only tensors). ``copy=True`` copies;
+        ``stream`` must be ``None`` (``ValueError``); a non-CPU ``dl_device`` raises ``BufferError``."""
+    def __dlpack_device__(self) -> tuple[DLDeviceType, int]: ...
+    def __buffer__(self, flags: int, /) -> memoryview: ...
+    def __release_buffer__(self, buffer: memoryview, /) -> None: ...
+
+def from_dlpack(
+    x: Any,
+    /,
+    *,
+    device: Literal["cpu"] | tuple[int, int] | None = None,
+    copy: bool | None = None,
+) -> Tensor:
+    """Import a DLPack producer (or capsule) without copying.
+
+    Uses ``type(x).__dlpack_c_exchange_api__`` when present, else ``x.__dlpack__``, else a bare
+    capsule. ``copy=True`` always copies; ``copy=False`` never does (``BufferError`` if the
+    producer would have to). Raises ``TypeError`` for objects without DLPack support,
+    ``ValueError`` for a non-CPU ``device`` or a consumed capsule, ``BufferError`` for data that
+    cannot be shared.
+    """
+
+def asarray(obj: Any, /, *, copy: bool | None = None) -> Tensor:
+    """Share any array-like: DLPack producers, the buffer protocol, ``__array_interface__``.
+
+    Non-native byte order is copied (byte-swapped) unless ``copy=False`` (``BufferError``).
+    Raises ``TypeError`` for objects that implement none of the protocols.
+    """
