@@ -39,6 +39,7 @@ mod device;
 pub mod dlpack;
 mod dtype;
 mod error;
+pub mod format;
 pub mod interop;
 mod owner;
 #[cfg(feature = "python")]

@@ -4,47 +4,11 @@ use pyo3::exceptions::{PyBufferError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
-use super::buffer::{self, ByteOrder, Exported};
+use super::buffer::{self, Exported};
 use super::{to_py_err, PyObjectOwner};
+use crate::format::parse_typestr;
 use crate::tensor::Parts;
-use crate::{DType, Device, Flags, Owner, TensorView};
-
-/// Parse a numpy `typestr` (`"<f4"`, `">i8"`, `"|b1"`, `"<c8"`, ...) into a dtype and byte order.
-pub(crate) fn parse_typestr(s: &str) -> Result<(DType, ByteOrder), String> {
-    let bad = || format!("unsupported array-interface typestr {s:?}");
-    let b = s.as_bytes();
-    if b.len() < 3 {
-        return Err(bad());
-    }
-    let little = cfg!(target_endian = "little");
-    let order = match b[0] {
-        b'<' if little => ByteOrder::Native,
-        b'>' if !little => ByteOrder::Native,
-        b'<' | b'>' => ByteOrder::Swapped,
-        b'|' | b'=' => ByteOrder::Native,
-        _ => return Err(bad()),
-    };
-    let size: usize = s[2..].parse().map_err(|_| bad())?;
-    let dtype = match (b[1], size) {
-        (b'b', 1) => DType::BOOL,
-        (b'i', 1) => DType::I8,
-        (b'i', 2) => DType::I16,
-        (b'i', 4) => DType::I32,
-        (b'i', 8) => DType::I64,
-        (b'u', 1) => DType::U8,
-        (b'u', 2) => DType::U16,
-        (b'u', 4) => DType::U32,
-        (b'u', 8) => DType::U64,
-        (b'f', 2) => DType::F16,
-        (b'f', 4) => DType::F32,
-        (b'f', 8) => DType::F64,
-        (b'c', 8) => DType::C64,
-        (b'c', 16) => DType::C128,
-        _ => return Err(bad()),
-    };
-    let order = if size == 1 { ByteOrder::Native } else { order };
-    Ok((dtype, order))
-}
+use crate::{Device, Flags, Owner, TensorView};
 
 /// Describe `obj.__array_interface__`; `Ok(None)` when `obj` has none.
 pub(crate) fn get_interface(obj: &Bound<'_, PyAny>) -> PyResult<Option<Exported>> {
@@ -146,27 +110,4 @@ pub(crate) fn get_interface(obj: &Bound<'_, PyAny>) -> PyResult<Option<Exported>
     // which `owner` guarantees.
     let view = unsafe { TensorView::from_parts(parts, owner) }.map_err(to_py_err)?;
     Ok(Some(Exported { view, order }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn typestrs() {
-        assert_eq!(
-            parse_typestr("<f4").unwrap(),
-            (DType::F32, ByteOrder::Native)
-        );
-        assert_eq!(
-            parse_typestr(">i8").unwrap(),
-            (DType::I64, ByteOrder::Swapped)
-        );
-        assert_eq!(parse_typestr("|b1").unwrap().0, DType::BOOL);
-        assert_eq!(parse_typestr("<c16").unwrap().0, DType::C128);
-        assert_eq!(parse_typestr(">u1").unwrap().1, ByteOrder::Native);
-        for bad in ["<V2", "|O8", "<M8[s]", "<U4", "f4", "<f16", "<f"] {
-            assert!(parse_typestr(bad).is_err(), "{bad}");
-        }
-    }
 }

@@ -10,81 +10,9 @@ use pyo3::prelude::*;
 
 use super::{to_py_err, with_gil};
 use crate::tensor::Parts;
-use crate::{DType, Device, Flags, Owner, TensorView};
+use crate::{Device, Flags, Owner, TensorView};
 
-/// Byte order of the elements as the exporter describes them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ByteOrder {
-    Native,
-    Swapped,
-}
-
-const NATIVE_IS_LITTLE: bool = cfg!(target_endian = "little");
-
-/// Parse a `struct`-module format string of one element (`"<f"`, `">i"`, `"=d"`, `"?"`,
-/// `"Zf"`, ...) into a dtype and byte order. Returns `Err(reason)` for formats that describe
-/// no single DLPack element (structs, padding, counts, pointers of unknown meaning, long
-/// double, chars of strings).
-pub(crate) fn parse_struct_format(fmt: &str) -> Result<(DType, ByteOrder), String> {
-    let bytes = fmt.as_bytes();
-    let (order, native_sizes, rest) = match bytes.first() {
-        Some(b'@') => (ByteOrder::Native, true, &bytes[1..]),
-        Some(b'=') => (ByteOrder::Native, false, &bytes[1..]),
-        Some(b'<') => (order_for(true), false, &bytes[1..]),
-        Some(b'>' | b'!') => (order_for(false), false, &bytes[1..]),
-        _ => (ByteOrder::Native, true, bytes),
-    };
-    let long = if native_sizes {
-        std::mem::size_of::<std::ffi::c_long>()
-    } else {
-        4
-    };
-    let bad = || format!("unsupported buffer format {fmt:?}");
-    let dtype = match rest {
-        b"?" => DType::BOOL,
-        b"b" => DType::I8,
-        b"B" | b"c" => DType::U8,
-        b"h" => DType::I16,
-        b"H" => DType::U16,
-        b"i" => DType::I32,
-        b"I" => DType::U32,
-        b"l" => int(true, long),
-        b"L" => int(false, long),
-        b"q" => DType::I64,
-        b"Q" => DType::U64,
-        b"n" if native_sizes => int(true, std::mem::size_of::<isize>()),
-        b"N" if native_sizes => int(false, std::mem::size_of::<usize>()),
-        b"e" => DType::F16,
-        b"f" => DType::F32,
-        b"d" => DType::F64,
-        b"Zf" => DType::C64,
-        b"Zd" => DType::C128,
-        _ => return Err(bad()),
-    };
-    let order = if dtype.itemsize() == Some(1) {
-        ByteOrder::Native
-    } else {
-        order
-    };
-    Ok((dtype, order))
-}
-
-fn order_for(little: bool) -> ByteOrder {
-    if little == NATIVE_IS_LITTLE {
-        ByteOrder::Native
-    } else {
-        ByteOrder::Swapped
-    }
-}
-
-fn int(signed: bool, size: usize) -> DType {
-    match (signed, size) {
-        (true, 4) => DType::I32,
-        (true, _) => DType::I64,
-        (false, 4) => DType::U32,
-        (false, _) => DType::U64,
-    }
-}
+pub(crate) use crate::format::{parse_struct_format, ByteOrder};
 
 /// An exported `Py_buffer`, released with the GIL when dropped (or leaked at shutdown).
 struct BufferOwner(Box<ffi::Py_buffer>);
@@ -202,35 +130,4 @@ pub(crate) fn view_of_buffer(b: &ffi::Py_buffer, owner: Owner) -> PyResult<Expor
     // is released, which `owner` defers to the last view.
     let view = unsafe { TensorView::from_parts(parts, owner) }.map_err(to_py_err)?;
     Ok(Exported { view, order })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn formats() {
-        assert_eq!(
-            parse_struct_format("f").unwrap(),
-            (DType::F32, ByteOrder::Native)
-        );
-        assert_eq!(parse_struct_format("<d").unwrap().0, DType::F64);
-        assert_eq!(
-            parse_struct_format(">i").unwrap(),
-            (DType::I32, ByteOrder::Swapped)
-        );
-        assert_eq!(parse_struct_format("!h").unwrap().1, ByteOrder::Swapped);
-        assert_eq!(parse_struct_format("=l").unwrap().0, DType::I32);
-        assert_eq!(parse_struct_format("@l").unwrap().0, DType::I64);
-        assert_eq!(
-            parse_struct_format(">b").unwrap(),
-            (DType::I8, ByteOrder::Native)
-        );
-        assert_eq!(parse_struct_format("Zf").unwrap().0, DType::C64);
-        assert_eq!(parse_struct_format("?").unwrap().0, DType::BOOL);
-        assert_eq!(parse_struct_format("e").unwrap().0, DType::F16);
-        for bad in ["g", "T{f:x:}", "2f", "x", "", "P", "s"] {
-            assert!(parse_struct_format(bad).is_err(), "{bad}");
-        }
-    }
 }
