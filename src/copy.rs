@@ -58,7 +58,9 @@ impl TensorView {
     pub fn to_vec<T: Element>(&self) -> Result<Vec<T>> {
         self.check_element_access::<T>()?;
         let n = self.numel();
-        let mut out: Vec<T> = Vec::with_capacity(n);
+        let mut out: Vec<T> = Vec::new();
+        out.try_reserve_exact(n)
+            .map_err(|_| Error::AllocationFailed(self.nbytes()))?;
         let dst_strides = c_strides(&self.shape)?;
         // SAFETY: `out` has capacity for `n` elements of `T` (= itemsize bytes each, checked by
         // `check_element_access`); the kernel writes each of the `n` destination slots exactly
@@ -83,6 +85,8 @@ impl TensorView {
                 unsafe { std::ptr::copy_nonoverlapping(self.data_ptr(), dst, nbytes) };
                 c_strides(&self.shape)?
             }
+            // An empty tensor reaches nothing: zero strides describe it whatever its extents.
+            (Some(_), _) if self.numel() == 0 => vec![0; self.ndim()],
             (Some(_), Order::C) => c_strides(&self.shape)?,
             (Some(_), Order::F) => f_strides(&self.shape)?,
         };
@@ -128,8 +132,10 @@ pub(crate) fn gather_bytes(view: &TensorView) -> Result<Vec<u8>> {
         dtype: view.dtype,
         reason: "bit-packed elements cannot be gathered",
     })?;
-    let n = view.numel() * size;
-    let mut out = Vec::with_capacity(n);
+    let n = view.nbytes();
+    let mut out = Vec::new();
+    out.try_reserve_exact(n)
+        .map_err(|_| Error::AllocationFailed(n))?;
     let strides = c_strides(&view.shape)?;
     // SAFETY: `out` has room for `n` bytes, exactly what C-contiguous destination strides cover.
     unsafe {

@@ -77,6 +77,9 @@ pub enum Error {
         /// Minor version found.
         minor: u32,
     },
+    /// The allocator refused a copy's destination buffer of this many bytes.
+    #[error("could not allocate {0} bytes for a copy")]
+    AllocationFailed(usize),
     /// A null pointer where a managed tensor or an array was required.
     #[error("null pointer: {0}")]
     NullPointer(&'static str),

@@ -96,7 +96,7 @@ pub fn parse_typestr(s: &str) -> Result<(DType, ByteOrder), String> {
         b'|' | b'=' => ByteOrder::Native,
         _ => return Err(bad()),
     };
-    let size: usize = s[2..].parse().map_err(|_| bad())?;
+    let size: usize = s.get(2..).ok_or_else(bad)?.parse().map_err(|_| bad())?;
     let dtype = match (b[1], size) {
         (b'b', 1) => DType::BOOL,
         (b'i', 1) => DType::I8,

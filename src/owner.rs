@@ -65,9 +65,8 @@ impl AlignedBuffer {
             .map_err(|_| crate::Error::Overflow("copy buffer size"))?;
         // SAFETY: the layout has a non-zero size.
         let raw = unsafe { alloc::alloc(layout) };
-        let Some(ptr) = NonNull::new(raw) else {
-            alloc::handle_alloc_error(layout)
-        };
+        // A refused allocation is an error, not an abort: sizes come from tensor metadata.
+        let ptr = NonNull::new(raw).ok_or(crate::Error::AllocationFailed(len))?;
         Ok(AlignedBuffer { ptr, layout })
     }
 

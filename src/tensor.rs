@@ -75,6 +75,7 @@ impl Parts {
 /// # Invariants
 /// Upheld by every constructor, so every method may rely on them:
 /// - `shape.len() == strides.len() <= MAX_NDIM`;
+/// - every stride times the element size fits in `isize` (extent-1 axes included);
 /// - the element count, and every byte offset `sum((i_k) * stride_k * itemsize)` for valid
 ///   indices, fit in `isize`, and the addresses of the first and last reached bytes do not wrap;
 /// - if the tensor has elements, `data` is non-null and every reached byte lies in `extent`, a
@@ -185,24 +186,31 @@ pub(crate) fn layout_span(shape: &[usize], strides: &[isize], itemsize: usize) -
 
 /// C-contiguous strides (in elements) for `shape`, or an overflow error.
 pub(crate) fn c_strides(shape: &[usize]) -> Result<Vec<isize>> {
-    let mut strides = vec![0isize; shape.len()];
-    let mut acc: isize = 1;
-    for (s, &n) in strides.iter_mut().zip(shape).rev() {
-        *s = acc;
-        let n = isize::try_from(n.max(1)).map_err(|_| Error::Overflow("strides"))?;
-        acc = acc.checked_mul(n).ok_or(Error::Overflow("strides"))?;
-    }
-    Ok(strides)
+    dense_strides(shape.iter().rev()).map(|mut s| {
+        s.reverse();
+        s
+    })
 }
 
 /// F-contiguous strides (in elements) for `shape`, or an overflow error.
 pub(crate) fn f_strides(shape: &[usize]) -> Result<Vec<isize>> {
-    let mut strides = vec![0isize; shape.len()];
-    let mut acc: isize = 1;
-    for (s, &n) in strides.iter_mut().zip(shape) {
-        *s = acc;
-        let n = isize::try_from(n.max(1)).map_err(|_| Error::Overflow("strides"))?;
-        acc = acc.checked_mul(n).ok_or(Error::Overflow("strides"))?;
+    dense_strides(shape.iter())
+}
+
+/// Dense strides, fastest axis first. An empty tensor reaches no memory, so when its extents
+/// overflow the running product, all-zero strides describe it as well.
+fn dense_strides<'a>(fastest_first: impl Iterator<Item = &'a usize> + Clone) -> Result<Vec<isize>> {
+    let mut strides = Vec::new();
+    let mut acc: Option<isize> = Some(1);
+    for &n in fastest_first.clone() {
+        strides.push(acc.unwrap_or(0));
+        acc = acc.and_then(|a| a.checked_mul(isize::try_from(n.max(1)).ok()?));
+    }
+    if acc.is_none() {
+        if fastest_first.clone().any(|&n| n == 0) {
+            return Ok(vec![0; strides.len()]);
+        }
+        return Err(Error::Overflow("strides"));
     }
     Ok(strides)
 }
@@ -263,6 +271,12 @@ impl TensorView {
             Some(s) => s,
             None => c_strides(&shape)?,
         };
+        let item = dtype.storage_size(flags.subbyte_padded).unwrap_or(1) as isize;
+        if strides.iter().any(|s| s.checked_mul(item).is_none()) {
+            // Even strides of extent-1 axes (which reach nothing) must fit in bytes, so that
+            // every consumer may compute byte strides without overflow.
+            return Err(Error::Overflow("stride in bytes"));
+        }
         let start = (data as usize)
             .checked_add(byte_offset)
             .ok_or(Error::Overflow("data pointer + byte offset"))?;
@@ -447,10 +461,14 @@ impl TensorView {
     }
 
     /// Bytes of the elements' storage if laid out densely (bit-packed types round up).
+    /// Saturates at `usize::MAX` for broadcast views too large to ever materialise.
     pub fn nbytes(&self) -> usize {
         match self.itemsize() {
-            Some(size) => self.numel() * size,
-            None => (self.numel() * self.dtype.element_bits() as usize).div_ceil(8),
+            Some(size) => self.numel().saturating_mul(size),
+            None => {
+                // Bit-packed tensors are contiguous, so this was checked at construction.
+                (self.numel() * self.dtype.element_bits() as usize).div_ceil(8)
+            }
         }
     }
 

@@ -291,11 +291,8 @@ impl TensorView {
             )));
         }
         let mut t = self.clone();
-        let (mut shape, mut strides) = (t.shape.to_vec(), t.strides.to_vec());
-        shape.remove(axis);
-        strides.remove(axis);
-        t.shape = shape.into();
-        t.strides = strides.into();
+        t.shape.remove(axis);
+        t.strides.remove(axis);
         Ok(t)
     }
 
@@ -316,18 +313,21 @@ impl TensorView {
                 self.ndim()
             )));
         }
-        let mut t = self.clone();
-        let (mut shape, mut strides) = (t.shape.to_vec(), t.strides.to_vec());
-        // The stride numpy would give: the step of the following axis times its extent.
-        let s = if axis < self.ndim() {
-            self.strides[axis].saturating_mul(self.shape[axis] as isize)
-        } else {
-            1
+        // The stride numpy would give (the step of the following axis times its extent); it
+        // reaches nothing, so 0 is as good when that product would not fit.
+        let stride = match axis < self.ndim() {
+            true => self.strides[axis]
+                .checked_mul(self.shape[axis] as isize)
+                .filter(|s| {
+                    s.checked_mul(self.itemsize().unwrap_or(1) as isize)
+                        .is_some()
+                })
+                .unwrap_or(0),
+            false => 1,
         };
-        shape.insert(axis, 1);
-        strides.insert(axis, s);
-        t.shape = shape.into();
-        t.strides = strides.into();
+        let mut t = self.clone();
+        t.shape.insert(axis, 1);
+        t.strides.insert(axis, stride);
         Ok(t)
     }
 

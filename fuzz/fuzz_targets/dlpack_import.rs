@@ -109,7 +109,7 @@ fuzz_target!(|m: Meta| {
             let span = view.byte_span();
             assert!(span.start <= span.end);
             let inside = span.start >= base && span.end <= base + BUF;
-            if inside && view.device().is_host_accessible() && view.itemsize().is_some() {
+            if inside && view.device().is_host_accessible() && view.itemsize().is_some() && view.nbytes() <= 1 << 20 {
                 let copy = view.to_contiguous(Order::C).unwrap();
                 let size = view.itemsize().unwrap();
                 // Naive read of every element through `offset_of`.

@@ -197,7 +197,6 @@ fn check_exportable(t: &Tensor) -> Result<()> {
 /// # Ok::<(), dlbridge::Error>(())
 /// ```
 pub fn tch_to_dlpack(t: &Tensor) -> Result<ManagedTensorVersioned> {
-    check_exportable(t)?;
     let mut out: *mut DLManagedTensorVersioned = std::ptr::null_mut();
     let mut err = ErrBuf::new();
     // SAFETY: `t.as_ptr()` is a live `at::Tensor*`, borrowed for the call; `out` and `err` are
@@ -206,6 +205,9 @@ pub fn tch_to_dlpack(t: &Tensor) -> Result<ManagedTensorVersioned> {
         sys::dlbridge_torch_to_dlpack_versioned(t.as_ptr(), &mut out, err.ptr(), err.len())
     };
     if rc != 0 {
+        // The shim refuses what DLPack cannot carry; ask which property it was, for a typed
+        // error (only on this failure path, so the success path makes a single shim call).
+        check_exportable(t)?;
         return Err(err.foreign());
     }
     // SAFETY: on success the shim hands over a fresh managed tensor made by ATen, referenced by
@@ -220,7 +222,10 @@ pub fn tch_to_dlpack(t: &Tensor) -> Result<ManagedTensorVersioned> {
 /// error the deleter has also run exactly once (here, or inside ATen), as for every consumer.
 ///
 /// Torch tensors are always writable, so a managed tensor flagged read-only is refused
-/// ([`Error::ReadOnly`]); so are non-CPU devices and dtypes ATen cannot take.
+/// ([`Error::ReadOnly`]); so are non-CPU devices and dtypes ATen cannot take. Anything else
+/// ATen refuses comes back as [`Error::Foreign`] (e.g. ATen 2.13 rejects a 0-d tensor with a
+/// non-zero `byte_offset`; [`TensorView::to_tch`] avoids that by folding the offset into the
+/// pointer).
 pub fn tch_from_dlpack(managed: ManagedTensorVersioned) -> Result<Tensor> {
     let (major, minor) = managed.version();
     if major != 1 {
@@ -249,7 +254,8 @@ pub fn tch_from_dlpack(managed: ManagedTensorVersioned) -> Result<Tensor> {
     let rc =
         unsafe { sys::dlbridge_torch_from_dlpack_versioned(raw, &mut out, err.ptr(), err.len()) };
     match rc {
-        0 if !out.is_null() => {
+        0 if out.is_null() => Err(Error::NullPointer("tensor returned by fromDLPackVersioned")),
+        0 => {
             // SAFETY: status 0 gives a fresh `new at::Tensor`, which `from_ptr` takes ownership
             // of (tch frees it with `at_free` on drop).
             Ok(unsafe { Tensor::from_ptr(out) })
@@ -414,7 +420,7 @@ impl TensorView {
         }
         let align = self.dtype.alignment();
         let address = self.data_ptr() as usize;
-        if self.numel() > 0 && address % align != 0 {
+        if self.numel() > 0 && !address.is_multiple_of(align) {
             return Some(Error::Misaligned { address, align });
         }
         None
@@ -422,8 +428,9 @@ impl TensorView {
 }
 
 /// Export `view` for ATen: a versioned managed tensor whose `data` already includes the byte
-/// offset (ATen's DLPack importer expects `byte_offset == 0` on CPU, as its own exports have)
-/// and whose size-1 / negative-but-unused strides are made non-negative.
+/// offset (ATen 2.13 refuses a non-zero `byte_offset` on 0-d tensors; its own exports always
+/// have 0) and whose negative strides on axes of extent <= 1 (never multiplied by a non-zero
+/// index) are replaced by 1, since torch does not accept negative strides.
 fn export_for_torch(view: TensorView) -> ManagedTensorVersioned {
     let managed = view.into_dlpack_versioned();
     let ptr = managed.as_ptr();

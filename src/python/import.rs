@@ -38,7 +38,7 @@ fn check_device(device: Option<&Bound<'_, PyAny>>) -> PyResult<bool> {
 }
 
 /// Apply the `copy` policy to an imported view.
-fn finish(view: TensorView, copy: Option<bool>) -> PyResult<TensorView> {
+pub(crate) fn finish(view: TensorView, copy: Option<bool>) -> PyResult<TensorView> {
     if !view.device().is_host_accessible() {
         return Err(PyBufferError::new_err(format!(
             "the tensor lives on {}; dlbridge only imports host memory",
@@ -93,8 +93,10 @@ fn dlpack_view(
         }
         let cap = match method.call((), Some(&kwargs)) {
             Ok(cap) => cap,
-            // A legacy producer that does not know the keywords.
-            Err(e) if e.is_instance_of::<PyTypeError>(py) => method.call0()?,
+            // A legacy producer that does not know the keywords: Python raises a plain
+            // TypeError. Subclasses are a library's deliberate refusal (pyarrow's
+            // ArrowTypeError for nulls and booleans): retrying would only repeat it.
+            Err(e) if e.get_type(py).is(py.get_type::<PyTypeError>()) => method.call0()?,
             Err(e) => return Err(e),
         };
         return capsule::consume_capsule(&cap).map(Some);
@@ -152,7 +154,10 @@ fn finish_exported(e: Exported, copy: Option<bool>) -> PyResult<TensorView> {
     }
 }
 
-/// Share any array-like: DLPack producers, the buffer protocol, `__array_interface__`.
+/// Share any array-like: DLPack producers, the Arrow PyCapsule interface (`__arrow_c_array__`,
+/// single-chunk `__arrow_c_stream__`; feature `arrow`), the buffer protocol,
+/// `__array_interface__`, tried in that order (Arrow also when DLPack refuses the object, as
+/// pyarrow does for booleans and nulls).
 ///
 /// Zero-copy whenever the layout allows. Data in non-native byte order is copied (byte-swapped)
 /// unless `copy=False`, which raises `BufferError`; `copy=True` always copies. Objects that
@@ -175,8 +180,16 @@ pub(crate) fn asarray<'py>(
             Ok(None) => {}
             // e.g. numpy refuses byte-swapped arrays: fall through to the other protocols.
             Err(e) if e.is_instance_of::<PyBufferError>(py) => dlpack_error = Some(e),
+            // pyarrow refuses nulls and booleans over DLPack (ArrowTypeError): its Arrow
+            // interface can still carry them (booleans as a copy, nulls as a clear error).
+            #[cfg(feature = "arrow")]
+            Err(e) if super::arrow::has_arrow(obj) => dlpack_error = Some(e),
             Err(e) => return Err(e),
         }
+    }
+    #[cfg(feature = "arrow")]
+    if let Some(view) = super::arrow::arrow_view(obj, copy)? {
+        return new_tensor(py, finish(view, copy)?);
     }
     if let Some(held) = buffer::get_buffer(obj)? {
         return new_tensor(py, finish_exported(held, copy)?);

@@ -5,7 +5,11 @@
 //!   type-level `__dlpack_c_exchange_api__` capsule.
 //! - `dlbridge.from_dlpack` consumes any DLPack producer: the C exchange API of the producer's
 //!   type when it has one (no Python call, no capsule), else `__dlpack__`, else a capsule.
-//! - `dlbridge.asarray` adds the buffer protocol and `__array_interface__`.
+//! - `dlbridge.asarray` adds the Arrow PyCapsule interface (feature `arrow`), the buffer
+//!   protocol and `__array_interface__`.
+//! - With the `arrow` feature, `Tensor` is also an Arrow producer (`__arrow_c_schema__`,
+//!   `__arrow_c_array__`: `pa.array(t)` is zero-copy) and `dlbridge.from_arrow` imports through
+//!   the Arrow interface only (see `arrow.rs`).
 //!
 //! Exceptions: `BufferError` when data cannot be described or shared as asked (dtype, layout,
 //! device, read-only, a copy forbidden by `copy=False`), `ValueError` for invalid arguments
@@ -22,6 +26,8 @@ use pyo3::types::{PyCFunction, PyTuple};
 use crate::{Error, TensorView};
 
 mod array_interface;
+#[cfg(feature = "arrow")]
+mod arrow;
 mod buffer;
 mod capsule;
 mod exchange;
@@ -130,6 +136,8 @@ fn dlbridge(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Tensor>()?;
     m.add_function(wrap_pyfunction!(import::from_dlpack, m)?)?;
     m.add_function(wrap_pyfunction!(import::asarray, m)?)?;
+    #[cfg(feature = "arrow")]
+    m.add_function(wrap_pyfunction!(arrow::from_arrow, m)?)?;
     m.add("DLDeviceType", device_enum(py)?.class.clone_ref(py))?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     let hook = PyCFunction::new_closure(py, None, None, |_args, _kwargs| {

@@ -237,6 +237,27 @@ impl Tensor {
         device_tuple(py, self.view.device())
     }
 
+    /// The Arrow PyCapsule interface: an `"arrow_schema"` capsule of the tensor's Arrow field
+    /// (1-D: the primitive type; N-D: `arrow.fixed_shape_tensor` with its metadata).
+    #[cfg(feature = "arrow")]
+    fn __arrow_c_schema__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        super::arrow::schema_capsule(py, &self.view)
+    }
+
+    /// The Arrow PyCapsule interface: `("arrow_schema", "arrow_array")` capsules over the same
+    /// memory (`pa.array(t)` is zero-copy); non-dense layouts and booleans are copied to C
+    /// order. `requested_schema` may only relabel the same storage (name, nullability,
+    /// extension metadata); other types raise `NotImplementedError` (cast after import).
+    #[cfg(feature = "arrow")]
+    #[pyo3(signature = (requested_schema=None))]
+    fn __arrow_c_array__<'py>(
+        &self,
+        py: Python<'py>,
+        requested_schema: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        super::arrow::array_capsules(py, &self.view, requested_schema)
+    }
+
     /// The DLPack C exchange API (a `"dlpack_exchange_api"` capsule on the type).
     #[classattr]
     fn __dlpack_c_exchange_api__(py: Python<'_>) -> PyResult<Py<PyAny>> {

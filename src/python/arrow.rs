@@ -1,0 +1,349 @@
+//! The Arrow PyCapsule interface (cargo features `python` + `arrow`), both ways.
+//!
+//! - Export: `Tensor.__arrow_c_schema__()` and `Tensor.__arrow_c_array__()` hand out
+//!   `"arrow_schema"` / `"arrow_array"` capsules over the tensor's memory, so `pa.array(t)` is
+//!   zero-copy: 1-D tensors become primitive arrays, N-D tensors `arrow.fixed_shape_tensor`
+//!   columns (the schema is exported from the `Field`, so the extension metadata travels).
+//!   Layouts Arrow cannot express (strided, transposed, negative strides) and booleans
+//!   (bit-packed in Arrow) are copied to C order; dtypes Arrow lacks raise `BufferError`.
+//! - Import: [`arrow_view`] reads any `__arrow_c_array__` producer, or a single-chunk
+//!   `__arrow_c_stream__` producer (pyarrow `ChunkedArray`), as a read-only view that keeps the
+//!   producer's buffers alive (the imported `ArrayData` owns the producer's release callback).
+//!
+//! Capsule destructors free the boxed C struct, whose `Drop` calls its `release` callback unless
+//! a consumer moved the struct out (leaving `release` null): each export is released exactly
+//! once. Arrow capsules are never renamed by consumers.
+
+use std::ffi::{c_void, CStr};
+
+use arrow_array::ffi::{from_ffi, FFI_ArrowArray, FFI_ArrowSchema};
+use arrow_array::ffi_stream::{ArrayStreamReader, FFI_ArrowArrayStream};
+use arrow_array::{make_array, new_empty_array, Array, ArrayReader, ArrayRef};
+use arrow_data::ArrayData;
+use arrow_schema::{ArrowError, DataType, Field};
+use pyo3::exceptions::{PyNotImplementedError, PyTypeError, PyValueError};
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::PyTuple;
+
+use super::to_py_err;
+use crate::interop::arrow::{
+    tensor_from_array_data, tensor_from_arrow, tensor_to_arrow, ArrowExportOptions,
+    ArrowImportOptions, CopyPolicy, FixedShapeTensorMeta, TensorColumn,
+};
+use crate::{Error, SliceArg, TensorView};
+
+const ARROW_SCHEMA: &CStr = c"arrow_schema";
+const ARROW_ARRAY: &CStr = c"arrow_array";
+const ARROW_STREAM: &CStr = c"arrow_array_stream";
+
+fn arrow_err(e: ArrowError) -> PyErr {
+    to_py_err(Error::Foreign {
+        library: "arrow",
+        message: e.to_string(),
+    })
+}
+
+/// Exports copy when Arrow cannot reference the layout (strided views, booleans).
+fn export_options() -> ArrowExportOptions {
+    ArrowExportOptions::default().allow_copy()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Capsules
+// ---------------------------------------------------------------------------------------------
+
+/// Run `f` with the pending exception (if any) saved and restored around it, never unwinding.
+///
+/// # Safety
+/// The GIL must be held.
+unsafe fn preserving_exception(f: impl FnOnce()) {
+    let (mut ty, mut value, mut tb) = (
+        std::ptr::null_mut(),
+        std::ptr::null_mut(),
+        std::ptr::null_mut(),
+    );
+    // SAFETY: GIL held (contract); the out-pointers are valid locals.
+    unsafe { ffi::PyErr_Fetch(&mut ty, &mut value, &mut tb) };
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    // SAFETY: GIL held; restores (steals) exactly the references fetched above.
+    unsafe { ffi::PyErr_Restore(ty, value, tb) };
+}
+
+/// Free the boxed `T` of a capsule named `name`; `T`'s `Drop` calls the C struct's `release`
+/// callback unless a consumer moved the struct out (which nulls `release`).
+///
+/// # Safety
+/// GIL held; `capsule` is a live capsule whose pointer, under `name`, came from
+/// `Box::<T>::into_raw` in [`boxed_capsule`] and is freed nowhere else.
+unsafe fn free_boxed<T>(capsule: *mut ffi::PyObject, name: &CStr) {
+    // SAFETY: per the contract; IsValid never raises.
+    unsafe {
+        if ffi::PyCapsule_IsValid(capsule, name.as_ptr()) != 1 {
+            return;
+        }
+        preserving_exception(|| {
+            let ptr = ffi::PyCapsule_GetPointer(capsule, name.as_ptr());
+            drop(Box::from_raw(ptr.cast::<T>()));
+        });
+    }
+}
+
+unsafe extern "C" fn destroy_schema(capsule: *mut ffi::PyObject) {
+    // SAFETY: CPython calls destructors with the GIL held; installed only by `boxed_capsule`
+    // on boxed `FFI_ArrowSchema`s named "arrow_schema".
+    unsafe { free_boxed::<FFI_ArrowSchema>(capsule, ARROW_SCHEMA) }
+}
+
+unsafe extern "C" fn destroy_array(capsule: *mut ffi::PyObject) {
+    // SAFETY: as in `destroy_schema`, for boxed `FFI_ArrowArray`s named "arrow_array".
+    unsafe { free_boxed::<FFI_ArrowArray>(capsule, ARROW_ARRAY) }
+}
+
+/// Move `value` into a new capsule named `name` whose destructor is `destroy`.
+///
+/// # Safety
+/// `destroy` must free a `Box<T>` stored under `name` (see [`free_boxed`]).
+unsafe fn boxed_capsule<'py, T>(
+    py: Python<'py>,
+    value: T,
+    name: &'static CStr,
+    destroy: unsafe extern "C" fn(*mut ffi::PyObject),
+) -> PyResult<Bound<'py, PyAny>> {
+    let raw = Box::into_raw(Box::new(value));
+    // SAFETY: GIL held; `raw` is a live allocation the capsule takes over; `name` is static.
+    let capsule = unsafe { ffi::PyCapsule_New(raw.cast::<c_void>(), name.as_ptr(), Some(destroy)) };
+    if capsule.is_null() {
+        // SAFETY: no capsule took `raw`: we still own it (dropping releases the C struct).
+        drop(unsafe { Box::from_raw(raw) });
+        return Err(PyErr::fetch(py));
+    }
+    // SAFETY: a new (owned) reference.
+    Ok(unsafe { Bound::from_owned_ptr(py, capsule) })
+}
+
+/// The pointer of a capsule named `name`, or a `TypeError`/`ValueError` naming `what`.
+fn capsule_pointer<T>(obj: &Bound<'_, PyAny>, name: &CStr, what: &str) -> PyResult<*mut T> {
+    // SAFETY: GIL held (we have a Bound); `obj` is live. CheckExact/IsValid never raise.
+    let valid = unsafe {
+        ffi::PyCapsule_CheckExact(obj.as_ptr()) == 1
+            && ffi::PyCapsule_IsValid(obj.as_ptr(), name.as_ptr()) == 1
+    };
+    if !valid {
+        return Err(PyTypeError::new_err(format!(
+            "{what} must be a PyCapsule named {:?}, got {}",
+            name,
+            obj.repr()?
+        )));
+    }
+    // SAFETY: a valid capsule of that name (checked), so this returns its non-null pointer.
+    Ok(unsafe { ffi::PyCapsule_GetPointer(obj.as_ptr(), name.as_ptr()) }.cast::<T>())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Export
+// ---------------------------------------------------------------------------------------------
+
+/// The Arrow field `view` exports as, in O(ndim): the field of its zero-row slice, which has
+/// the same type and extension metadata and needs no copy whatever the layout.
+fn field_of(view: &TensorView) -> PyResult<Field> {
+    let empty = if view.ndim() == 0 {
+        view.clone()
+    } else {
+        view.slice(0, SliceArg::range(0, 0)).map_err(to_py_err)?
+    };
+    Ok(tensor_to_arrow(&empty, &export_options())
+        .map_err(to_py_err)?
+        .field)
+}
+
+/// `__arrow_c_schema__`: an `"arrow_schema"` capsule of the tensor's field.
+pub(crate) fn schema_capsule<'py>(
+    py: Python<'py>,
+    view: &TensorView,
+) -> PyResult<Bound<'py, PyAny>> {
+    let schema = FFI_ArrowSchema::try_from(&field_of(view)?).map_err(arrow_err)?;
+    // SAFETY: `destroy_schema` frees a boxed FFI_ArrowSchema named "arrow_schema".
+    unsafe { boxed_capsule(py, schema, ARROW_SCHEMA, destroy_schema) }
+}
+
+/// Whether the same memory can be read as `b` when exported as `a`: equal types, nested field
+/// names and nullability aside (the exported data has no nulls).
+fn same_storage(a: &DataType, b: &DataType) -> bool {
+    match (a, b) {
+        (DataType::FixedSizeList(x, n), DataType::FixedSizeList(y, m)) => {
+            n == m && same_storage(x.data_type(), y.data_type())
+        }
+        _ => a == b,
+    }
+}
+
+/// The field to export `column` under when the consumer asked for `requested_schema`: the
+/// column's own field for `None`; the requested field when only its name, nullability or
+/// extension metadata differ (a zero-copy relabel, e.g. dropping `arrow.fixed_shape_tensor` to
+/// get the plain fixed-size list); otherwise `NotImplementedError` (dlbridge converts no
+/// element types: cast after import, `pa.array(t).cast(type)`). Refusing beats returning the
+/// tensor's own type here, which the interface would allow, because pyarrow 26's
+/// `pa.array(obj, type=...)` fails with an `AttributeError` on that path.
+fn export_field(
+    column: TensorColumn,
+    requested_schema: Option<&Bound<'_, PyAny>>,
+) -> PyResult<(Field, ArrayRef)> {
+    let Some(req) = requested_schema.filter(|r| !r.is_none()) else {
+        return Ok((column.field, column.array));
+    };
+    let ptr = capsule_pointer::<FFI_ArrowSchema>(req, ARROW_SCHEMA, "requested_schema")?;
+    // SAFETY: a live "arrow_schema" capsule owns an initialized FFI_ArrowSchema and `req`
+    // keeps it alive for this borrow; we only read it (the consumer keeps ownership).
+    let requested = Field::try_from(unsafe { &*ptr }).map_err(arrow_err)?;
+    if same_storage(column.field.data_type(), requested.data_type()) {
+        return Ok((requested, column.array));
+    }
+    Err(PyNotImplementedError::new_err(format!(
+        "dlbridge exports this tensor as Arrow {} and does not convert it to the requested {}; \
+         cast after import (e.g. pa.array(t).cast(...))",
+        column.field.data_type(),
+        requested.data_type()
+    )))
+}
+
+/// `__arrow_c_array__`: `("arrow_schema", "arrow_array")` capsules over the tensor's memory
+/// (copied to C order only when Arrow cannot describe the layout). See [`export_field`] for
+/// `requested_schema`.
+pub(crate) fn array_capsules<'py>(
+    py: Python<'py>,
+    view: &TensorView,
+    requested_schema: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let column = tensor_to_arrow(view, &export_options()).map_err(to_py_err)?;
+    let (field, array) = export_field(column, requested_schema)?;
+    let schema = FFI_ArrowSchema::try_from(&field).map_err(arrow_err)?;
+    let array = FFI_ArrowArray::new(&array.to_data());
+    // SAFETY: each destructor frees a boxed struct of its capsule's type and name.
+    let schema = unsafe { boxed_capsule(py, schema, ARROW_SCHEMA, destroy_schema)? };
+    // SAFETY: as above.
+    let array = unsafe { boxed_capsule(py, array, ARROW_ARRAY, destroy_array)? };
+    PyTuple::new(py, [schema, array])
+}
+
+// ---------------------------------------------------------------------------------------------
+// Import
+// ---------------------------------------------------------------------------------------------
+
+/// True when `obj` has `__arrow_c_array__` or `__arrow_c_stream__`.
+pub(crate) fn has_arrow(obj: &Bound<'_, PyAny>) -> bool {
+    let py = obj.py();
+    obj.hasattr(pyo3::intern!(py, "__arrow_c_array__"))
+        .unwrap_or(false)
+        || obj
+            .hasattr(pyo3::intern!(py, "__arrow_c_stream__"))
+            .unwrap_or(false)
+}
+
+/// A view over imported Arrow data: `arrow.fixed_shape_tensor` fields give `[rows, shape...]`
+/// (permutation honoured), primitive arrays 1-D, nested fixed-size lists N-D.
+fn view_from(field: &Field, data: ArrayData, opts: &ArrowImportOptions) -> PyResult<TensorView> {
+    let is_tensor = FixedShapeTensorMeta::from_field(field)
+        .map_err(to_py_err)?
+        .is_some();
+    let view = if is_tensor {
+        // O(1) checks (buffer sizes, child count) so that building the typed array cannot
+        // panic on a malformed producer.
+        data.validate().map_err(arrow_err)?;
+        let array: ArrayRef = make_array(data);
+        tensor_from_arrow(field, array.as_ref(), opts)
+    } else {
+        tensor_from_array_data(&data, opts)
+    };
+    view.map_err(to_py_err)
+}
+
+/// Import `obj` through `__arrow_c_array__` (or a single-chunk `__arrow_c_stream__`) without
+/// copying: `Ok(None)` when it has neither. Booleans are copied to bytes unless
+/// `copy=False` (then `BufferError`); nulls raise `ValueError`.
+pub(crate) fn arrow_view(
+    obj: &Bound<'_, PyAny>,
+    copy: Option<bool>,
+) -> PyResult<Option<TensorView>> {
+    let py = obj.py();
+    let opts = ArrowImportOptions {
+        copy: if copy == Some(false) {
+            CopyPolicy::Never
+        } else {
+            CopyPolicy::IfNeeded
+        },
+        null_fill: None,
+    };
+    if obj.hasattr(pyo3::intern!(py, "__arrow_c_array__"))? {
+        let pair = obj.call_method0(pyo3::intern!(py, "__arrow_c_array__"))?;
+        let (schema_cap, array_cap): (Bound<'_, PyAny>, Bound<'_, PyAny>) =
+            pair.extract().map_err(|_| {
+                PyTypeError::new_err("__arrow_c_array__ must return a (schema, array) capsule pair")
+            })?;
+        let schema_ptr =
+            capsule_pointer::<FFI_ArrowSchema>(&schema_cap, ARROW_SCHEMA, "the schema")?;
+        let array_ptr = capsule_pointer::<FFI_ArrowArray>(&array_cap, ARROW_ARRAY, "the array")?;
+        // SAFETY: the capsule owns a live, initialized FFI_ArrowSchema (the interface's
+        // contract) and `schema_cap` keeps it alive for this borrow; we only read it.
+        let schema = unsafe { &*schema_ptr };
+        // SAFETY: as above, for the array; reading `release` only.
+        if schema.release().is_none() || unsafe { (*array_ptr).is_released() } {
+            return Err(PyValueError::new_err(
+                "the Arrow capsules were already consumed (released)",
+            ));
+        }
+        let field = Field::try_from(schema).map_err(arrow_err)?;
+        // SAFETY: the capsule's struct is live and initialized; `from_raw` moves it out and
+        // leaves a released (empty) struct, so the capsule's destructor will not release it
+        // again: the imported ArrayData now owns the producer's release callback.
+        let array = unsafe { FFI_ArrowArray::from_raw(array_ptr) };
+        // SAFETY: the array and schema come from one `__arrow_c_array__` call and so agree
+        // (the interface's contract); `from_ffi` checks buffer counts and bounds it relies on.
+        let data = unsafe { from_ffi(array, schema) }.map_err(arrow_err)?;
+        return view_from(&field, data, &opts).map(Some);
+    }
+    if obj.hasattr(pyo3::intern!(py, "__arrow_c_stream__"))? {
+        let cap = obj.call_method0(pyo3::intern!(py, "__arrow_c_stream__"))?;
+        let ptr = capsule_pointer::<FFI_ArrowArrayStream>(&cap, ARROW_STREAM, "the stream")?;
+        // SAFETY: the capsule owns a live, initialized stream; `from_raw` moves it out (leaving
+        // a released one for the capsule's destructor) and the reader releases it when dropped.
+        let mut reader = unsafe { ArrayStreamReader::from_raw(ptr) }.map_err(arrow_err)?;
+        let field = reader.field().clone();
+        let array = match reader.next() {
+            None => new_empty_array(field.data_type()),
+            Some(chunk) => chunk.map_err(arrow_err)?,
+        };
+        if let Some(more) = reader.next() {
+            more.map_err(arrow_err)?;
+            return Err(PyTypeError::new_err(
+                "only single-chunk Arrow streams can be shared as one tensor; combine the \
+                 chunks first (e.g. pyarrow's ChunkedArray.combine_chunks())",
+            ));
+        }
+        return view_from(&field, array.to_data(), &opts).map(Some);
+    }
+    Ok(None)
+}
+
+/// Share an Arrow array through the Arrow PyCapsule interface only, without copying.
+///
+/// Accepts any object with `__arrow_c_array__` (pyarrow arrays, `FixedShapeTensorArray`,
+/// `dlbridge.Tensor`, ...) or a single-chunk `__arrow_c_stream__` (pyarrow `ChunkedArray`).
+/// `arrow.fixed_shape_tensor` columns give `[rows, *shape]`. The result is read-only and keeps
+/// the Arrow buffers alive. Booleans are copied to bytes unless `copy=False` (`BufferError`);
+/// nulls raise `ValueError`; `copy=True` always copies.
+#[pyfunction]
+#[pyo3(signature = (obj, /, *, copy=None))]
+pub(crate) fn from_arrow<'py>(
+    obj: &Bound<'py, PyAny>,
+    copy: Option<bool>,
+) -> PyResult<Bound<'py, super::Tensor>> {
+    let py = obj.py();
+    match arrow_view(obj, copy)? {
+        Some(view) => super::new_tensor(py, super::import::finish(view, copy)?),
+        None => Err(PyTypeError::new_err(format!(
+            "{} implements neither __arrow_c_array__ nor __arrow_c_stream__",
+            obj.get_type().name()?
+        ))),
+    }
+}
