@@ -117,6 +117,11 @@ fn copy_kernel(c: &mut Criterion) {
             black_box(dst.as_ptr());
         })
     });
+    // A fair peer for a copy that must produce new memory: fresh allocation + memcpy (page
+    // faults included, as for every copy into a new tensor).
+    g.bench_function("alloc_and_memcpy_same_bytes", |b| {
+        b.iter(|| black_box(black_box(&src).to_vec()))
+    });
     let nd = ndarray::Array2::from_shape_vec((side, side), src.clone()).unwrap();
     let nd_t = nd.t();
     g.bench_function("ndarray_transposed_as_standard_layout", |b| {

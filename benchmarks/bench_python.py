@@ -6,6 +6,7 @@ dlbridge / peer.
 """
 
 import argparse
+import json
 import statistics
 import timeit
 
@@ -29,6 +30,7 @@ def paired_ns(ours, peer, number, repeat):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=21)
+    ap.add_argument("--json", help="also write the rows to this JSON file")
     args = ap.parse_args()
     r = args.repeat
 
@@ -56,10 +58,16 @@ def main():
     ]
     print(f"{'dlbridge':52} {'ns':>12} | {'peer':30} {'ns':>12} | {'ratio':>6} goal")
     print("-" * 130)
+    results = []
     for what, ours, peer_name, peer, goal, number in rows:
         ours(), peer()  # warm up
         a, b, ratio = paired_ns(ours, peer, number, r)
         print(f"{what:52} {a:12.0f} | {peer_name:30} {b:12.0f} | {ratio:6.2f} {goal}")
+        results.append({"what": what, "ours_ns": a, "peer": peer_name, "peer_ns": b,
+                        "ratio": ratio, "goal": goal})
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
 
 
 if __name__ == "__main__":

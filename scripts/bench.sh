@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Every benchmark, peers in the same run, then one table of ratios (medians).
+# Not part of the test command: it takes several minutes and wants a quiet machine.
+source "$(dirname "$0")/env.sh"
+out="$DLBRIDGE_CACHE/bench"
+mkdir -p "$out"
+cargo bench --all-features --bench core --bench ndarray --bench arrow --bench torch -- \
+  --warm-up-time 1 --measurement-time "${BENCH_SECONDS:-3}" 2>&1 | grep -E '^[a-z_0-9]+/|time:' || true
+maturin develop --quiet --release
+python benchmarks/bench_python.py --json "$out/python.json"
+python benchmarks/memory_rss.py --json "$out/memory.json"
+echo
+python benchmarks/report.py "$CARGO_TARGET_DIR/criterion" "$out/python.json" "$out/memory.json"
