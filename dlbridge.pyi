@@ -74,6 +74,16 @@ class Tensor:
     def __dlpack_device__(self) -> tuple[DLDeviceType, int]: ...
     def __buffer__(self, flags: int, /) -> memoryview: ...
     def __release_buffer__(self, buffer: memoryview, /) -> None: ...
+    def __arrow_c_schema__(self) -> Any:
+        """Arrow PyCapsule interface: an ``"arrow_schema"`` capsule of the tensor's Arrow field
+        (1-D: the primitive type; N-D: ``arrow.fixed_shape_tensor`` with its shape metadata).
+        ``BufferError`` for 0-d tensors and dtypes Arrow lacks (complex, bfloat16, ...)."""
+    def __arrow_c_array__(self, requested_schema: Any | None = None) -> tuple[Any, Any]:
+        """Arrow PyCapsule interface: ``("arrow_schema", "arrow_array")`` capsules over the same
+        memory, so ``pa.array(t)`` is zero-copy (N-D: a ``FixedShapeTensorArray``). Non-dense
+        layouts and booleans (bit-packed in Arrow) are copied to C order. ``requested_schema``
+        may only relabel the same storage (name, nullability, extension metadata, e.g. the plain
+        fixed-size list); any other type raises ``NotImplementedError`` (cast after import)."""
 
 def from_dlpack(
     x: Any,
@@ -92,8 +102,23 @@ def from_dlpack(
     """
 
 def asarray(obj: Any, /, *, copy: bool | None = None) -> Tensor:
-    """Share any array-like: DLPack producers, the buffer protocol, ``__array_interface__``.
+    """Share any array-like: DLPack producers, the Arrow PyCapsule interface
+    (``__arrow_c_array__``, single-chunk ``__arrow_c_stream__``), the buffer protocol,
+    ``__array_interface__``, in that order (Arrow also when DLPack refuses, as pyarrow does for
+    booleans and nulls).
 
     Non-native byte order is copied (byte-swapped) unless ``copy=False`` (``BufferError``).
-    Raises ``TypeError`` for objects that implement none of the protocols.
+    Arrow booleans are copied to bytes unless ``copy=False`` (``BufferError``); Arrow nulls raise
+    ``ValueError``. Raises ``TypeError`` for objects that implement none of the protocols.
+    """
+
+def from_arrow(obj: Any, /, *, copy: bool | None = None) -> Tensor:
+    """Share an Arrow array through the Arrow PyCapsule interface only, without copying.
+
+    Accepts ``__arrow_c_array__`` producers (pyarrow arrays, ``FixedShapeTensorArray``,
+    ``dlbridge.Tensor``) and single-chunk ``__arrow_c_stream__`` producers (pyarrow
+    ``ChunkedArray``; more chunks raise ``TypeError``). ``arrow.fixed_shape_tensor`` columns give
+    ``(rows, *shape)`` (a ``permutation`` becomes strides). The result is read-only and keeps the
+    Arrow buffers alive. Booleans are copied to bytes unless ``copy=False`` (``BufferError``);
+    nulls raise ``ValueError``; ``copy=True`` always copies. ``TypeError`` for other objects.
     """

@@ -20,6 +20,25 @@ pub enum Order {
     F,
 }
 
+/// Whether a conversion may copy data when the target cannot express the layout, type,
+/// alignment or mutability without copying. Shared by every ecosystem module.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum CopyPolicy {
+    /// Never copy: fail with a typed error instead (the default).
+    #[default]
+    Never,
+    /// Copy when (and only when) the target needs it; the result says so
+    /// ([`TensorView::is_copied`]).
+    IfNeeded,
+}
+
+impl CopyPolicy {
+    /// True for [`CopyPolicy::IfNeeded`].
+    pub fn allows_copy(self) -> bool {
+        self == CopyPolicy::IfNeeded
+    }
+}
+
 /// One axis of a copy: extent, source and destination strides in bytes.
 #[derive(Clone, Copy, Debug)]
 struct Axis {
@@ -128,10 +147,12 @@ impl TensorView {
 /// This view's elements in row-major order as bytes (used for value checks and tests).
 pub(crate) fn gather_bytes(view: &TensorView) -> Result<Vec<u8>> {
     view.require_host("reading needs host memory")?;
-    let size = view.itemsize().ok_or(Error::UnsupportedDtype {
-        dtype: view.dtype,
-        reason: "bit-packed elements cannot be gathered",
-    })?;
+    if view.itemsize().is_none() {
+        return Err(Error::UnsupportedDtype {
+            dtype: view.dtype,
+            reason: "bit-packed elements cannot be gathered",
+        });
+    }
     let n = view.nbytes();
     let mut out = Vec::new();
     out.try_reserve_exact(n)

@@ -47,7 +47,7 @@ mod python;
 mod tensor;
 pub mod view;
 
-pub use copy::Order;
+pub use copy::{CopyPolicy, Order};
 pub use device::{Device, DeviceType};
 pub use dlpack::{ManagedTensorLegacy, ManagedTensorVersioned};
 pub use dtype::{DType, DTypeCode, Element};

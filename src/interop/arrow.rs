@@ -68,21 +68,7 @@ pub const EXTENSION_NAME_KEY: &str = "ARROW:extension:name";
 /// Field metadata key of an extension type's serialized parameters.
 pub const EXTENSION_METADATA_KEY: &str = "ARROW:extension:metadata";
 
-/// Whether a conversion may copy data when a zero-copy mapping is impossible.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum CopyPolicy {
-    /// Never copy: fail with a typed error instead (the default).
-    #[default]
-    Never,
-    /// Copy when (and only when) the layout, type or alignment requires it.
-    IfNeeded,
-}
-
-impl CopyPolicy {
-    fn allowed(self) -> bool {
-        self == CopyPolicy::IfNeeded
-    }
-}
+pub use crate::CopyPolicy;
 
 /// How [`tensor_to_arrow`] and friends export a tensor.
 #[derive(Clone, Debug)]
@@ -433,7 +419,7 @@ fn dense_for_arrow(tensor: &TensorView, copy: CopyPolicy) -> Result<TensorView> 
     if tensor.is_c_contiguous() && !misaligned {
         return Ok(tensor.clone());
     }
-    if copy.allowed() {
+    if copy.allows_copy() {
         return tensor.to_contiguous(Order::C);
     }
     if misaligned {
@@ -469,7 +455,7 @@ fn leaf_data(dense: &TensorView, copy: CopyPolicy) -> Result<ArrayData> {
     let data_type = arrow_type_of(dense.dtype())?;
     let len = dense.numel();
     let buffer = if data_type == DataType::Boolean {
-        if !copy.allowed() {
+        if !copy.allows_copy() {
             return Err(Error::CopyRequired(
                 "Arrow booleans are bit-packed; bool tensors must be copied".into(),
             ));
@@ -746,7 +732,7 @@ fn view_over_buffer(
     let address = (base as usize).wrapping_add(start);
     let align = dtype.alignment();
     let misaligned = numel > 0 && !address.is_multiple_of(align);
-    if misaligned && !opts.copy.allowed() {
+    if misaligned && !opts.copy.allows_copy() {
         return Err(Error::Misaligned { address, align });
     }
     let region = base as usize..base as usize + buffer.len();
@@ -888,7 +874,7 @@ pub fn tensor_from_array_data(data: &ArrayData, opts: &ArrowImportOptions) -> Re
         .checked_add(leaf.start)
         .ok_or(Error::Overflow("leaf offset"))?;
     let view = if dtype == DType::BOOL {
-        if !opts.copy.allowed() && opts.null_fill.is_none() {
+        if !opts.copy.allows_copy() && opts.null_fill.is_none() {
             return Err(Error::CopyRequired(
                 "Arrow booleans are bit-packed; they must be copied into bytes".into(),
             ));

@@ -134,16 +134,7 @@ impl ErrBuf {
     }
 }
 
-/// Whether a conversion may copy data when a zero-copy mapping is impossible.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum CopyPolicy {
-    /// Never copy: fail with a typed error instead (the default).
-    #[default]
-    Never,
-    /// Copy into a fresh C-contiguous buffer when (and only when) torch cannot share the
-    /// memory: read-only views, negative strides, misaligned elements.
-    IfNeeded,
-}
+pub use crate::CopyPolicy;
 
 /// Refuse torch tensors whose memory DLPack cannot describe faithfully.
 fn check_exportable(t: &Tensor) -> Result<()> {
