@@ -599,8 +599,9 @@ impl TensorView {
     }
 
     /// Check that `T` may be read at the element positions of this view: dtype, host device,
-    /// alignment (of the first element and every stride) and, for types with invalid bit
-    /// patterns, every value. Integrations that build typed strided views (ndarray) call this.
+    /// alignment of the first element (strides count elements, so the rest follow) and, for
+    /// types with invalid bit patterns, every value. Integrations that build typed strided
+    /// views (ndarray) call this.
     pub fn check_element_access<T: Element>(&self) -> Result<()> {
         // Strides are in elements, so every element is as aligned as the first one.
         self.check_typed::<T>()?;
