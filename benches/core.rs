@@ -63,27 +63,30 @@ fn round_trip(c: &mut Criterion) {
             b.iter(|| black_box(dlpark_round_trip(black_box(&data), &shape, &strides)))
         });
         // dlbridge importing a foreign (dlpark-made) tensor: the full validation path.
-        g.bench_function(BenchmarkId::new("dlpark_export_dlbridge_import", label), |b| {
-            b.iter(|| {
-                let prepared = Dynamic::new(&shape[..], &strides[..])
-                    .prepare_as::<DLManagedTensorVersioned>()
-                    .unwrap();
-                let mut init = prepared.initialize(data.clone());
-                init.set_data(data.as_ptr() as *mut _)
-                    .set_dtype(dlpark::ffi::DLDataType {
-                        code: dlpark::ffi::DLDataTypeCode::FLOAT,
-                        bits: 32,
-                        lanes: 1,
-                    })
-                    .set_device(dlpark::ffi::DLDevice::CPU);
-                // SAFETY: as in `dlpark_round_trip`; ownership moves to dlbridge's handle.
-                let raw = unsafe { init.finish() }.into_raw();
-                // SAFETY: `raw` is a live managed tensor handed over to us.
-                let m = unsafe { ManagedTensorVersioned::from_raw(raw) }.unwrap();
-                let view = TensorView::from_dlpack_versioned(m).unwrap();
-                black_box(view.as_slice::<f32>().unwrap().len())
-            })
-        });
+        g.bench_function(
+            BenchmarkId::new("dlpark_export_dlbridge_import", label),
+            |b| {
+                b.iter(|| {
+                    let prepared = Dynamic::new(&shape[..], &strides[..])
+                        .prepare_as::<DLManagedTensorVersioned>()
+                        .unwrap();
+                    let mut init = prepared.initialize(data.clone());
+                    init.set_data(data.as_ptr() as *mut _)
+                        .set_dtype(dlpark::ffi::DLDataType {
+                            code: dlpark::ffi::DLDataTypeCode::FLOAT,
+                            bits: 32,
+                            lanes: 1,
+                        })
+                        .set_device(dlpark::ffi::DLDevice::CPU);
+                    // SAFETY: as in `dlpark_round_trip`; ownership moves to dlbridge's handle.
+                    let raw = unsafe { init.finish() }.into_raw();
+                    // SAFETY: `raw` is a live managed tensor handed over to us.
+                    let m = unsafe { ManagedTensorVersioned::from_raw(raw) }.unwrap();
+                    let view = TensorView::from_dlpack_versioned(m).unwrap();
+                    black_box(view.as_slice::<f32>().unwrap().len())
+                })
+            },
+        );
     }
     g.finish();
 }
