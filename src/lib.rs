@@ -58,3 +58,8 @@ pub use view::SliceArg;
 
 /// Re-export of the DLPack C ABI structs (from `dlpark`).
 pub use dlpark::ffi;
+
+/// The README's code blocks are compiled and run as doctests, so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
