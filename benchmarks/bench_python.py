@@ -65,9 +65,33 @@ def main():
         print(f"{what:52} {a:12.0f} | {peer_name:30} {b:12.0f} | {ratio:6.2f} {goal}")
         results.append({"what": what, "ours_ns": a, "peer": peer_name, "peer_ns": b,
                         "ratio": ratio, "goal": goal})
+    ipc_ns = pyarrow_ipc_round_trip_ns()
+    print(f"pyarrow IPC write+read of a 256 MiB fixed_shape_tensor column: {ipc_ns / 1e6:.1f} ms "
+          "(peer of the Rust case arrow_ipc_256MiB/write_reused_then_read_zero_copy)")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(results, f, indent=1)
+            json.dump({"rows": results, "pyarrow_ipc_256MiB_ns": ipc_ns}, f, indent=1)
+
+
+def pyarrow_ipc_round_trip_ns(repeat=7):
+    """pyarrow writing a 256 MiB (n, 32, 32) float32 fixed_shape_tensor column to an in-memory
+    IPC file and reading it back without copying: the same job as the Rust IPC benchmark."""
+    import pyarrow as pa
+
+    values = np.full((256 << 20) // 4, 0.5, dtype=np.float32).reshape(-1, 32, 32)
+    column = pa.FixedShapeTensorArray.from_numpy_ndarray(values)
+    batch = pa.record_batch([column], names=["x"])
+
+    def once():
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_file(sink, batch.schema) as writer:
+            writer.write_batch(batch)
+        table = pa.ipc.open_file(sink.getvalue()).read_all()
+        return table.column(0).chunk(0).to_numpy_ndarray()
+
+    once()
+    times = [timeit.timeit(once, number=1) * 1e9 for _ in range(repeat)]
+    return statistics.median(times)
 
 
 if __name__ == "__main__":

@@ -71,8 +71,14 @@ def main():
         if a is None or b is None:
             continue
         print(f"| {label} | {fmt(a)} | {peer.split('/')[1]}: {fmt(b)} | {a / b:.2f}x | {goal} |")
-    if os.path.exists(py_json):
-        for row in json.load(open(py_json)):
+    py = json.load(open(py_json)) if os.path.exists(py_json) else {"rows": []}
+    ipc = median_ns(root, "arrow_ipc_256MiB/write_reused_then_read_zero_copy")
+    if ipc is not None and py.get("pyarrow_ipc_256MiB_ns"):
+        peer = py["pyarrow_ipc_256MiB_ns"]
+        print(f"| Arrow IPC file write+read, 256 MiB fixed_shape_tensor column | {fmt(ipc)} | "
+              f"pyarrow: {fmt(peer)} | {ipc / peer:.2f}x | info |")
+    if py["rows"]:
+        for row in py["rows"]:
             print(f"| Python {row['what']} | {fmt(row['ours_ns'])} | {row['peer']}: "
                   f"{fmt(row['peer_ns'])} | {row['ratio']:.2f}x | {row['goal']} |")
     for bench in FLAT:
