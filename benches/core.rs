@@ -98,7 +98,7 @@ fn copy_kernel(c: &mut Criterion) {
     g.sample_size(20);
     let src: Vec<f32> = (0..side * side).map(|x| x as f32).collect();
     let t = TensorView::from_vec(src.clone(), &[side, side]).unwrap();
-    let transposed = t.transpose();
+    let transposed = t.transpose().unwrap();
     g.bench_function("dlbridge_transposed_to_c", |b| {
         b.iter(|| black_box(transposed.to_contiguous(Order::C).unwrap()))
     });

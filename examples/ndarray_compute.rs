@@ -13,7 +13,7 @@ fn main() -> Result<(), dlbridge::Error> {
     fn producer() -> (ManagedTensorVersioned, usize) {
         let data: Vec<f64> = (0..12).map(f64::from).collect();
         let t = TensorView::from_vec(data, &[3, 4]).expect("shape matches");
-        let t = t.transpose(); // 4x3 view, strides (1, 4): no copy
+        let t = t.transpose().expect("2-d f64 transposes"); // 4x3 view, strides (1, 4): no copy
         let address = t.data_ptr() as usize;
         println!(
             "producer:   data at {address:#x}, shape {:?}, strides {:?}",

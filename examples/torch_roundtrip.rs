@@ -11,7 +11,7 @@ fn main() -> Result<(), dlbridge::Error> {
     use tch::Kind;
 
     // A Vec, described as a 3x4 matrix and transposed (a strided view, no copy).
-    let view = TensorView::from_vec((0..12).map(|x| x as f32).collect(), &[3, 4])?.transpose();
+    let view = TensorView::from_vec((0..12).map(|x| x as f32).collect(), &[3, 4])?.transpose()?;
     println!(
         "view:  shape {:?} strides {:?} at {:p}",
         view.shape(),

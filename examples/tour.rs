@@ -70,7 +70,7 @@ fn main() -> Result<(), Error> {
         hops: 0,
     };
     trail.view("Vec<f32> → TensorView", &matrix);
-    let view = matrix.transpose();
+    let view = matrix.transpose()?;
     drop(matrix);
     trail.view("TensorView.transpose()", &view);
 
@@ -161,7 +161,7 @@ fn arrow_hop(trail: &mut Trail, view: TensorView) -> Result<(), Error> {
     use dlbridge::interop::arrow::{self, ArrowExportOptions, ArrowImportOptions};
     // Arrow rows are the first axis and must be dense: the column holds the 3 row-major rows
     // of 4 (the transpose of the view, which is the original layout), so nothing is copied.
-    let rows = view.transpose();
+    let rows = view.transpose()?;
     drop(view);
     let column = arrow::tensor_to_arrow(&rows, &ArrowExportOptions::named("tour"))?;
     drop(rows);

@@ -57,7 +57,7 @@ impl TensorView {
     ///
     /// ```
     /// use dlbridge::{Order, TensorView};
-    /// let t = TensorView::from_vec((0..6).collect::<Vec<i32>>(), &[2, 3])?.transpose();
+    /// let t = TensorView::from_vec((0..6).collect::<Vec<i32>>(), &[2, 3])?.transpose()?;
     /// let c = t.to_contiguous(Order::C)?;
     /// assert!(c.is_copied() && c.is_c_contiguous());
     /// assert_eq!(c.as_slice::<i32>()?, &[0, 3, 1, 4, 2, 5]);
@@ -130,7 +130,8 @@ impl TensorView {
             shape: self.shape.to_vec(),
             strides: Some(strides),
             dtype: self.dtype,
-            device: self.device,
+            // The copy is ordinary heap memory, whatever host-accessible device the source was.
+            device: crate::Device::CPU,
             flags: Flags {
                 read_only: false,
                 is_copied: true,
@@ -139,8 +140,8 @@ impl TensorView {
             extent: Some(start..start + nbytes),
         };
         // SAFETY: the buffer is a fresh, fully written, writable allocation of `nbytes` bytes
-        // owned by the new owner; the extent is exactly that allocation.
-        unsafe { TensorView::from_parts(parts, Owner::new(buffer)) }
+        // owned by the new owner, reachable by nothing else; the extent is exactly it.
+        unsafe { Ok(TensorView::from_parts(parts, Owner::new(buffer))?.assume_exclusive()) }
     }
 }
 

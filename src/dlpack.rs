@@ -213,7 +213,12 @@ impl TensorView {
     pub fn into_dlpack_versioned(self) -> ManagedTensorVersioned {
         let mut flags = DlpackFlags::empty();
         flags.set(DlpackFlags::READ_ONLY, self.flags.read_only);
-        flags.set(DlpackFlags::IS_COPIED, self.flags.is_copied);
+        // IS_COPIED promises the consumer sole ownership: only when this export is the last
+        // handle on a copy (no other view can see the memory).
+        flags.set(
+            DlpackFlags::IS_COPIED,
+            self.flags.is_copied && self.owner.handle_count() == 1,
+        );
         flags.set(
             DlpackFlags::IS_SUBBYTE_TYPE_PADDED,
             self.flags.subbyte_padded,
@@ -276,8 +281,13 @@ impl TensorView {
     /// deleter has already run (the tensor was handed over).
     pub fn from_dlpack_versioned(managed: ManagedTensorVersioned) -> Result<TensorView> {
         let (major, minor) = managed.version();
+        if major != 1 {
+            // Another ABI: only the version and the deleter may be touched (dropping `managed`
+            // runs the deleter).
+            return Err(Error::VersionMismatch { major, minor });
+        }
         let raw_flags = DlpackFlags::from_bits_retain(managed.flags());
-        if major == 1 {
+        {
             if let Some(view) = reclaim(&managed, delete_versioned as *const () as usize, raw_flags)
             {
                 std::mem::forget(managed);
@@ -388,7 +398,9 @@ fn reclaim<H: ManagedHandle>(
     let unchanged = t.data == view.data.cast()
         && t.byte_offset == view.byte_offset as u64
         && t.ndim as usize == view.ndim()
-        && (view.ndim() == 0 || t.shape == context.dims.as_ptr().cast_mut())
+        && (view.ndim() == 0
+            || (t.shape == context.dims.as_ptr().cast_mut()
+                && t.strides == context.dims.as_ptr().wrapping_add(view.ndim()).cast_mut()))
         && t.dtype == view.dtype.to_dlpack()
         && Device::from_dlpack(t.device) == view.device;
     if !unchanged {

@@ -129,11 +129,8 @@ impl DType {
 
     /// Validate a DLPack `(code, bits, lanes)` triple.
     pub fn new(code: u8, bits: u8, lanes: u16) -> Result<DType> {
-        let raw = RawDType { code, bits, lanes };
         let Some(kind) = DTypeCode::from_u8(code) else {
-            return Err(Error::InvalidArgument(format!(
-                "unknown DLPack type code {raw}"
-            )));
+            return Err(Error::UnknownDtype { code, bits, lanes });
         };
         let dtype = DType {
             code: kind,
@@ -273,22 +270,6 @@ impl DType {
     /// Validate a DLPack ABI dtype.
     pub fn from_dlpack(raw: dlpark::ffi::DLDataType) -> Result<DType> {
         DType::new(raw.code.0, raw.bits, raw.lanes)
-    }
-}
-
-struct RawDType {
-    code: u8,
-    bits: u8,
-    lanes: u16,
-}
-
-impl fmt::Display for RawDType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "(code {}, bits {}, lanes {})",
-            self.code, self.bits, self.lanes
-        )
     }
 }
 

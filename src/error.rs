@@ -25,6 +25,16 @@ pub enum Error {
     /// A null data pointer for a tensor that has elements.
     #[error("null data pointer for a tensor with {0} element(s)")]
     NullData(usize),
+    /// A DLPack type code this crate does not know (DLPack 1.3 defines codes 0 to 17).
+    #[error("unknown DLPack dtype (code {code}, bits {bits}, lanes {lanes})")]
+    UnknownDtype {
+        /// The raw type code.
+        code: u8,
+        /// The raw bit width.
+        bits: u8,
+        /// The raw lane count.
+        lanes: u16,
+    },
     /// The data type cannot be described or is not supported by this operation.
     #[error("unsupported dtype {dtype}: {reason}")]
     UnsupportedDtype {
@@ -55,6 +65,9 @@ pub enum Error {
     /// Mutable access was requested while other views or exports of the same memory live.
     #[error("the tensor is shared with {0} other handle(s); mutable access needs a unique view")]
     NotUnique(usize),
+    /// Mutable access was requested for memory foreign code can also reach (an import).
+    #[error("the memory is shared with foreign code (an import): Rust cannot lend it mutably")]
+    NotExclusive,
     /// The layout is not what the operation needs (and the operation does not copy).
     #[error("layout not supported without a copy: {0}")]
     NotContiguous(String),

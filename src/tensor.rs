@@ -87,7 +87,7 @@ impl Parts {
 /// ```
 /// use dlbridge::{TensorView, SliceArg};
 /// let t = TensorView::from_vec((0..12).collect::<Vec<i32>>(), &[3, 4])?;
-/// let col = t.slice(1, SliceArg::range(1, 2))?.transpose();
+/// let col = t.slice(1, SliceArg::range(1, 2))?.transpose()?;
 /// assert_eq!(col.shape(), &[1, 3]);
 /// assert_eq!(col.to_vec::<i32>()?, vec![1, 5, 9]);
 /// # Ok::<(), dlbridge::Error>(())
@@ -102,6 +102,9 @@ pub struct TensorView {
     pub(crate) flags: Flags,
     pub(crate) extent: Range<usize>,
     pub(crate) owner: Owner,
+    /// The memory is reachable only through this owner (Rust-allocated or moved in from a
+    /// uniquely owned container), never by foreign code: what mutable access requires.
+    pub(crate) exclusive: bool,
 }
 
 // SAFETY: the raw pointer is only an address into memory the `Owner` (itself Send + Sync) keeps
@@ -123,6 +126,7 @@ impl Clone for TensorView {
             flags: self.flags,
             extent: self.extent.clone(),
             owner: self.owner.clone(),
+            exclusive: self.exclusive,
         }
     }
 }
@@ -332,7 +336,20 @@ impl TensorView {
             flags,
             extent,
             owner,
+            exclusive: false,
         })
+    }
+
+    /// Declare that nothing outside this view's owner can reach its memory (it was allocated by
+    /// Rust, or moved in from a uniquely owned container), which is what mutable access
+    /// ([`TensorView::as_mut_slice`]) requires besides writability and a unique handle.
+    ///
+    /// # Safety
+    /// No foreign code (C, Python, torch, another Rust value) may read or write the memory
+    /// except through this view's owner, for as long as the owner lives.
+    pub unsafe fn assume_exclusive(mut self) -> TensorView {
+        self.exclusive = true;
+        self
     }
 
     /// A C-contiguous, writable CPU tensor that owns `data`.
@@ -388,8 +405,14 @@ impl TensorView {
         parts.extent = Some(start..start + bytes);
         // SAFETY: `owner` owns (or, for `()`, a 'static slice provides) `len` initialised `T`s at
         // `ptr`; heap contents do not move when the owner is moved into the `Owner`. The extent is
-        // exactly those bytes. Writable only for owners that give unique access (Vec, Box).
-        unsafe { TensorView::from_parts(parts, Owner::new(owner)) }
+        // exactly those bytes. Writable (and exclusive) only for owners that give unique access
+        // (Vec, Box): nothing else can reach their heap block.
+        let view = unsafe { TensorView::from_parts(parts, Owner::new(owner))? };
+        Ok(if read_only {
+            view
+        } else {
+            unsafe { view.assume_exclusive() }
+        })
     }
 
     /// The dimensions.
@@ -623,6 +646,11 @@ impl TensorView {
     }
 
     /// The elements as a slice, when the view is C-contiguous host memory of element type `T`.
+    ///
+    /// For memory shared writably with foreign code (a torch tensor from
+    /// [`TensorView::to_tch`], a DLPack export without the read-only flag), the slice is valid
+    /// only while that code does not write: the same contract as every DLPack exchange, which
+    /// leaves synchronisation to the caller.
     pub fn as_slice<T: Element>(&self) -> Result<&[T]> {
         self.check_typed::<T>()?;
         if !self.is_c_contiguous() {
@@ -646,8 +674,11 @@ impl TensorView {
     /// The elements as a mutable slice: C-contiguous host memory of element type `T`, writable,
     /// and reachable through no other handle (no other view, export or owner clone lives).
     pub fn as_mut_slice<T: Element>(&mut self) -> Result<&mut [T]> {
-        self.check_unique_writable()?;
+        if self.flags.read_only {
+            return Err(Error::ReadOnly("mutable access refused"));
+        }
         self.as_slice::<T>()?;
+        self.check_unique_writable()?;
         let n = self.numel();
         if n == 0 {
             return Ok(&mut []);
@@ -658,12 +689,35 @@ impl TensorView {
         Ok(unsafe { std::slice::from_raw_parts_mut(self.data_ptr().cast_mut().cast::<T>(), n) })
     }
 
+    /// [`TensorView::as_mut_slice`] without the exclusivity rule, for memory a foreign producer
+    /// shares writably (an imported DLPack or torch tensor): dtype, layout, writability and the
+    /// unique-handle rule are still checked.
+    ///
+    /// # Safety
+    /// Nothing outside Rust (the producer, other consumers) may read or write these elements
+    /// while the returned slice lives.
+    pub unsafe fn as_mut_slice_unchecked<T: Element>(&mut self) -> Result<&mut [T]> {
+        self.as_slice::<T>()?;
+        let exclusive = std::mem::replace(&mut self.exclusive, true);
+        let checked = self.check_unique_writable();
+        self.exclusive = exclusive;
+        checked?;
+        let n = self.numel();
+        if n == 0 {
+            return Ok(&mut []);
+        }
+        // SAFETY: as in `as_mut_slice`; foreign access is excluded by the caller's contract.
+        Ok(unsafe { std::slice::from_raw_parts_mut(self.data_ptr().cast_mut().cast::<T>(), n) })
+    }
+
     /// Succeeds when writing through this view is allowed: not read-only, and this view holds
     /// the only handle to its owner (so no other view or export can observe the writes).
     ///
-    /// This is the rule every mutable access in the crate enforces. Memory aliased outside
-    /// dlbridge (the producer of an imported DLPack tensor) is the producer's to coordinate, as
-    /// the DLPack contract says: a writable export grants the consumer write access.
+    /// This is the rule every mutable access in the crate enforces. It also requires memory no
+    /// foreign code can reach (Rust-allocated, see [`TensorView::assume_exclusive`]): an
+    /// imported DLPack, torch or Python tensor may be written by its producer at any time, so
+    /// Rust cannot lend `&mut` to it. Such memory is written through the producer's own API, or
+    /// through [`TensorView::as_mut_slice_unchecked`].
     pub fn check_unique_writable(&self) -> Result<()> {
         if self.flags.read_only {
             return Err(Error::ReadOnly("mutable access refused"));
@@ -671,6 +725,9 @@ impl TensorView {
         let handles = self.owner.handle_count();
         if handles != 1 {
             return Err(Error::NotUnique(handles - 1));
+        }
+        if !self.exclusive {
+            return Err(Error::NotExclusive);
         }
         Ok(())
     }

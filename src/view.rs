@@ -116,7 +116,9 @@ impl TensorView {
         };
         // SAFETY: same owner, same memory: `from_parts` checks that every byte the new view
         // reaches lies in the extent this view's owner keeps valid.
-        unsafe { TensorView::from_parts(parts, self.owner.clone()) }
+        let mut view = unsafe { TensorView::from_parts(parts, self.owner.clone())? };
+        view.exclusive = self.exclusive;
+        Ok(view)
     }
 
     /// Slice one axis with start/stop/step (negative steps reverse it).
@@ -151,7 +153,14 @@ impl TensorView {
         for ((arg, &n), &s) in args.iter().zip(&*self.shape).zip(&*self.strides) {
             let (first, count) = arg.resolve(n)?;
             if count > 0 {
-                shift += first as isize * s * size; // within the checked span
+                // Checked: an empty tensor's strides are not bounded by any span.
+                let step = (first as isize)
+                    .checked_mul(s)
+                    .and_then(|x| x.checked_mul(size))
+                    .ok_or(Error::Overflow("slice offset"))?;
+                shift = shift
+                    .checked_add(step)
+                    .ok_or(Error::Overflow("slice offset"))?;
             }
             shape.push(count);
             strides.push(
@@ -172,7 +181,10 @@ impl TensorView {
                 self.shape[axis]
             )));
         }
-        let shift = index as isize * self.strides[axis] * size;
+        let shift = (index as isize)
+            .checked_mul(self.strides[axis])
+            .and_then(|x| x.checked_mul(size))
+            .ok_or(Error::Overflow("index offset"))?;
         let mut shape = self.shape.to_vec();
         let mut strides = self.strides.to_vec();
         shape.remove(axis);
@@ -193,7 +205,8 @@ impl TensorView {
                 "{order:?} is not a permutation of {ndim} axes"
             )));
         }
-        if self.itemsize().is_none() && order.iter().enumerate().any(|(k, &a)| k != a) {
+        let moves = order.iter().enumerate().any(|(k, &a)| k != a);
+        if self.itemsize().is_none() && moves && self.shape.iter().filter(|&&n| n > 1).count() > 1 {
             self.require_byte_elements("permuting bit-packed elements")?;
         }
         let shape = order.iter().map(|&a| self.shape[a]).collect();
@@ -201,14 +214,11 @@ impl TensorView {
         self.restrided(shape, strides, 0)
     }
 
-    /// Reverse the axes (numpy's `.T`).
-    pub fn transpose(&self) -> TensorView {
-        let mut t = self.clone();
-        if self.itemsize().is_some() {
-            t.shape.reverse();
-            t.strides.reverse();
-        }
-        t
+    /// Reverse the axes (numpy's `.T`). Fails only for bit-packed sub-byte elements with more
+    /// than one axis longer than 1, which cannot be transposed without a copy.
+    pub fn transpose(&self) -> Result<TensorView> {
+        let order: Vec<usize> = (0..self.ndim()).rev().collect();
+        self.permute(&order)
     }
 
     /// Exchange two axes.
@@ -227,7 +237,7 @@ impl TensorView {
     /// ```
     /// let t = dlbridge::TensorView::from_vec((0..24).collect::<Vec<i64>>(), &[2, 3, 4])?;
     /// assert_eq!(t.reshape(&[6, -1])?.strides(), &[4, 1]);
-    /// assert!(t.transpose().reshape(&[24]).is_err());
+    /// assert!(t.transpose()?.reshape(&[24]).is_err());
     /// # Ok::<(), dlbridge::Error>(())
     /// ```
     pub fn reshape(&self, shape: &[isize]) -> Result<TensorView> {

@@ -66,7 +66,8 @@ fn import_keeps_owner_until_last_view_in_any_order() {
         let (t, drops) = counted_tensor((0..6).map(|x| x as f32).collect(), &[2, 3]);
         let addr = t.data_ptr();
         let imported =
-            TensorView::from_dlpack_versioned(t.transpose().to_dlpack_versioned()).unwrap();
+            TensorView::from_dlpack_versioned(t.transpose().unwrap().to_dlpack_versioned())
+                .unwrap();
         let view = imported.select(0, 1).unwrap();
         assert_eq!(imported.data_ptr(), addr);
         assert_eq!(view.to_vec::<f32>().unwrap(), vec![1.0, 4.0]);
@@ -103,9 +104,42 @@ fn flags_travel_both_ways() {
     assert!(back.is_read_only());
     assert!(matches!(ro.to_dlpack_legacy(), Err(Error::ReadOnly(_))));
     let copy = t.to_contiguous(dlbridge::Order::C).unwrap();
-    let m = copy.to_dlpack_versioned();
+    // While another view of the copy lives, the export must not promise sole ownership.
+    let shared = copy.to_dlpack_versioned();
+    assert_eq!(shared.flags() & 2, 0);
+    drop(shared);
+    let m = copy.into_dlpack_versioned();
     assert_eq!(m.flags() & 2, 2);
     assert!(TensorView::from_dlpack_versioned(m).unwrap().is_copied());
+}
+
+#[test]
+fn imports_are_not_lent_mutably() {
+    // Two imports of the same foreign memory each hold one handle of their own owner: the
+    // exclusivity rule, not the handle count, keeps them from handing out `&mut`.
+    let _g = FOREIGN_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let a = TensorView::from_dlpack_versioned(take(foreign_versioned(|_| {}))).unwrap();
+    let mut col = a.select(1, 0).unwrap(); // contiguous
+    drop(a);
+    assert!(matches!(
+        col.as_mut_slice::<u16>(),
+        Err(Error::NotExclusive)
+    ));
+    // The caller may take responsibility explicitly.
+    // SAFETY: nothing else accesses this test-local foreign tensor.
+    unsafe { col.as_mut_slice_unchecked::<u16>() }.unwrap()[0] = 9;
+    assert_eq!(col.to_vec::<u16>().unwrap(), vec![9, 1, 2]);
+    let (mut own, _) = counted_tensor(vec![0.0; 3], &[3]);
+    assert!(matches!(
+        own.as_mut_slice::<f32>(),
+        Err(Error::NotExclusive)
+    ));
+    let mut vec_backed = TensorView::from_vec(vec![0.0f32; 3], &[3]).unwrap();
+    vec_backed.as_mut_slice::<f32>().unwrap()[1] = 2.0;
+    let mut back = TensorView::from_dlpack_versioned(vec_backed.into_dlpack_versioned()).unwrap();
+    #[cfg(not(miri))] // own-export recognition relies on function-pointer identity
+    assert_eq!(back.as_mut_slice::<f32>().unwrap(), &[0.0, 2.0, 0.0]);
+    let _ = &mut back;
 }
 
 // ---- A foreign producer, written as a C library would: a static deleter and a counter. ----

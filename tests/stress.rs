@@ -48,7 +48,8 @@ fn counted(rows: usize, cols: usize) -> (TensorView, Arc<AtomicUsize>) {
     // SAFETY: the Vec's heap buffer (which does not move when the Vec moves into the owner)
     // holds rows*cols initialised i64s, exactly the extent, valid and writable while it lives.
     let t = unsafe { TensorView::from_parts(parts, owner) }.unwrap();
-    (t, drops)
+    // SAFETY: the Vec is reachable only through the owner.
+    (unsafe { t.assume_exclusive() }, drops)
 }
 
 /// Run `f(thread index, deadline)` on `THREADS` scoped threads released together.
@@ -105,13 +106,13 @@ fn views_and_dlpack_round_trips_across_threads() {
                     .unwrap()
                     .slice(1, SliceArg::step(2))
                     .unwrap(),
-                2 => src.transpose(),
+                2 => src.transpose().unwrap(),
                 3 => src.reshape(&[32, -1]).unwrap(),
                 4 => TensorView::from_dlpack_versioned(src.to_dlpack_versioned()).unwrap(),
                 5 => TensorView::from_dlpack_legacy(src.to_dlpack_legacy().unwrap()).unwrap(),
                 6 => {
                     // Through a raw pointer, as a C consumer would hold it.
-                    let raw = src.transpose().into_dlpack_versioned().into_raw();
+                    let raw = src.transpose().unwrap().into_dlpack_versioned().into_raw();
                     // SAFETY: `raw` is a live managed tensor we own, taken back once.
                     let m = unsafe { ManagedTensorVersioned::from_raw(raw) }.unwrap();
                     TensorView::from_dlpack_versioned(m).unwrap()
@@ -354,7 +355,7 @@ fn ndarray_views_across_threads() {
             }
             let a = src.as_array::<i64, Ix2>().unwrap();
             assert_eq!(a[[i, 5]], (i * 32 + 5) as i64);
-            let tv = src.transpose();
+            let tv = src.transpose().unwrap();
             let b = tv.as_array::<i64, IxDyn>().unwrap();
             assert_eq!(b[[5, i]], (i * 32 + 5) as i64);
             let s = shared.as_array::<f32, Ix2>().unwrap();

@@ -368,7 +368,7 @@ fn to_tch_layouts_strided_transposed_offset_expanded_0d_empty() {
     let v = TensorView::from_vec((0..12).map(|x| x as f32).collect(), &[3, 4]).unwrap();
     let base = v.data_ptr() as usize;
     // transposed
-    let t = v.transpose().to_tch().unwrap();
+    let t = v.transpose().unwrap().to_tch().unwrap();
     assert_eq!((t.size(), t.stride()), (vec![4, 3], vec![1, 4]));
     assert_eq!(addr(&t), base);
     assert!(t.equal(&Tensor::arange(12, CPU).view([3, 4]).tr()));
@@ -471,7 +471,7 @@ fn foreign_owner_released_once_after_last_torch_view() {
 fn vec_view_tch_view_tch_keeps_address_and_releases_once() {
     static DROPS: AtomicUsize = AtomicUsize::new(0);
     let (v, ptr) = counted(vec![1u64, 2, 3, 4, 5, 6], &[2, 3], DType::U64, &DROPS);
-    let t1 = v.transpose().to_tch().unwrap();
+    let t1 = v.transpose().unwrap().to_tch().unwrap();
     let v2 = TensorView::from_tch(&t1).unwrap();
     let t2 = v2.to_tch().unwrap();
     let v3 = from_tch(&t2).unwrap();
@@ -540,7 +540,10 @@ fn aten_refusal_gives_the_handle_back_and_it_is_deleted_once() {
 #[test]
 fn read_only_view_is_refused_unless_a_copy_is_allowed() {
     static DATA: [f64; 4] = [1.0, 2.0, 3.0, 4.0];
-    let v = TensorView::from_static(&DATA, &[2, 2]).unwrap().transpose();
+    let v = TensorView::from_static(&DATA, &[2, 2])
+        .unwrap()
+        .transpose()
+        .unwrap();
     assert!(v.is_read_only());
     assert!(matches!(v.to_tch(), Err(Error::ReadOnly(_))));
     assert!(matches!(Tensor::try_from(&v), Err(Error::ReadOnly(_))));

@@ -88,7 +88,7 @@ fn multi_axis_views_match_naive_indexing() {
     let t = base.reshape(&[2, 3, 4, 5]).unwrap();
     let views = vec![
         t.clone(),
-        t.transpose(),
+        t.transpose().unwrap(),
         t.permute(&[2, 0, 3, 1]).unwrap(),
         t.slice_each(&[
             SliceArg::step(-1),
@@ -110,7 +110,7 @@ fn multi_axis_views_match_naive_indexing() {
         t.unsqueeze(2).unwrap().unsqueeze(5).unwrap(),
         t.slice(0, SliceArg::range(1, 2)).unwrap().squeeze(),
         t.slice(2, SliceArg::range(2, 2)).unwrap(),
-        t.reshape(&[6, -1]).unwrap().transpose(),
+        t.reshape(&[6, -1]).unwrap().transpose().unwrap(),
     ];
     for v in &views {
         check(v, &base);
@@ -143,7 +143,7 @@ fn reshape_without_copy_or_error() {
     assert_eq!(every_other.reshape(&[4, 6]).unwrap().strides(), &[12, 2]);
     // Transposed data cannot be flattened without a copy.
     assert!(matches!(
-        t.transpose().reshape(&[24]),
+        t.transpose().unwrap().reshape(&[24]),
         Err(Error::NotContiguous(_))
     ));
     assert!(matches!(t.reshape(&[5, -1]), Err(Error::InvalidShape(_))));
@@ -211,7 +211,7 @@ fn reinterpret_where_sizes_agree() {
     assert_eq!(bytes.strides(), &[8, 1]);
     let wide = t.reinterpret(DType::F64).unwrap();
     assert_eq!(wide.shape(), &[2, 1]);
-    assert!(t.transpose().reinterpret(DType::F64).is_err());
+    assert!(t.transpose().unwrap().reinterpret(DType::F64).is_err());
     let three = TensorView::from_vec(vec![0u8; 6], &[2, 3]).unwrap();
     assert!(three.reinterpret(DType::U16).is_err());
 }
@@ -408,6 +408,7 @@ fn overlap_queries() {
         .reshape(&[2, 5])
         .unwrap()
         .transpose()
+        .unwrap()
         .has_internal_overlap());
 }
 
@@ -426,7 +427,7 @@ fn copy_kernel_covers_every_element_size() {
             .unwrap()
             .reshape(&[6, 7])
             .unwrap();
-        let tt = t.transpose().to_contiguous(Order::C).unwrap();
+        let tt = t.transpose().unwrap().to_contiguous(Order::C).unwrap();
         let got = tt.reinterpret(DType::U8).unwrap().to_vec::<u8>().unwrap();
         let mut want = Vec::new();
         for j in 0..7 {

@@ -402,7 +402,7 @@ impl RefUnwindSafe for ViewAllocation {}
 /// let buf = tensor_to_buffer(&t, CopyPolicy::Never)?;
 /// assert_eq!(buf.as_ptr(), t.data_ptr());
 /// assert_eq!(buf.typed_data::<u16>(), &[1, 2, 3, 4]);
-/// assert!(tensor_to_buffer(&t.transpose(), CopyPolicy::Never).is_err());
+/// assert!(tensor_to_buffer(&t.transpose()?, CopyPolicy::Never).is_err());
 /// # Ok::<(), dlbridge::Error>(())
 /// ```
 pub fn tensor_to_buffer(tensor: &TensorView, copy: CopyPolicy) -> Result<Buffer> {

@@ -162,7 +162,7 @@ impl TensorView {
     /// ```
     /// use dlbridge::TensorView;
     /// use ndarray::{array, Ix2, IxDyn};
-    /// let t = TensorView::from_vec((0..6).collect::<Vec<i64>>(), &[2, 3])?.transpose();
+    /// let t = TensorView::from_vec((0..6).collect::<Vec<i64>>(), &[2, 3])?.transpose()?;
     /// let a = t.as_array::<i64, Ix2>()?;
     /// assert_eq!(a, array![[0, 3], [1, 4], [2, 5]]);
     /// assert_eq!(a.as_ptr().cast::<u8>(), t.data_ptr());
@@ -211,10 +211,9 @@ impl TensorView {
     /// # Ok::<(), dlbridge::Error>(())
     /// ```
     pub fn as_array_mut<T: Element, D: Dimension>(&mut self) -> Result<ArrayViewMut<'_, T, D>> {
-        self.check_unique_writable()?;
-        if self.has_internal_overlap() {
-            return Err(Error::InvalidArgument(
-                "a mutable array view needs a layout whose elements do not overlap".into(),
+        if self.is_read_only() {
+            return Err(Error::ReadOnly(
+                "a read-only tensor never yields ArrayViewMut",
             ));
         }
         let Layout {
@@ -223,6 +222,12 @@ impl TensorView {
             strides,
             flipped,
         } = self.ndarray_layout::<T, D>()?;
+        if self.has_internal_overlap() {
+            return Err(Error::InvalidArgument(
+                "a mutable array view needs a layout whose elements do not overlap".into(),
+            ));
+        }
+        self.check_unique_writable()?;
         // SAFETY: as in `as_array`, plus: the memory is writable (not read-only), this view is
         // the only handle on its owner and is mutably borrowed for the returned lifetime, so no
         // other Rust reference reaches these bytes; distinct indices address distinct elements
@@ -245,7 +250,7 @@ impl TensorView {
     /// ```
     /// use dlbridge::TensorView;
     /// use ndarray::{array, Ix2};
-    /// let t = TensorView::from_vec(vec![1i8, 2, 3, 4], &[2, 2])?.transpose();
+    /// let t = TensorView::from_vec(vec![1i8, 2, 3, 4], &[2, 2])?.transpose()?;
     /// let a = t.to_owned_array::<i8, Ix2>()?;
     /// assert!(a.is_standard_layout());
     /// assert_eq!(a, array![[1, 3], [2, 4]]);
@@ -298,8 +303,9 @@ impl TensorView {
         // Vec; `into_raw_vec_and_offset` hands it over without moving the heap buffer), with the
         // first element `offset` slots in; its shape and strides reach only initialised
         // elements of that buffer, which is exactly `extent`. The Vec moves into the owner, so the
-        // buffer stays allocated and uniquely owned — writable — until the last handle drops.
-        unsafe { TensorView::from_parts(parts, Owner::new(storage)) }
+        // buffer stays allocated and uniquely owned — writable, exclusive — until the last handle
+        // drops.
+        unsafe { Ok(TensorView::from_parts(parts, Owner::new(storage))?.assume_exclusive()) }
     }
 
     /// Share an `ArcArray` as a read-only view: no copy, O(ndim).
@@ -452,7 +458,15 @@ impl BorrowGuard {
         let owner = Owner::new(Borrowed(Arc::clone(&self.alive)));
         // SAFETY: forwarded from the caller; every handle on `owner` is gone by the time the
         // guard's drop returns (or the process has aborted).
-        unsafe { TensorView::from_parts(parts, owner) }
+        let view = unsafe { TensorView::from_parts(parts, owner) }?;
+        // A borrowed `ArrayViewMut` is exclusive for the lending closure's duration (the guard
+        // ends the loan before the borrow does), so the lent view may be written.
+        // SAFETY: see above; for read-only loans exclusivity is never used.
+        Ok(if read_only {
+            view
+        } else {
+            unsafe { view.assume_exclusive() }
+        })
     }
 }
 

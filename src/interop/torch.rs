@@ -343,7 +343,7 @@ impl TensorView {
     ///
     /// ```
     /// use dlbridge::TensorView;
-    /// let v = TensorView::from_vec(vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3])?.transpose();
+    /// let v = TensorView::from_vec(vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3])?.transpose()?;
     /// let t = v.to_tch()?;
     /// assert_eq!(t.size(), [3, 2]);
     /// assert_eq!(t.stride(), [1, 3]);
