@@ -316,6 +316,11 @@ def test_exchange_api_table_via_ctypes():
     assert isinstance(back, dlbridge.Tensor) and back.data_ptr == addr(a) and back.shape == (3, 2)
     with pytest.raises(TypeError):
         from_py(np.arange(3), ctypes.byref(managed))
+    # A borrowed DLTensor has no flags: read-only tensors are refused there, not made writable.
+    ro = np.arange(3.0)
+    ro.flags.writeable = False
+    with pytest.raises(BufferError):
+        dl_from_py(dlbridge.from_dlpack(ro), ctypes.byref(DLTensor()))
     s = ctypes.c_void_p(1)
     assert stream(1, 0, ctypes.byref(s)) == 0 and s.value is None
 
@@ -333,3 +338,31 @@ def test_exchange_api_table_via_ctypes():
     z = np.from_dlpack(out.value)
     assert z.shape == (5, 7) and z.dtype == np.float64 and not z.any()
     assert addr(z) % 64 == 0
+
+
+def test_copy_true_of_a_dlbridge_tensor_is_new_memory_and_only_then_is_copied():
+    a = np.arange(6.0)
+    first = dlbridge.from_dlpack(a, copy=True)
+    assert first.is_copied and first.data_ptr != addr(a)
+    second = dlbridge.from_dlpack(first, copy=True)
+    assert second.is_copied and second.data_ptr != first.data_ptr
+    # IS_COPIED promises the consumer sole ownership: not for memory `first` still shows.
+    get_ptr = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.py_object, ctypes.c_char_p)(
+        ("PyCapsule_GetPointer", ctypes.pythonapi))
+
+    def flags(capsule):  # DLManagedTensorVersioned.flags sits at byte 24
+        return ctypes.c_uint64.from_address(get_ptr(capsule, b"dltensor_versioned") + 24).value
+
+    assert flags(first.__dlpack__(max_version=(1, 3))) & 2 == 0
+    assert flags(first.__dlpack__(max_version=(1, 3), copy=True)) & 2 == 2
+
+
+def test_array_interface_buffer_data_is_bounds_checked():
+    class Liar:
+        def __init__(self, data, shape):
+            self.__array_interface__ = {"version": 3, "shape": shape, "typestr": "<f8", "data": data}
+
+    with pytest.raises(BufferError):
+        dlbridge.asarray(Liar(b"abc", (10**6,)))
+    ok = dlbridge.asarray(Liar(np.arange(4.0).tobytes(), (4,)))
+    np.testing.assert_array_equal(np.from_dlpack(ok), np.arange(4.0))

@@ -422,8 +422,8 @@ BAD = ["negative ndim", "huge ndim", "negative extent", "null shape", "null stri
 def test_malformed_metadata_error_and_one_deleter_call(kind):
     m = _bad(kind)
     cap = m.capsule()
-    # BufferError: cannot be described; ValueError: an unknown type code (InvalidArgument)
-    with pytest.raises(ValueError if kind == "unknown dtype code" else BufferError):
+    # BufferError: the tensor cannot be described (unknown type codes included)
+    with pytest.raises(BufferError):
         dlbridge.from_dlpack(cap)
     assert m.calls == 1  # refused: dlbridge already ran the deleter
     del cap

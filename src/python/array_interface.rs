@@ -68,6 +68,7 @@ pub(crate) fn get_interface(obj: &Bound<'_, PyAny>) -> PyResult<Option<Exported>
         _ => 0,
     };
     let keep = Owner::new(PyObjectOwner::new(obj.clone().unbind()));
+    let mut extent = None;
     let data = get("data")?;
     let (ptr, read_only, owner) = match data {
         Some(t) if t.is_instance_of::<PyTuple>() => {
@@ -85,8 +86,16 @@ pub(crate) fn get_interface(obj: &Bound<'_, PyAny>) -> PyResult<Option<Exported>
                     "__array_interface__ data is neither a tuple nor a buffer",
                 ));
             };
+            if !held.view.is_c_contiguous() {
+                return Err(PyBufferError::new_err(
+                    "__array_interface__ data names a non-contiguous buffer",
+                ));
+            }
             let base = held.view.data_ptr().cast_mut();
             let ro = held.view.is_read_only();
+            // Shape, strides and offset must stay inside the named buffer (numpy checks this
+            // too): bound the view by the buffer's bytes.
+            extent = Some(held.view.byte_span());
             // Keep both the exposing object and the held buffer.
             let both = Owner::new((keep, held.view.owner().clone()));
             (base, ro, both)
@@ -103,7 +112,7 @@ pub(crate) fn get_interface(obj: &Bound<'_, PyAny>) -> PyResult<Option<Exported>
             read_only,
             ..Flags::default()
         },
-        extent: None,
+        extent,
     };
     // SAFETY: the array-interface contract: the described memory stays valid (and writable
     // unless flagged read-only) while the exposing object (and the buffer it named) lives,

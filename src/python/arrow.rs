@@ -53,22 +53,7 @@ fn export_options() -> ArrowExportOptions {
 // Capsules
 // ---------------------------------------------------------------------------------------------
 
-/// Run `f` with the pending exception (if any) saved and restored around it, never unwinding.
-///
-/// # Safety
-/// The GIL must be held.
-unsafe fn preserving_exception(f: impl FnOnce()) {
-    let (mut ty, mut value, mut tb) = (
-        std::ptr::null_mut(),
-        std::ptr::null_mut(),
-        std::ptr::null_mut(),
-    );
-    // SAFETY: GIL held (contract); the out-pointers are valid locals.
-    unsafe { ffi::PyErr_Fetch(&mut ty, &mut value, &mut tb) };
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-    // SAFETY: GIL held; restores (steals) exactly the references fetched above.
-    unsafe { ffi::PyErr_Restore(ty, value, tb) };
-}
+use super::capsule::preserving_exception;
 
 /// Free the boxed `T` of a capsule named `name`; `T`'s `Drop` calls the C struct's `release`
 /// callback unless a consumer moved the struct out (which nulls `release`).

@@ -4,14 +4,13 @@
 
 use std::ffi::{c_void, CStr};
 
-use dlpark::ffi::{DLManagedTensor, DLManagedTensorVersioned, DLPackVersion, DLTensor};
-use dlpark::DlpackFlags;
+use dlpark::ffi::{DLManagedTensor, DLManagedTensorVersioned};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 
 use super::to_py_err;
-use crate::{ManagedTensorLegacy, ManagedTensorVersioned, Owner, TensorView};
+use crate::{ManagedTensorLegacy, ManagedTensorVersioned, TensorView};
 
 pub(crate) const DLTENSOR: &CStr = c"dltensor";
 pub(crate) const USED_DLTENSOR: &CStr = c"used_dltensor";
@@ -23,7 +22,7 @@ pub(crate) const USED_DLTENSOR_VERSIONED: &CStr = c"used_dltensor_versioned";
 ///
 /// # Safety
 /// The GIL must be held.
-unsafe fn preserving_exception(f: impl FnOnce()) {
+pub(crate) unsafe fn preserving_exception(f: impl FnOnce()) {
     let (mut ty, mut value, mut tb) = (
         std::ptr::null_mut(),
         std::ptr::null_mut(),
@@ -64,98 +63,6 @@ unsafe extern "C" fn destroy_legacy(capsule: *mut ffi::PyObject) {
             // SAFETY: as in `destroy_versioned`.
             drop(ManagedTensorLegacy::from_raw(ptr.cast()));
         });
-    }
-}
-
-/// Shape and strides of an export: inline up to 8 dimensions (one allocation per export).
-enum Dims {
-    Inline([i64; 16]),
-    Heap(Box<[i64]>),
-}
-
-/// The context of a `__dlpack__` export: the managed tensor first (so the two pointers
-/// coincide), then the owner handle that keeps the memory alive, then shape and strides.
-#[repr(C)]
-struct Export {
-    managed: DLManagedTensorVersioned,
-    owner: Owner,
-    dims: Dims,
-}
-
-unsafe extern "C" fn delete_export(m: *mut DLManagedTensorVersioned) {
-    if m.is_null() {
-        return;
-    }
-    // SAFETY: installed only on tensors built by `export_versioned`, whose managed tensor is
-    // the first field of a boxed `Export` (repr(C)); the deleter runs once, freeing it.
-    let ctx = unsafe { Box::from_raw(m.cast::<Export>()) };
-    // Called from C: never unwind. Dropping the owner may release Python objects (GIL taken
-    // by their own drop).
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(ctx)));
-}
-
-/// Export `view` as a DLPack 1.3 versioned managed tensor: like
-/// [`TensorView::to_dlpack_versioned`], but one allocation instead of four (the hot path of
-/// `np.from_dlpack(tensor)`): only the owner handle is cloned, not the view.
-pub(crate) fn export_versioned(view: &TensorView) -> ManagedTensorVersioned {
-    let ndim = view.ndim();
-    let flags = view.flags();
-    let mut bits = DlpackFlags::empty();
-    bits.set(DlpackFlags::READ_ONLY, flags.read_only);
-    bits.set(DlpackFlags::IS_COPIED, flags.is_copied);
-    bits.set(DlpackFlags::IS_SUBBYTE_TYPE_PADDED, flags.subbyte_padded);
-    let mut dims = if ndim <= 8 {
-        Dims::Inline([0; 16])
-    } else {
-        Dims::Heap(vec![0; 2 * ndim].into_boxed_slice())
-    };
-    let slots: &mut [i64] = match &mut dims {
-        Dims::Inline(a) => &mut a[..2 * ndim],
-        Dims::Heap(b) => b,
-    };
-    for (slot, &n) in slots.iter_mut().zip(view.shape()) {
-        *slot = n as i64;
-    }
-    for (slot, &s) in slots[ndim..].iter_mut().zip(view.strides()) {
-        *slot = s as i64;
-    }
-    let ctx = Box::into_raw(Box::new(Export {
-        managed: DLManagedTensorVersioned {
-            version: DLPackVersion {
-                major: crate::dlpack::DLPACK_VERSION.0,
-                minor: crate::dlpack::DLPACK_VERSION.1,
-            },
-            manager_ctx: std::ptr::null_mut(),
-            deleter: Some(delete_export),
-            flags: bits,
-            dl_tensor: DLTensor {
-                data: view.base_ptr().cast::<c_void>(),
-                device: view.device().to_dlpack(),
-                ndim: ndim as i32,
-                dtype: view.dtype().to_dlpack(),
-                shape: std::ptr::null_mut(),
-                strides: std::ptr::null_mut(),
-                byte_offset: view.byte_offset() as u64,
-            },
-        },
-        owner: view.owner().clone(),
-        dims,
-    }));
-    // SAFETY: `ctx` is a fresh, exclusively owned allocation; the dims live inside it (or in
-    // its heap box) until the deleter frees the whole context, so the pointers stay valid.
-    unsafe {
-        let dims = match &mut (*ctx).dims {
-            Dims::Inline(a) => a.as_mut_ptr(),
-            Dims::Heap(b) => b.as_mut_ptr(),
-        };
-        if ndim > 0 {
-            (*ctx).managed.dl_tensor.shape = dims;
-            (*ctx).managed.dl_tensor.strides = dims.add(ndim);
-        }
-        (*ctx).managed.manager_ctx = ctx.cast::<c_void>();
-        // SAFETY: a live managed tensor whose deleter frees it exactly once.
-        ManagedTensorVersioned::from_raw(ctx.cast::<DLManagedTensorVersioned>())
-            .expect("Box::into_raw is never null")
     }
 }
 

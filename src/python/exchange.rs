@@ -107,7 +107,7 @@ unsafe extern "C" fn managed_tensor_from_py_object(
         }
         // SAFETY: the exchange API contract: a live object of our type, GIL held.
         let t = unsafe { as_tensor(py, py_object) }?;
-        let managed = super::capsule::export_versioned(&t.get().view);
+        let managed = t.get().view.to_dlpack_versioned();
         // SAFETY: `out` is non-null (checked) and points to the caller's slot.
         unsafe { *out = managed.into_raw() };
         Ok(())
@@ -145,6 +145,13 @@ unsafe extern "C" fn dltensor_from_py_object(py_object: *mut c_void, out: *mut D
         let t = unsafe { as_tensor(py, py_object) }?;
         let tensor = t.get();
         let v = &tensor.view;
+        if v.is_read_only() {
+            // A borrowed DLTensor has no flags: it would hand read-only memory out as writable.
+            return Err(PyBufferError::new_err(
+                "read-only tensor: a borrowed DLTensor cannot carry READ_ONLY; \
+                 use managed_tensor_from_py_object_no_sync",
+            ));
+        }
         let dims = tensor.dims_i64();
         let ndim = v.ndim();
         let dims_ptr = dims.as_ptr().cast_mut();

@@ -109,7 +109,12 @@ fn dlpack_view(
 
 /// A tensor passed to `from_dlpack`/`asarray`: share its view (or copy it).
 fn from_tensor(t: &Bound<'_, Tensor>, copy: Option<bool>) -> PyResult<TensorView> {
-    finish(t.get().view.clone(), copy)
+    let view = t.get().view.clone();
+    if copy == Some(true) {
+        // The view is shared with `t`: even a copy must be copied again to be the caller's own.
+        return view.to_contiguous(Order::C).map_err(to_py_err);
+    }
+    finish(view, copy)
 }
 
 /// Import any DLPack producer (or capsule) without copying.

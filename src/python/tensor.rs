@@ -189,16 +189,24 @@ impl Tensor {
         dl_device: Option<&Bound<'py, PyAny>>,
         copy: Option<bool>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let own = self.view.device();
         if stream.is_some() {
-            return Err(PyValueError::new_err(
-                "stream must be None for a CPU tensor (CPU has no streams)",
-            ));
+            return Err(if own == crate::Device::CPU {
+                PyValueError::new_err("stream must be None for a CPU tensor (CPU has no streams)")
+            } else {
+                PyBufferError::new_err("dlbridge does not synchronise device streams")
+            });
         }
         if let Some(dev) = dl_device {
-            if !is_cpu_request(dev)? {
-                return Err(PyBufferError::new_err(
-                    "unsupported dl_device: dlbridge tensors live on the CPU (1, 0)",
-                ));
+            let same = match dev.extract::<(i32, i32)>() {
+                Ok((kind, id)) => kind == own.kind.0 && id == own.id,
+                Err(_) => own == crate::Device::CPU && is_cpu_request(dev)?,
+            };
+            if !same {
+                return Err(PyBufferError::new_err(format!(
+                    "unsupported dl_device {dev}: this tensor lives on {own} and dlbridge does \
+                     not move data between devices"
+                )));
             }
         }
         let versioned = match max_version {
@@ -215,15 +223,14 @@ impl Tensor {
                 major >= 1
             }
         };
-        let copied;
         let view = if copy == Some(true) {
-            copied = self.view.to_contiguous(Order::C).map_err(to_py_err)?;
-            &copied
+            self.view.to_contiguous(Order::C).map_err(to_py_err)?
         } else {
-            &self.view
+            self.view.clone()
         };
         if versioned {
-            capsule::versioned_capsule(py, capsule::export_versioned(view))
+            // A copy made for this export goes out as its sole owner, so it carries IS_COPIED.
+            capsule::versioned_capsule(py, view.into_dlpack_versioned())
         } else {
             // A read-only tensor cannot go out as legacy (no flag for it); that is a BufferError
             // whatever `copy` says, unless `copy=True` made a writable copy above.
@@ -336,6 +343,11 @@ impl Tensor {
         if !want_strides && !c_contig {
             return Err(PyBufferError::new_err(
                 "the tensor is not C-contiguous; request strides (PyBUF_STRIDES)",
+            ));
+        }
+        if v.nbytes() > isize::MAX as usize {
+            return Err(PyBufferError::new_err(
+                "the view is too large for the buffer protocol (len overflows Py_ssize_t)",
             ));
         }
         // Shape then strides (bytes), freed by __releasebuffer__.
