@@ -192,12 +192,14 @@ pub(crate) fn asarray<'py>(
             Err(e) => return Err(e),
         }
     }
+    // The buffer protocol before Arrow: its check is one C call, while looking for the Arrow
+    // dunders costs attribute lookups (and no object of the ecosystem exposes both).
+    if let Some(held) = buffer::get_buffer(obj)? {
+        return new_tensor(py, finish_exported(held, copy)?);
+    }
     #[cfg(feature = "arrow")]
     if let Some(view) = super::arrow::arrow_view(obj, copy)? {
         return new_tensor(py, finish(view, copy)?);
-    }
-    if let Some(held) = buffer::get_buffer(obj)? {
-        return new_tensor(py, finish_exported(held, copy)?);
     }
     if let Some(held) = array_interface::get_interface(obj)? {
         return new_tensor(py, finish_exported(held, copy)?);
