@@ -26,8 +26,8 @@ fn tensor(bytes: usize) -> TensorView {
 }
 
 /// dlpark's export of the same memory: a Dynamic metadata allocation whose context is an Arc
-/// keep-alive, then its consumer into a typed ndarray view.
-fn dlpark_round_trip(data: &Arc<Vec<f32>>, shape: &[usize], strides: &[isize]) -> usize {
+/// keep-alive.
+fn dlpark_export(data: &Arc<Vec<f32>>, shape: &[usize], strides: &[isize]) -> dlpark::versioned::Dlpack {
     let prepared = Dynamic::new(shape, strides)
         .prepare_as::<DLManagedTensorVersioned>()
         .unwrap();
@@ -40,7 +40,12 @@ fn dlpark_round_trip(data: &Arc<Vec<f32>>, shape: &[usize], strides: &[isize]) -
         })
         .set_device(dlpark::ffi::DLDevice::CPU);
     // SAFETY: data, shape and strides describe the Arc'd Vec, which the context keeps alive.
-    let managed = unsafe { init.finish() };
+    unsafe { init.finish() }
+}
+
+/// dlpark's round trip: its export, then its consumer into a typed ndarray view.
+fn dlpark_round_trip(data: &Arc<Vec<f32>>, shape: &[usize], strides: &[isize]) -> usize {
+    let managed = dlpark_export(data, shape, strides);
     // SAFETY: the managed tensor is valid for the duration of the borrow.
     let view: ArrayViewD<f32> = unsafe { TryFromDlpack::try_from_dlpack(&managed, ()) }.unwrap();
     view.len()
@@ -67,19 +72,7 @@ fn round_trip(c: &mut Criterion) {
             BenchmarkId::new("dlpark_export_dlbridge_import", label),
             |b| {
                 b.iter(|| {
-                    let prepared = Dynamic::new(&shape[..], &strides[..])
-                        .prepare_as::<DLManagedTensorVersioned>()
-                        .unwrap();
-                    let mut init = prepared.initialize(data.clone());
-                    init.set_data(data.as_ptr() as *mut _)
-                        .set_dtype(dlpark::ffi::DLDataType {
-                            code: dlpark::ffi::DLDataTypeCode::FLOAT,
-                            bits: 32,
-                            lanes: 1,
-                        })
-                        .set_device(dlpark::ffi::DLDevice::CPU);
-                    // SAFETY: as in `dlpark_round_trip`; ownership moves to dlbridge's handle.
-                    let raw = unsafe { init.finish() }.into_raw();
+                    let raw = dlpark_export(&data, &shape, &strides).into_raw();
                     // SAFETY: `raw` is a live managed tensor handed over to us.
                     let m = unsafe { ManagedTensorVersioned::from_raw(raw) }.unwrap();
                     let view = TensorView::from_dlpack_versioned(m).unwrap();

@@ -37,7 +37,10 @@ done
 
 if [ "${DLBRIDGE_QUICK:-0}" != "1" ]; then
   step "Miri (core: descriptor, views, copy kernel, DLPack)"
-  if ! rustup +nightly component list --installed 2>/dev/null | grep -q '^miri'; then
+  if ! rustup toolchain list | grep '^nightly' >/dev/null; then
+    rustup toolchain install nightly --profile minimal
+  fi
+  if ! rustup +nightly component list --installed 2>/dev/null | grep '^miri' >/dev/null; then
     rustup +nightly component add miri rust-src
   fi
   MIRIFLAGS="-Zmiri-disable-isolation" CARGO_TARGET_DIR="$DLBRIDGE_CACHE/target-miri" \
