@@ -431,3 +431,20 @@ def test_imported_tensor_survives_in_other_consumers():
     collect()
     np.testing.assert_array_equal(n, expected)
     assert sys.getrefcount(n) >= 2
+
+
+def test_misaligned_producer_buffers_are_a_flagged_copy_or_refused():
+    # arrow-rs re-aligns under-aligned imported buffers (a copy): it must be flagged, and
+    # refused under copy=False.
+    raw = pa.py_buffer(np.arange(9, dtype=np.float32).tobytes() + b"\0")
+    shifted = raw.slice(1, 32)
+    values = np.frombuffer(raw, dtype=np.uint8)[1:33].view(np.float32)
+    assert shifted.address % 4 != 0
+    arr = pa.Array.from_buffers(pa.float32(), 8, [None, shifted])
+    with pytest.raises(BufferError):
+        dlbridge.from_arrow(arr, copy=False)
+    t = dlbridge.from_arrow(arr)
+    assert t.is_copied and t.data_ptr % 4 == 0
+    np.testing.assert_array_equal(np.from_dlpack(t), values)
+    aligned = pa.array(np.arange(8, dtype=np.float32))
+    assert not dlbridge.from_arrow(aligned).is_copied

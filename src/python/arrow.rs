@@ -243,6 +243,32 @@ fn view_from(field: &Field, data: ArrayData, opts: &ArrowImportOptions) -> PyRes
     view.map_err(to_py_err)
 }
 
+/// The non-null buffer addresses of an exported array and its children.
+fn producer_buffers(array: &FFI_ArrowArray, out: &mut Vec<usize>) {
+    out.extend(
+        (0..array.num_buffers())
+            .map(|i| array.buffer(i) as usize)
+            .filter(|&p| p != 0),
+    );
+    for i in 0..array.num_children() {
+        producer_buffers(array.child(i), out);
+    }
+}
+
+/// Whether every non-empty buffer of the imported data is one the producer exported (no
+/// buffer was replaced by a re-aligned copy during import).
+fn imported_buffers_are(data: &ArrayData, produced: &[usize]) -> bool {
+    data.buffers()
+        .iter()
+        .chain(data.nulls().map(|n| n.buffer()))
+        .filter(|b| !b.is_empty())
+        .all(|b| produced.contains(&(b.as_ptr() as usize)))
+        && data
+            .child_data()
+            .iter()
+            .all(|c| imported_buffers_are(c, produced))
+}
+
 /// Import `obj` through `__arrow_c_array__` (or a single-chunk `__arrow_c_stream__`) without
 /// copying: `Ok(None)` when it has neither. Booleans are copied to bytes unless
 /// `copy=False` (then `BufferError`); nulls raise `ValueError`.
@@ -282,10 +308,22 @@ pub(crate) fn arrow_view(
         // leaves a released (empty) struct, so the capsule's destructor will not release it
         // again: the imported ArrayData now owns the producer's release callback.
         let array = unsafe { FFI_ArrowArray::from_raw(array_ptr) };
+        let mut produced = Vec::new();
+        producer_buffers(&array, &mut produced);
         // SAFETY: the array and schema come from one `__arrow_c_array__` call and so agree
         // (the interface's contract); `from_ffi` checks buffer counts and bounds it relies on.
         let data = unsafe { from_ffi(array, schema) }.map_err(arrow_err)?;
-        return view_from(&field, data, &opts).map(Some);
+        // arrow-rs silently re-aligns under-aligned producer buffers (a copy): say so, or
+        // refuse when copying was forbidden.
+        let realigned = !imported_buffers_are(&data, &produced);
+        if realigned && copy == Some(false) {
+            return Err(pyo3::exceptions::PyBufferError::new_err(
+                "the producer's Arrow buffers are misaligned and would need a copy",
+            ));
+        }
+        let mut view = view_from(&field, data, &opts)?;
+        view.flags.is_copied |= realigned;
+        return Ok(Some(view));
     }
     if obj.hasattr(pyo3::intern!(py, "__arrow_c_stream__"))? {
         let cap = obj.call_method0(pyo3::intern!(py, "__arrow_c_stream__"))?;
