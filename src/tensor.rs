@@ -411,6 +411,7 @@ impl TensorView {
         Ok(if read_only {
             view
         } else {
+            // SAFETY: a Vec or Box heap block is reachable only through its (moved-in) owner.
             unsafe { view.assume_exclusive() }
         })
     }
