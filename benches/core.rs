@@ -27,7 +27,11 @@ fn tensor(bytes: usize) -> TensorView {
 
 /// dlpark's export of the same memory: a Dynamic metadata allocation whose context is an Arc
 /// keep-alive.
-fn dlpark_export(data: &Arc<Vec<f32>>, shape: &[usize], strides: &[isize]) -> dlpark::versioned::Dlpack {
+fn dlpark_export(
+    data: &Arc<Vec<f32>>,
+    shape: &[usize],
+    strides: &[isize],
+) -> dlpark::versioned::Dlpack {
     let prepared = Dynamic::new(shape, strides)
         .prepare_as::<DLManagedTensorVersioned>()
         .unwrap();
