@@ -72,6 +72,22 @@ macro_rules! managed_handle {
             }
         }
 
+        impl ManagedHandle for $name {
+            type Raw = $ffi;
+            fn raw(&self) -> *mut $ffi {
+                self.as_ptr()
+            }
+            fn deleter_address(&self) -> usize {
+                self.header().deleter.map_or(0, |f| f as *const () as usize)
+            }
+            fn context(&self) -> *mut std::ffi::c_void {
+                self.header().manager_ctx
+            }
+            fn tensor(&self) -> &DLTensor {
+                &self.header().dl_tensor
+            }
+        }
+
         impl Drop for $name {
             fn drop(&mut self) {
                 // SAFETY: we own the tensor; the deleter runs once, here, and frees it.
@@ -287,14 +303,11 @@ impl TensorView {
             return Err(Error::VersionMismatch { major, minor });
         }
         let raw_flags = DlpackFlags::from_bits_retain(managed.flags());
-        {
-            if let Some(view) = reclaim(&managed, delete_versioned as *const () as usize, raw_flags)
-            {
-                std::mem::forget(managed);
-                return Ok(view);
-            }
+        if let Some(view) = reclaim(&managed, delete_versioned as *const () as usize, raw_flags) {
+            std::mem::forget(managed);
+            return Ok(view);
         }
-        let tensor = *managed.dl_tensor()?;
+        let tensor = *managed.tensor();
         let flags = Flags {
             read_only: raw_flags.contains(DlpackFlags::READ_ONLY),
             is_copied: raw_flags.contains(DlpackFlags::IS_COPIED),
@@ -344,39 +357,8 @@ trait ManagedHandle {
     fn raw(&self) -> *mut Self::Raw;
     fn deleter_address(&self) -> usize;
     fn context(&self) -> *mut std::ffi::c_void;
-    fn tensor(&self) -> Option<&DLTensor>;
-}
-
-impl ManagedHandle for ManagedTensorVersioned {
-    type Raw = DLManagedTensorVersioned;
-    fn raw(&self) -> *mut DLManagedTensorVersioned {
-        self.as_ptr()
-    }
-    fn deleter_address(&self) -> usize {
-        self.header().deleter.map_or(0, |f| f as *const () as usize)
-    }
-    fn context(&self) -> *mut std::ffi::c_void {
-        self.header().manager_ctx
-    }
-    fn tensor(&self) -> Option<&DLTensor> {
-        self.dl_tensor().ok()
-    }
-}
-
-impl ManagedHandle for ManagedTensorLegacy {
-    type Raw = DLManagedTensor;
-    fn raw(&self) -> *mut DLManagedTensor {
-        self.as_ptr()
-    }
-    fn deleter_address(&self) -> usize {
-        self.header().deleter.map_or(0, |f| f as *const () as usize)
-    }
-    fn context(&self) -> *mut std::ffi::c_void {
-        self.header().manager_ctx
-    }
-    fn tensor(&self) -> Option<&DLTensor> {
-        Some(self.dl_tensor())
-    }
+    /// Only called after the major version was checked.
+    fn tensor(&self) -> &DLTensor;
 }
 
 /// If `managed` is one of our own exports, unchanged, take the original view back out of it
@@ -393,7 +375,7 @@ fn reclaim<H: ManagedHandle>(
     let ctx = managed.raw().cast::<ExportContext<H::Raw>>();
     // SAFETY: our deleter plus a self-pointing context identify a live ExportContext we built.
     let context = unsafe { &*ctx };
-    let t = managed.tensor()?;
+    let t = managed.tensor();
     let view = &context.view;
     let unchanged = t.data == view.data.cast()
         && t.byte_offset == view.byte_offset as u64
