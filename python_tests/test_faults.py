@@ -770,10 +770,12 @@ SHUTDOWN_CASES = {
     """,
     # Daemon threads only call torch in ways that survive shutdown: torch.from_dlpack (or
     # np.from_dlpack(torch tensor)) in a daemon thread aborts torch 2.13 at exit even without
-    # dlbridge ("terminate called without an active exception").
+    # dlbridge ("terminate called without an active exception"), and so does any torch method
+    # that releases the GIL, such as is_neg()/is_conj(), which dlbridge.from_dlpack asks of
+    # floating-point torch tensors (torch's __dlpack__ checks too little): integers here.
     "daemon thread churning": """
         def churn():
-            x = torch.arange(100.0)
+            x = torch.arange(100)
             n = np.arange(100.0)
             while True:
                 t = dlbridge.from_dlpack(x)

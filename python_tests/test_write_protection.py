@@ -71,12 +71,26 @@ def _source(kind):
     if kind == "versioned capsule":
         b = bytes(range(48))
         return dlbridge.from_dlpack(dlbridge.asarray(b).__dlpack__(max_version=(1, 3))), b
+    if kind == "jax (legacy capsule)":
+        import jax.numpy as jnp
+
+        x = jnp.arange(12, dtype=jnp.float32)
+        return dlbridge.asarray(x), x
+    if kind == "jax from_dlpack":
+        import jax.numpy as jnp
+
+        x = jnp.arange(12, dtype=jnp.float32).reshape(3, 4)
+        return dlbridge.from_dlpack(x), x
+    if kind == "ctypes legacy":
+        m = Managed(np.arange(12, dtype=np.int32), versioned=False)
+        return dlbridge.from_dlpack(m.capsule()), m
     raise AssertionError(kind)
 
 
 SOURCES = ["numpy dlpack", "numpy asarray", "numpy buffer", "numpy array_interface",
            "numpy strided", "bytes", "readonly memoryview", "pyarrow buffer",
-           "ctypes READ_ONLY", "tensor reimport", "versioned capsule"]
+           "ctypes READ_ONLY", "tensor reimport", "versioned capsule",
+           "jax (legacy capsule)", "jax from_dlpack", "ctypes legacy"]
 
 
 def _bytes_of(t):

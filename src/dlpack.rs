@@ -320,8 +320,34 @@ impl TensorView {
         unsafe { import(&tensor, flags, null_strides_ok, Owner::new(managed)) }
     }
 
-    /// Import an owned legacy managed tensor (always writable; NULL strides mean row-major).
+    /// Import an owned legacy managed tensor, **read-only** (NULL strides mean row-major).
+    ///
+    /// A legacy tensor has no flags, so it cannot say whether its memory may be written: JAX,
+    /// for one, exports immutable arrays this way. Like numpy 2, dlbridge therefore imports it
+    /// read-only. When you know the producer shares writable memory, use
+    /// [`TensorView::from_dlpack_legacy_writable`]. A legacy tensor this crate exported comes
+    /// back as the original view, with its own flags.
+    ///
+    /// ```
+    /// use dlbridge::TensorView;
+    /// let t = TensorView::from_vec(vec![1u8, 2, 3], &[3])?;
+    /// let foreign = t.to_dlpack_legacy()?;
+    /// assert!(!TensorView::from_dlpack_legacy(foreign)?.is_read_only()); // our own export
+    /// # Ok::<(), dlbridge::Error>(())
+    /// ```
     pub fn from_dlpack_legacy(managed: ManagedTensorLegacy) -> Result<TensorView> {
+        Self::import_legacy(managed, true)
+    }
+
+    /// [`TensorView::from_dlpack_legacy`] for a producer known to share **writable** memory
+    /// (PyTorch, CuPy and numpy export writable tensors as legacy; JAX and pyarrow do not).
+    /// Writing memory the producer treats as immutable corrupts its values, so only use this
+    /// when the producer is known.
+    pub fn from_dlpack_legacy_writable(managed: ManagedTensorLegacy) -> Result<TensorView> {
+        Self::import_legacy(managed, false)
+    }
+
+    fn import_legacy(managed: ManagedTensorLegacy, read_only: bool) -> Result<TensorView> {
         if let Some(view) = reclaim(
             &managed,
             delete_legacy as *const () as usize,
@@ -331,8 +357,12 @@ impl TensorView {
             return Ok(view);
         }
         let tensor = *managed.dl_tensor();
+        let flags = Flags {
+            read_only,
+            ..Flags::default()
+        };
         // SAFETY: as in `from_dlpack_versioned`.
-        unsafe { import(&tensor, Flags::default(), true, Owner::new(managed)) }
+        unsafe { import(&tensor, flags, true, Owner::new(managed)) }
     }
 
     /// Import a borrowed `DLTensor` (no deleter: the exchange API's non-owning path), keeping
@@ -393,6 +423,9 @@ fn reclaim<H: ManagedHandle>(
     let context = unsafe { Box::from_raw(ctx) };
     let mut view = context.view;
     view.flags.read_only |= flags.contains(DlpackFlags::READ_ONLY);
+    // The view's own `is_copied` said its memory was a fresh copy when it was made; what counts
+    // now is whether this export was its sole handle, which the export recorded in its flags.
+    view.flags.is_copied = flags.contains(DlpackFlags::IS_COPIED);
     Some(view)
 }
 

@@ -43,6 +43,10 @@ pub enum Error {
         /// Why it is refused.
         reason: &'static str,
     },
+    /// An Arrow type that no tensor can come from or go to (strings, structs, variable-size
+    /// lists, dictionaries, ...): tensors are booleans, numbers and fixed-size lists of them.
+    #[error("Arrow type {0} has no tensor form (booleans, numbers and fixed-size lists of them)")]
+    UnsupportedArrowType(String),
     /// A typed access asked for another element type than the tensor holds.
     #[error("dtype mismatch: tensor holds {found}, {expected} was requested")]
     DtypeMismatch {

@@ -12,13 +12,46 @@ use std::sync::Arc;
 /// imported DLPack managed tensor, a Python object, a torch tensor): the memory stays valid while
 /// any clone of the owner lives, and the value is dropped — releasing the memory — exactly once,
 /// when the last clone goes. Cloning a view clones its owner; it never copies data.
+///
+/// An owner may also hold other owners ([`Owner::with_dependencies`]): memory described by one
+/// producer but kept alive by several objects. [`Owner::visit`] walks the whole tree, which is
+/// how a host garbage collector (Python's) learns which of its objects a view keeps alive.
 #[derive(Clone)]
-pub struct Owner(Arc<dyn Any + Send + Sync>);
+pub struct Owner(Arc<dyn Held>);
+
+/// What an [`Owner`] points to: a value plus the owners it depends on.
+trait Held: Send + Sync {
+    fn value(&self) -> &(dyn Any + Send + Sync);
+    fn dependencies(&self) -> &[Owner];
+}
+
+struct Keep<T> {
+    value: T,
+    dependencies: Vec<Owner>,
+}
+
+impl<T: Any + Send + Sync> Held for Keep<T> {
+    fn value(&self) -> &(dyn Any + Send + Sync) {
+        &self.value
+    }
+    fn dependencies(&self) -> &[Owner] {
+        &self.dependencies
+    }
+}
 
 impl Owner {
     /// Wrap `value` as the keep-alive of some memory.
     pub fn new<T: Any + Send + Sync>(value: T) -> Owner {
-        Owner(Arc::new(value))
+        Owner::with_dependencies(value, Vec::new())
+    }
+
+    /// Wrap `value` together with other owners that must live as long as it (a Python object
+    /// and the buffer it exposes, say). All are released together, `value` first.
+    pub fn with_dependencies<T: Any + Send + Sync>(value: T, dependencies: Vec<Owner>) -> Owner {
+        Owner(Arc::new(Keep {
+            value,
+            dependencies,
+        }))
     }
 
     /// How many handles (views, exports, owner clones) currently keep the memory alive.
@@ -28,12 +61,20 @@ impl Owner {
 
     /// The wrapped value, if it is a `T` (lets an integration recognise its own owners).
     pub fn downcast_ref<T: Any>(&self) -> Option<&T> {
-        self.0.downcast_ref::<T>()
+        self.0.value().downcast_ref::<T>()
     }
 
     /// True when both handles keep the same value alive.
     pub fn same_as(&self, other: &Owner) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    /// Call `f` on this owner's value and, depth first, on the values of its dependencies.
+    pub fn visit(&self, f: &mut dyn FnMut(&(dyn Any + Send + Sync))) {
+        f(self.0.value());
+        for dependency in self.0.dependencies() {
+            dependency.visit(f);
+        }
     }
 }
 

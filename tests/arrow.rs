@@ -657,7 +657,7 @@ fn extension_metadata_is_parsed_leniently() {
     let strings = StringArray::from(vec!["a"]);
     assert!(matches!(
         tensor_from_array_data(&strings.to_data(), &import()),
-        Err(Error::InvalidArgument(_))
+        Err(Error::UnsupportedArrowType(_))
     ));
 }
 
@@ -837,4 +837,90 @@ fn we_read_pyarrow_ipc_file() {
     assert_eq!(perm.strides(), want.strides());
     assert_eq!(perm.to_vec::<i32>().unwrap(), want.to_vec::<i32>().unwrap());
     assert_eq!(get("v").to_vec::<i16>().unwrap(), vec![-1, 0, 1, 2]);
+}
+
+// ------------------------------------------------------------------ C data interface, validated
+mod c_data_import {
+    use super::*;
+    use arrow_array::ffi::{FFI_ArrowArray, FFI_ArrowSchema};
+    use dlbridge::interop::arrow::c_data::{field_from_c_schema, import_c_array};
+
+    fn exported(field: &Field, array: &dyn Array) -> (FFI_ArrowSchema, FFI_ArrowArray) {
+        (
+            FFI_ArrowSchema::try_from(field).unwrap(),
+            FFI_ArrowArray::new(&array.to_data()),
+        )
+    }
+
+    #[test]
+    fn a_tensor_column_round_trips_without_copying() {
+        let t = TensorView::from_vec((0..24).map(|x| x as f32).collect(), &[4, 2, 3]).unwrap();
+        let col = tensor_to_arrow(&t, &Default::default()).unwrap();
+        let (schema, mut array) = exported(&col.field, col.array.as_ref());
+        // SAFETY: both structs were just exported by arrow-rs and live through the call.
+        let imported = unsafe { import_c_array(&schema, &mut array) }.unwrap();
+        assert!(array.is_released(), "moved out of the caller's struct");
+        assert!(!imported.realigned);
+        let back = imported.into_tensor(&Default::default()).unwrap();
+        assert_eq!(back.data_ptr(), t.data_ptr());
+        assert_eq!(back.shape(), &[4, 2, 3]);
+    }
+
+    #[test]
+    fn released_structs_are_refused_and_left_alone() {
+        let field = Field::new("x", DataType::Float32, false);
+        let values = Float32Array::from(vec![1.0, 2.0]);
+        let (mut schema, mut array) = exported(&field, &values);
+        // SAFETY: moving a live struct out leaves a released one behind (C data interface).
+        let moved_schema = unsafe { FFI_ArrowSchema::from_raw(&mut schema) };
+        // SAFETY: `schema` is an initialised, released struct.
+        let err = unsafe { field_from_c_schema(&schema) }.unwrap_err();
+        assert!(err.to_string().contains("released"), "{err}");
+        // SAFETY: as above; the array is untouched on error.
+        let err = unsafe { import_c_array(&schema, &mut array) }.unwrap_err();
+        assert!(err.to_string().contains("released"), "{err}");
+        assert!(!array.is_released());
+        // SAFETY: moving the live array out leaves a released struct.
+        let _moved_array = unsafe { FFI_ArrowArray::from_raw(&mut array) };
+        // SAFETY: a live schema and a released array.
+        let err = unsafe { import_c_array(&moved_schema, &mut array) }.unwrap_err();
+        assert!(err.to_string().contains("released"), "{err}");
+    }
+
+    #[test]
+    fn a_schema_the_array_does_not_match_is_an_error_not_a_panic() {
+        let flat = Float32Array::from(vec![1.0; 6]);
+        let list_field = Field::new(
+            "x",
+            DataType::FixedSizeList(Arc::new(Field::new("item", DataType::Float32, true)), 3),
+            false,
+        );
+        let (schema, _) = exported(&list_field, &flat.slice(0, 0));
+        let mut array = FFI_ArrowArray::new(&flat.to_data());
+        // SAFETY: live structs; a list schema over a flat array (the review's panic).
+        let err = unsafe { import_c_array(&schema, &mut array) }.unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+        assert!(!array.is_released());
+        // And the other way round: a flat schema over a list array.
+        let list = tensor_to_arrow(
+            &TensorView::from_vec(vec![0f32; 6], &[2, 3]).unwrap(),
+            &Default::default(),
+        )
+        .unwrap();
+        let flat_field = Field::new("x", DataType::Float32, false);
+        let schema = FFI_ArrowSchema::try_from(&flat_field).unwrap();
+        let mut array = FFI_ArrowArray::new(&list.array.to_data());
+        // SAFETY: live structs.
+        assert!(unsafe { import_c_array(&schema, &mut array) }.is_err());
+    }
+
+    #[test]
+    fn types_without_a_tensor_form_are_refused_before_import() {
+        let strings = StringArray::from(vec!["a", "b"]);
+        let field = Field::new("s", DataType::Utf8, false);
+        let (schema, mut array) = exported(&field, &strings);
+        // SAFETY: live structs.
+        let err = unsafe { import_c_array(&schema, &mut array) }.unwrap_err();
+        assert!(err.to_string().contains("no tensor form"), "{err}");
+    }
 }

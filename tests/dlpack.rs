@@ -388,3 +388,74 @@ fn views_cross_threads() {
     assert_eq!(total, (0..1000).sum::<i32>() as f32);
     assert_eq!(drops.load(Ordering::SeqCst), 1);
 }
+
+/// A foreign legacy managed tensor over `data` (no deleter: `data` outlives it).
+fn foreign_legacy(data: &mut [u8; 3], shape: &mut [i64; 1]) -> DLManagedTensor {
+    DLManagedTensor {
+        dl_tensor: DLTensor {
+            data: data.as_mut_ptr().cast::<c_void>(),
+            device: DLDevice {
+                device_type: DLDeviceType::CPU,
+                device_id: 0,
+            },
+            ndim: 1,
+            dtype: DLDataType {
+                code: DLDataTypeCode::UINT,
+                bits: 8,
+                lanes: 1,
+            },
+            shape: shape.as_mut_ptr(),
+            strides: std::ptr::null_mut(),
+            byte_offset: 0,
+        },
+        manager_ctx: std::ptr::null_mut(),
+        deleter: None,
+    }
+}
+
+#[test]
+fn foreign_legacy_imports_are_read_only_unless_asked() {
+    let (mut data, mut shape) = ([1u8, 2, 3], [3i64]);
+    let mut m = foreign_legacy(&mut data, &mut shape);
+    // SAFETY: `m` and its arrays outlive the views below.
+    let t =
+        TensorView::from_dlpack_legacy(unsafe { ManagedTensorLegacy::from_raw(&mut m) }.unwrap())
+            .unwrap();
+    assert!(t.is_read_only());
+    assert!(matches!(t.to_dlpack_legacy(), Err(Error::ReadOnly(_))));
+    drop(t);
+    let mut m = foreign_legacy(&mut data, &mut shape);
+    // SAFETY: as above.
+    let w = TensorView::from_dlpack_legacy_writable(
+        unsafe { ManagedTensorLegacy::from_raw(&mut m) }.unwrap(),
+    )
+    .unwrap();
+    assert!(!w.is_read_only());
+    assert_eq!(w.to_vec::<u8>().unwrap(), vec![1, 2, 3]);
+}
+
+#[test]
+fn a_reclaimed_export_is_copied_only_if_the_export_was_the_sole_handle() {
+    let copy = TensorView::from_vec(vec![1.0f32, 2.0], &[2])
+        .unwrap()
+        .to_contiguous(dlbridge::Order::C)
+        .unwrap();
+    // Still a handle of its own: the export shares the memory with `copy`.
+    assert!(copy.is_copied());
+    let back = TensorView::from_dlpack_versioned(copy.to_dlpack_versioned()).unwrap();
+    assert!(
+        !back.is_copied(),
+        "a view sharing memory with `copy` claims to be a fresh copy"
+    );
+    drop(back);
+    // Moved into the export: the consumer is the sole owner of a fresh copy.
+    let back = TensorView::from_dlpack_versioned(copy.into_dlpack_versioned()).unwrap();
+    assert!(back.is_copied());
+    // Legacy exports carry no flags: never copied.
+    let copy = TensorView::from_vec(vec![1u8], &[1])
+        .unwrap()
+        .to_contiguous(dlbridge::Order::C)
+        .unwrap();
+    let back = TensorView::from_dlpack_legacy(copy.to_dlpack_legacy().unwrap()).unwrap();
+    assert!(!back.is_copied());
+}

@@ -36,9 +36,9 @@ pub(crate) fn get_interface(obj: &Bound<'_, PyAny>) -> PyResult<Option<Exported>
             return Err(PyBufferError::new_err("masked arrays have no DLPack form"));
         }
     }
-    let shape: Vec<usize> = get("shape")?
-        .ok_or_else(|| PyValueError::new_err("__array_interface__ has no shape"))?
-        .extract()?;
+    let shape =
+        get("shape")?.ok_or_else(|| PyValueError::new_err("__array_interface__ has no shape"))?;
+    let shape: Vec<usize> = non_negative(&shape, "shape")?;
     let typestr: String = get("typestr")?
         .ok_or_else(|| PyValueError::new_err("__array_interface__ has no typestr"))?
         .extract()?;
@@ -46,7 +46,9 @@ pub(crate) fn get_interface(obj: &Bound<'_, PyAny>) -> PyResult<Option<Exported>
     let itemsize = dtype.itemsize().unwrap_or(1) as isize;
     let strides = match get("strides")? {
         Some(s) if !s.is_none() => {
-            let bytes: Vec<isize> = s.extract()?;
+            let bytes: Vec<isize> = s.extract().map_err(|_| {
+                PyValueError::new_err("__array_interface__ strides must be integers within isize")
+            })?;
             if bytes.len() != shape.len() {
                 return Err(PyValueError::new_err("strides and shape differ in length"));
             }
@@ -63,20 +65,36 @@ pub(crate) fn get_interface(obj: &Bound<'_, PyAny>) -> PyResult<Option<Exported>
         }
         _ => None,
     };
-    let offset: usize = match get("offset")? {
-        Some(o) if !o.is_none() => o.extract()?,
-        _ => 0,
-    };
-    let keep = Owner::new(PyObjectOwner::new(obj.clone().unbind()));
     let mut extent = None;
     let data = get("data")?;
-    let (ptr, read_only, owner) = match data {
+    let (ptr, offset, read_only, owner) = match data {
         Some(t) if t.is_instance_of::<PyTuple>() => {
-            let (ptr, ro): (usize, bool) = t.extract()?;
-            (ptr as *mut u8, ro, keep)
+            // A raw pointer: the protocol (and numpy) ignore `offset` here, since the pointer
+            // already names the first element. Nothing bounds it: the exposing object vouches.
+            let t = t.cast::<PyTuple>()?;
+            if t.len() != 2 {
+                return Err(PyValueError::new_err(
+                    "__array_interface__ data must be a (pointer, read_only) pair",
+                ));
+            }
+            let ptr: usize = t.get_item(0)?.extract().map_err(|_| {
+                PyValueError::new_err("__array_interface__ data pointer is not an address")
+            })?;
+            // Any truthy marker means read-only, as numpy reads it.
+            let ro = t.get_item(1)?.is_truthy()?;
+            (
+                ptr as *mut u8,
+                0,
+                ro,
+                Owner::new(PyObjectOwner::new(obj.clone().unbind())),
+            )
         }
         other => {
-            // A buffer object (or None: the object's own buffer), plus `offset`.
+            // A buffer object (or None: the object's own buffer), plus `offset` in bytes.
+            let offset: usize = match get("offset")? {
+                Some(o) if !o.is_none() => non_negative(&o, "offset")?,
+                _ => 0,
+            };
             let source = match other {
                 Some(o) if !o.is_none() => o,
                 _ => obj.clone(),
@@ -97,8 +115,11 @@ pub(crate) fn get_interface(obj: &Bound<'_, PyAny>) -> PyResult<Option<Exported>
             // too): bound the view by the buffer's bytes.
             extent = Some(held.view.byte_span());
             // Keep both the exposing object and the held buffer.
-            let both = Owner::new((keep, held.view.owner().clone()));
-            (base, ro, both)
+            let both = Owner::with_dependencies(
+                PyObjectOwner::new(obj.clone().unbind()),
+                vec![held.view.owner().clone()],
+            );
+            (base, offset, ro, both)
         }
     };
     let parts = Parts {
@@ -119,4 +140,18 @@ pub(crate) fn get_interface(obj: &Bound<'_, PyAny>) -> PyResult<Option<Exported>
     // which `owner` guarantees.
     let view = unsafe { TensorView::from_parts(parts, owner) }.map_err(to_py_err)?;
     Ok(Some(Exported { view, order }))
+}
+
+/// A non-negative integer (or sequence of them) of the interface, or a `ValueError` naming it.
+fn non_negative<'py, T: FromPyObjectOwned<'py>>(
+    value: &Bound<'py, PyAny>,
+    what: &str,
+) -> PyResult<T> {
+    value.extract().map_err(|_| {
+        PyValueError::new_err(format!(
+            "__array_interface__ {what} must be non-negative integers within the address space, \
+             got {}",
+            value.repr().map(|r| r.to_string()).unwrap_or_default()
+        ))
+    })
 }

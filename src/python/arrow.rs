@@ -16,10 +16,9 @@
 
 use std::ffi::{c_void, CStr};
 
-use arrow_array::ffi::{from_ffi, FFI_ArrowArray, FFI_ArrowSchema};
-use arrow_array::ffi_stream::{ArrayStreamReader, FFI_ArrowArrayStream};
-use arrow_array::{make_array, new_empty_array, Array, ArrayReader, ArrayRef};
-use arrow_data::ArrayData;
+use arrow_array::ffi::{FFI_ArrowArray, FFI_ArrowSchema};
+use arrow_array::ffi_stream::FFI_ArrowArrayStream;
+use arrow_array::{new_empty_array, Array, ArrayRef};
 use arrow_schema::{ArrowError, DataType, Field};
 use pyo3::exceptions::{PyNotImplementedError, PyTypeError, PyValueError};
 use pyo3::ffi;
@@ -27,15 +26,32 @@ use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
 use super::to_py_err;
+use crate::interop::arrow::c_data::{
+    field_from_c_schema, import_c_array, import_c_stream, ImportedArray,
+};
 use crate::interop::arrow::{
-    tensor_from_array_data, tensor_from_arrow, tensor_to_arrow, ArrowExportOptions,
-    ArrowImportOptions, CopyPolicy, FixedShapeTensorMeta, TensorColumn,
+    tensor_to_arrow, ArrowExportOptions, ArrowImportOptions, CopyPolicy, TensorColumn,
 };
 use crate::{Error, SliceArg, TensorView};
 
 const ARROW_SCHEMA: &CStr = c"arrow_schema";
 const ARROW_ARRAY: &CStr = c"arrow_array";
 const ARROW_STREAM: &CStr = c"arrow_array_stream";
+
+/// Run an Arrow entry point, turning a panic left in arrow-rs into a `ValueError`: Python code
+/// never sees a `PanicException` (which is not an `Exception`).
+fn no_panic<T>(f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        let detail = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("panic");
+        Err(PyValueError::new_err(format!(
+            "arrow-rs could not handle the data: {detail}"
+        )))
+    })
+}
 
 fn arrow_err(e: ArrowError) -> PyErr {
     to_py_err(Error::Foreign {
@@ -147,7 +163,7 @@ pub(crate) fn schema_capsule<'py>(
     py: Python<'py>,
     view: &TensorView,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let schema = FFI_ArrowSchema::try_from(&field_of(view)?).map_err(arrow_err)?;
+    let schema = no_panic(|| FFI_ArrowSchema::try_from(&field_of(view)?).map_err(arrow_err))?;
     // SAFETY: `destroy_schema` frees a boxed FFI_ArrowSchema named "arrow_schema".
     unsafe { boxed_capsule(py, schema, ARROW_SCHEMA, destroy_schema) }
 }
@@ -178,9 +194,19 @@ fn export_field(
         return Ok((column.field, column.array));
     };
     let ptr = capsule_pointer::<FFI_ArrowSchema>(req, ARROW_SCHEMA, "requested_schema")?;
-    // SAFETY: a live "arrow_schema" capsule owns an initialized FFI_ArrowSchema and `req`
-    // keeps it alive for this borrow; we only read it (the consumer keeps ownership).
-    let requested = Field::try_from(unsafe { &*ptr }).map_err(arrow_err)?;
+    // SAFETY: a live "arrow_schema" capsule holds an initialised FFI_ArrowSchema (released or
+    // not: the call checks) and `req` keeps it alive for this borrow; we only read it.
+    let requested = match unsafe { field_from_c_schema(ptr) } {
+        Ok(field) => field,
+        Err(Error::UnsupportedArrowType(what)) => {
+            return Err(PyNotImplementedError::new_err(format!(
+                "dlbridge exports this tensor as Arrow {} and does not convert it to the \
+                 requested type {what}; cast after import (e.g. pa.array(t).cast(...))",
+                column.field.data_type()
+            )))
+        }
+        Err(e) => return Err(to_py_err(e)),
+    };
     if same_storage(column.field.data_type(), requested.data_type()) {
         return Ok((requested, column.array));
     }
@@ -200,10 +226,12 @@ pub(crate) fn array_capsules<'py>(
     view: &TensorView,
     requested_schema: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
-    let column = tensor_to_arrow(view, &export_options()).map_err(to_py_err)?;
-    let (field, array) = export_field(column, requested_schema)?;
-    let schema = FFI_ArrowSchema::try_from(&field).map_err(arrow_err)?;
-    let array = FFI_ArrowArray::new(&array.to_data());
+    let (schema, array) = no_panic(|| {
+        let column = tensor_to_arrow(view, &export_options()).map_err(to_py_err)?;
+        let (field, array) = export_field(column, requested_schema)?;
+        let schema = FFI_ArrowSchema::try_from(&field).map_err(arrow_err)?;
+        Ok((schema, FFI_ArrowArray::new(&array.to_data())))
+    })?;
     // SAFETY: each destructor frees a boxed struct of its capsule's type and name.
     let schema = unsafe { boxed_capsule(py, schema, ARROW_SCHEMA, destroy_schema)? };
     // SAFETY: as above.
@@ -225,50 +253,6 @@ pub(crate) fn has_arrow(obj: &Bound<'_, PyAny>) -> bool {
             .unwrap_or(false)
 }
 
-/// A view over imported Arrow data: `arrow.fixed_shape_tensor` fields give `[rows, shape...]`
-/// (permutation honoured), primitive arrays 1-D, nested fixed-size lists N-D.
-fn view_from(field: &Field, data: ArrayData, opts: &ArrowImportOptions) -> PyResult<TensorView> {
-    let is_tensor = FixedShapeTensorMeta::from_field(field)
-        .map_err(to_py_err)?
-        .is_some();
-    let view = if is_tensor {
-        // O(1) checks (buffer sizes, child count) so that building the typed array cannot
-        // panic on a malformed producer.
-        data.validate().map_err(arrow_err)?;
-        let array: ArrayRef = make_array(data);
-        tensor_from_arrow(field, array.as_ref(), opts)
-    } else {
-        tensor_from_array_data(&data, opts)
-    };
-    view.map_err(to_py_err)
-}
-
-/// The non-null buffer addresses of an exported array and its children.
-fn producer_buffers(array: &FFI_ArrowArray, out: &mut Vec<usize>) {
-    out.extend(
-        (0..array.num_buffers())
-            .map(|i| array.buffer(i) as usize)
-            .filter(|&p| p != 0),
-    );
-    for i in 0..array.num_children() {
-        producer_buffers(array.child(i), out);
-    }
-}
-
-/// Whether every non-empty buffer of the imported data is one the producer exported (no
-/// buffer was replaced by a re-aligned copy during import).
-fn imported_buffers_are(data: &ArrayData, produced: &[usize]) -> bool {
-    data.buffers()
-        .iter()
-        .chain(data.nulls().map(|n| n.buffer()))
-        .filter(|b| !b.is_empty())
-        .all(|b| produced.contains(&(b.as_ptr() as usize)))
-        && data
-            .child_data()
-            .iter()
-            .all(|c| imported_buffers_are(c, produced))
-}
-
 /// Import `obj` through `__arrow_c_array__` (or a single-chunk `__arrow_c_stream__`) without
 /// copying: `Ok(None)` when it has neither. Booleans are copied to bytes unless
 /// `copy=False` (then `BufferError`); nulls raise `ValueError`.
@@ -276,6 +260,10 @@ pub(crate) fn arrow_view(
     obj: &Bound<'_, PyAny>,
     copy: Option<bool>,
 ) -> PyResult<Option<TensorView>> {
+    no_panic(|| import_arrow(obj, copy))
+}
+
+fn import_arrow(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> PyResult<Option<TensorView>> {
     let py = obj.py();
     let opts = ArrowImportOptions {
         copy: if copy == Some(false) {
@@ -294,56 +282,29 @@ pub(crate) fn arrow_view(
         let schema_ptr =
             capsule_pointer::<FFI_ArrowSchema>(&schema_cap, ARROW_SCHEMA, "the schema")?;
         let array_ptr = capsule_pointer::<FFI_ArrowArray>(&array_cap, ARROW_ARRAY, "the array")?;
-        // SAFETY: the capsule owns a live, initialized FFI_ArrowSchema (the interface's
-        // contract) and `schema_cap` keeps it alive for this borrow; we only read it.
-        let schema = unsafe { &*schema_ptr };
-        // SAFETY: as above, for the array; reading `release` only.
-        if schema.release().is_none() || unsafe { (*array_ptr).is_released() } {
-            return Err(PyValueError::new_err(
-                "the Arrow capsules were already consumed (released)",
-            ));
-        }
-        let field = Field::try_from(schema).map_err(arrow_err)?;
-        // SAFETY: the capsule's struct is live and initialized; `from_raw` moves it out and
-        // leaves a released (empty) struct, so the capsule's destructor will not release it
-        // again: the imported ArrayData now owns the producer's release callback.
-        let array = unsafe { FFI_ArrowArray::from_raw(array_ptr) };
-        let mut produced = Vec::new();
-        producer_buffers(&array, &mut produced);
-        // SAFETY: the array and schema come from one `__arrow_c_array__` call and so agree
-        // (the interface's contract); `from_ffi` checks buffer counts and bounds it relies on.
-        let data = unsafe { from_ffi(array, schema) }.map_err(arrow_err)?;
-        // arrow-rs silently re-aligns under-aligned producer buffers (a copy): say so, or
-        // refuse when copying was forbidden.
-        let realigned = !imported_buffers_are(&data, &produced);
-        if realigned && copy == Some(false) {
-            return Err(pyo3::exceptions::PyBufferError::new_err(
-                "the producer's Arrow buffers are misaligned and would need a copy",
-            ));
-        }
-        let mut view = view_from(&field, data, &opts)?;
-        view.flags.is_copied |= realigned;
-        return Ok(Some(view));
+        // SAFETY: the capsules hold initialised structs (released or not: the call checks) and
+        // stay alive through the call; the array is moved out only when every check passes.
+        let imported = unsafe { import_c_array(schema_ptr, array_ptr) }.map_err(to_py_err)?;
+        return imported.into_tensor(&opts).map(Some).map_err(to_py_err);
     }
     if obj.hasattr(pyo3::intern!(py, "__arrow_c_stream__"))? {
         let cap = obj.call_method0(pyo3::intern!(py, "__arrow_c_stream__"))?;
         let ptr = capsule_pointer::<FFI_ArrowArrayStream>(&cap, ARROW_STREAM, "the stream")?;
-        // SAFETY: the capsule owns a live, initialized stream; `from_raw` moves it out (leaving
-        // a released one for the capsule's destructor) and the reader releases it when dropped.
-        let mut reader = unsafe { ArrayStreamReader::from_raw(ptr) }.map_err(arrow_err)?;
-        let field = reader.field().clone();
-        let array = match reader.next() {
-            None => new_empty_array(field.data_type()),
-            Some(chunk) => chunk.map_err(arrow_err)?,
-        };
-        if let Some(more) = reader.next() {
-            more.map_err(arrow_err)?;
+        // SAFETY: the capsule holds an initialised stream (released or not: the call checks);
+        // the call moves it out, leaving a released one for the capsule's destructor.
+        let (field, mut chunks) = unsafe { import_c_stream(ptr) }.map_err(to_py_err)?;
+        if chunks.len() > 1 {
             return Err(PyTypeError::new_err(
                 "only single-chunk Arrow streams can be shared as one tensor; combine the \
                  chunks first (e.g. pyarrow's ChunkedArray.combine_chunks())",
             ));
         }
-        return view_from(&field, array.to_data(), &opts).map(Some);
+        let imported = chunks.pop().unwrap_or_else(|| ImportedArray {
+            data: new_empty_array(field.data_type()).to_data(),
+            field,
+            realigned: false,
+        });
+        return imported.into_tensor(&opts).map(Some).map_err(to_py_err);
     }
     Ok(None)
 }

@@ -15,24 +15,45 @@ use crate::{Device, Flags, Owner, TensorView};
 pub(crate) use crate::format::{parse_struct_format, ByteOrder};
 
 /// An exported `Py_buffer`, released with the GIL when dropped (or leaked at shutdown).
-struct BufferOwner(Box<ffi::Py_buffer>);
+pub(crate) struct BufferOwner {
+    buffer: Box<ffi::Py_buffer>,
+    /// The exporter, as a second strong reference next to `buffer.obj`, for the garbage
+    /// collector (see [`BufferOwner::traverse`]).
+    exporter: Option<Py<PyAny>>,
+}
 
 // SAFETY: the Py_buffer is only touched again in `drop`, which takes the GIL first; its data
-// pointers are plain addresses.
+// pointers are plain addresses. `Py<PyAny>` is Send + Sync.
 unsafe impl Send for BufferOwner {}
 // SAFETY: shared access never touches the Py_buffer.
 unsafe impl Sync for BufferOwner {}
 
+impl BufferOwner {
+    /// Report both references to the exporter (`buffer.obj` and ours) to the collector.
+    pub(crate) fn traverse(&self, visit: &pyo3::PyVisit<'_>) -> Result<(), pyo3::PyTraverseError> {
+        if !self.buffer.obj.is_null() {
+            visit.call(&self.exporter)?;
+            visit.call(&self.exporter)?;
+        }
+        Ok(())
+    }
+}
+
 impl Drop for BufferOwner {
     fn drop(&mut self) {
-        let view: *mut ffi::Py_buffer = &mut *self.0;
+        let view: *mut ffi::Py_buffer = &mut *self.buffer;
+        let mut exporter = self.exporter.take();
         // SAFETY: the buffer was filled by a successful PyObject_GetBuffer and is released
         // exactly once, here, with the GIL held.
-        let released = with_gil(|_py| unsafe { ffi::PyBuffer_Release(view) });
+        let released = with_gil(|_py| {
+            unsafe { ffi::PyBuffer_Release(view) };
+            drop(exporter.take());
+        });
         if released.is_none() {
             // Interpreter shutting down: leave the exporter alone (its memory is leaked).
-            let leaked = std::mem::replace(&mut self.0, Box::new(ffi::Py_buffer::new()));
+            let leaked = std::mem::replace(&mut self.buffer, Box::new(ffi::Py_buffer::new()));
             std::mem::forget(leaked);
+            std::mem::forget(exporter);
         }
     }
 }
@@ -56,7 +77,14 @@ pub(crate) fn get_buffer(obj: &Bound<'_, PyAny>) -> PyResult<Option<Exported>> {
         return Err(PyErr::fetch(obj.py()));
     }
     let filled = *raw;
-    view_of_buffer(&filled, Owner::new(BufferOwner(raw))).map(Some)
+    // SAFETY: GIL held; a non-null `obj` is the strong reference the export holds.
+    let exporter = (!raw.obj.is_null())
+        .then(|| unsafe { Bound::from_borrowed_ptr(obj.py(), raw.obj) }.unbind());
+    let owner = Owner::new(BufferOwner {
+        buffer: raw,
+        exporter,
+    });
+    view_of_buffer(&filled, owner).map(Some)
 }
 
 /// Describe a filled `Py_buffer`; `owner` keeps it exported.
@@ -71,7 +99,7 @@ pub(crate) fn view_of_buffer(b: &ffi::Py_buffer, owner: Owner) -> PyResult<Expor
     };
     let (dtype, order) = parse_struct_format(format).map_err(PyBufferError::new_err)?;
     let itemsize = dtype.itemsize().unwrap_or(1);
-    if b.itemsize as usize != itemsize {
+    if usize::try_from(b.itemsize).ok() != Some(itemsize) {
         return Err(PyBufferError::new_err(format!(
             "buffer format {format:?} means {itemsize}-byte items, the exporter says {}",
             b.itemsize
@@ -87,13 +115,19 @@ pub(crate) fn view_of_buffer(b: &ffi::Py_buffer, owner: Owner) -> PyResult<Expor
         (Vec::new(), Vec::new())
     } else if b.shape.is_null() {
         // Only possible for a flat request; ours asks for strides, but be lenient.
-        (vec![b.len as usize / itemsize], vec![1])
+        let len = usize::try_from(b.len)
+            .map_err(|_| PyBufferError::new_err(format!("negative buffer length {}", b.len)))?;
+        (vec![len / itemsize], vec![1])
     } else {
         // SAFETY: a non-null shape holds `ndim` entries for the export's lifetime.
-        let shape: Vec<usize> = unsafe { std::slice::from_raw_parts(b.shape, ndim) }
+        let shape = unsafe { std::slice::from_raw_parts(b.shape, ndim) }
             .iter()
-            .map(|&n| n as usize)
-            .collect();
+            .map(|&n| {
+                usize::try_from(n).map_err(|_| {
+                    PyBufferError::new_err(format!("negative extent {n} in the buffer's shape"))
+                })
+            })
+            .collect::<PyResult<Vec<usize>>>()?;
         let strides = if b.strides.is_null() {
             crate::tensor::c_strides(&shape).map_err(to_py_err)?
         } else {

@@ -12,10 +12,10 @@ use dlpark::ffi::{
     DLDeviceType, DLManagedTensorVersioned, DLPackExchangeAPI, DLPackExchangeAPIHeader,
     DLPackVersion, DLTensor,
 };
-use pyo3::exceptions::{PyBufferError, PyRuntimeError, PyTypeError};
+use pyo3::exceptions::{PyAttributeError, PyBufferError, PyRuntimeError, PyTypeError};
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::PyType;
+use pyo3::types::{PyString, PyType};
 
 use super::{tensor::Tensor, to_py_err};
 use crate::tensor::Parts;
@@ -297,13 +297,18 @@ unsafe extern "C" fn managed_tensor_allocator(
 // ------------------------------------------------------------------------------------------
 // Import side.
 
-/// What the import path needs to know about a type, computed once per type.
+/// What the import path needs to know about a type.
 #[derive(Clone, Copy)]
 pub(crate) struct TypeInfo {
-    /// The producer's exchange API (major version 1), if it has one.
+    /// The producer's exchange API (major version 1), when using it is equivalent to calling
+    /// `__dlpack__`: the exact type defines the API itself and does not inherit an API past
+    /// its own (or a subclass's) `__dlpack__` override.
     pub(crate) api: Option<ApiRef>,
     /// The type has a `__dlpack__` attribute.
     pub(crate) has_dlpack: bool,
+    /// The type has PyTorch's autograd/lazy-bit queries (`requires_grad`, `is_conj`, `is_neg`):
+    /// PyTorch's `__dlpack__` refuses such tensors, its C exchange API does not check them.
+    pub(crate) torch_checks: bool,
 }
 
 /// A producer's exchange table, which lives for the whole process.
@@ -316,30 +321,107 @@ unsafe impl Send for ApiRef {}
 // SAFETY: as above.
 unsafe impl Sync for ApiRef {}
 
-/// Per-type cache, keyed by the type object's address; each entry holds a strong reference to
-/// its type, so the address cannot be reused by another type while cached.
-static TYPE_CACHE: Mutex<Vec<(usize, Py<PyType>, TypeInfo)>> = Mutex::new(Vec::new());
+/// The attributes a [`TypeInfo`] was computed from, by identity, to notice later changes of
+/// mutable (Python-defined) types.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Fingerprint {
+    dlpack: usize,
+    api: usize,
+}
+
+/// One cached type: a weak reference (the cache never keeps a type alive; a dead referent means
+/// the address may belong to another type now), whether the type can change, and what it had.
+struct CacheEntry {
+    key: usize,
+    type_ref: Py<PyAny>,
+    mutable: bool,
+    fingerprint: Fingerprint,
+    info: TypeInfo,
+}
+
+/// Per-type cache, keyed by the type object's address and confirmed by a weak reference.
+static TYPE_CACHE: Mutex<Vec<CacheEntry>> = Mutex::new(Vec::new());
 const TYPE_CACHE_LIMIT: usize = 64;
 
-fn lookup_type(ty: &Bound<'_, PyType>) -> PyResult<TypeInfo> {
-    let py = ty.py();
-    let has_dlpack = ty.hasattr(pyo3::intern!(py, "__dlpack__"))?;
-    let api = match ty.getattr(pyo3::intern!(py, "__dlpack_c_exchange_api__")) {
-        Ok(cap) if super::capsule::is_capsule(&cap) => {
-            // SAFETY: a live capsule, GIL held. IsValid checks the name without raising.
-            unsafe {
-                if ffi::PyCapsule_IsValid(cap.as_ptr(), CAPSULE_NAME.as_ptr()) == 1 {
-                    let ptr = ffi::PyCapsule_GetPointer(cap.as_ptr(), CAPSULE_NAME.as_ptr());
-                    // SAFETY: the exchange API contract: the table lives for the whole process.
-                    compatible(ptr.cast::<DLPackExchangeAPIHeader>()).map(ApiRef)
-                } else {
-                    None
-                }
-            }
+/// The attribute `name` of `ty`, or `None` (an attribute error) .
+fn type_attr<'py>(
+    ty: &Bound<'py, PyType>,
+    name: &Bound<'py, PyString>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    match ty.getattr(name) {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.is_instance_of::<PyAttributeError>(ty.py()) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// What `ty` resolves `__dlpack__` and `__dlpack_c_exchange_api__` to now.
+struct Resolved<'py> {
+    dlpack: Option<Bound<'py, PyAny>>,
+    api: Option<Bound<'py, PyAny>>,
+}
+
+impl Resolved<'_> {
+    fn fingerprint(&self) -> Fingerprint {
+        let id = |o: &Option<Bound<'_, PyAny>>| o.as_ref().map_or(0, |o| o.as_ptr() as usize);
+        Fingerprint {
+            dlpack: id(&self.dlpack),
+            api: id(&self.api),
         }
-        _ => None,
+    }
+}
+
+fn resolve<'py>(ty: &Bound<'py, PyType>) -> PyResult<Resolved<'py>> {
+    let py = ty.py();
+    Ok(Resolved {
+        dlpack: type_attr(ty, pyo3::intern!(py, "__dlpack__"))?,
+        api: type_attr(ty, pyo3::intern!(py, "__dlpack_c_exchange_api__"))?,
+    })
+}
+
+/// Whether `name` is in `ty`'s own `__dict__` (not inherited).
+fn defines(ty: &Bound<'_, PyType>, name: &Bound<'_, PyString>) -> PyResult<bool> {
+    ty.getattr(pyo3::intern!(ty.py(), "__dict__"))?
+        .contains(name)
+}
+
+fn lookup_type(ty: &Bound<'_, PyType>) -> PyResult<(Fingerprint, TypeInfo)> {
+    let py = ty.py();
+    let resolved = resolve(ty)?;
+    let print = resolved.fingerprint();
+    let Resolved { dlpack, api } = resolved;
+    let api_names = pyo3::intern!(py, "__dlpack_c_exchange_api__");
+    // The exchange API stands in for `__dlpack__` only where nothing overrides it: the exact
+    // type must define the API itself, and `__dlpack__` (if any) in the same class. A subclass
+    // (a torch.Tensor subclass with its own `__dlpack__` or `__torch_function__`) goes through
+    // its `__dlpack__`, which is what the user wrote.
+    let own_api = api.is_some()
+        && defines(ty, api_names)?
+        && (dlpack.is_none() || defines(ty, pyo3::intern!(py, "__dlpack__"))?);
+    let api = match api.filter(|cap| own_api && super::capsule::is_capsule(cap)) {
+        // SAFETY: a live capsule, GIL held. IsValid checks the name without raising.
+        Some(cap) => unsafe {
+            if ffi::PyCapsule_IsValid(cap.as_ptr(), CAPSULE_NAME.as_ptr()) == 1 {
+                let ptr = ffi::PyCapsule_GetPointer(cap.as_ptr(), CAPSULE_NAME.as_ptr());
+                // SAFETY: the exchange API contract: the table lives for the whole process.
+                compatible(ptr.cast::<DLPackExchangeAPIHeader>()).map(ApiRef)
+            } else {
+                None
+            }
+        },
+        None => None,
     };
-    Ok(TypeInfo { api, has_dlpack })
+    let torch_checks = ty.hasattr(pyo3::intern!(py, "requires_grad"))?
+        && ty.hasattr(pyo3::intern!(py, "is_conj"))?
+        && ty.hasattr(pyo3::intern!(py, "is_neg"))?;
+    Ok((
+        print,
+        TypeInfo {
+            api,
+            has_dlpack: dlpack.is_some(),
+            torch_checks,
+        },
+    ))
 }
 
 /// Walk the version chain to a major-1 table with the functions the import needs.
@@ -362,43 +444,187 @@ unsafe fn compatible(
     None
 }
 
-/// The cached [`TypeInfo`] of `obj`'s type.
+/// Whether `weak` (a weak reference) still refers to `ty`.
+fn refers_to(weak: &Py<PyAny>, ty: &Bound<'_, PyType>) -> bool {
+    // SAFETY: GIL held (we have a Bound); `weak` is a live weakref; the result is borrowed and
+    // only compared by address.
+    unsafe { ffi::PyWeakref_GetObject(weak.as_ptr()) == ty.as_ptr() }
+}
+
+/// The [`TypeInfo`] of `obj`'s type: cached per type, re-checked for types that can change.
 pub(crate) fn type_info(obj: &Bound<'_, PyAny>) -> PyResult<TypeInfo> {
     let ty = obj.get_type();
     let key = ty.as_ptr() as usize;
-    {
+    let cached = {
         let cache = TYPE_CACHE.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, _, info)) = cache.iter().find(|(k, _, _)| *k == key) {
-            return Ok(*info);
+        cache
+            .iter()
+            .find(|e| e.key == key && refers_to(&e.type_ref, &ty))
+            .map(|e| (e.mutable, e.fingerprint, e.info))
+    };
+    if let Some((mutable, print, info)) = cached {
+        // An immutable type cannot change. A Python class can gain `__dlpack__` (or the API)
+        // later: a type cached without them is looked at again (it is on a slow path anyway).
+        // One cached with `__dlpack__` that loses it is noticed where the call fails
+        // ([`forget`]). Replacing a method of a class with an exchange API (monkeypatching
+        // `torch.Tensor.__dlpack__`) is not observed: the API stays in use.
+        if !mutable || info.has_dlpack || resolve(&ty)?.fingerprint() == print {
+            return Ok(info);
         }
     }
-    let info = lookup_type(&ty)?;
-    let mut cache = TYPE_CACHE.lock().unwrap_or_else(|e| e.into_inner());
-    if cache.len() < TYPE_CACHE_LIMIT && !cache.iter().any(|(k, _, _)| *k == key) {
-        cache.push((key, ty.unbind(), info));
+    let (print, info) = lookup_type(&ty)?;
+    // SAFETY: GIL held; `ty` is a live type object.
+    let flags = unsafe { ffi::PyType_GetFlags(ty.as_ptr().cast()) };
+    let mutable = flags & ffi::Py_TPFLAGS_IMMUTABLETYPE == 0;
+    // SAFETY: GIL held; a new reference (or NULL with an exception) to a weakref of `ty`.
+    let weak = unsafe { ffi::PyWeakref_NewRef(ty.as_ptr(), std::ptr::null_mut()) };
+    if weak.is_null() {
+        // Types without weak reference support are simply not cached.
+        PyErr::take(obj.py());
+        return Ok(info);
     }
+    // SAFETY: a new reference.
+    let type_ref = unsafe { Bound::from_owned_ptr(obj.py(), weak) }.unbind();
+    let entry = CacheEntry {
+        key,
+        type_ref,
+        mutable,
+        fingerprint: print,
+        info,
+    };
+    let mut cache = TYPE_CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    // Replace this type's stale entry, else a dead type's, else the oldest when full.
+    let slot = cache
+        .iter()
+        .position(|e| e.key == key)
+        .or_else(|| {
+            cache.iter().position(|e| {
+                // SAFETY: GIL held; a live weakref.
+                unsafe { ffi::PyWeakref_GetObject(e.type_ref.as_ptr()) == ffi::Py_None() }
+            })
+        })
+        .or_else(|| (cache.len() >= TYPE_CACHE_LIMIT).then_some(0));
+    let old = match slot {
+        Some(i) => Some(std::mem::replace(&mut cache[i], entry)),
+        None => {
+            cache.push(entry);
+            None
+        }
+    };
+    drop(cache);
+    drop(old); // releases a weakref: outside the lock
     Ok(info)
 }
 
+/// Drop the cache entry of `obj`'s type (its attributes changed under us).
+pub(crate) fn forget(obj: &Bound<'_, PyAny>) {
+    let key = obj.get_type().as_ptr() as usize;
+    let mut cache = TYPE_CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    let old = cache
+        .iter()
+        .position(|e| e.key == key)
+        .map(|i| cache.swap_remove(i));
+    drop(cache);
+    drop(old); // releases a weakref: outside the lock
+}
+
 /// Import `obj` through its type's exchange API: an owned managed tensor, no Python call.
-pub(crate) fn import_via_api(obj: &Bound<'_, PyAny>, api: ApiRef) -> PyResult<TensorView> {
+/// `Ok(None)` when the producer's own `__dlpack__` must decide instead: the C call failed (its
+/// errors are not the spec's), or the tensor carries state DLPack cannot express that PyTorch's
+/// `__dlpack__` refuses (`requires_grad`, a conjugate or negative bit).
+pub(crate) fn import_via_api(
+    obj: &Bound<'_, PyAny>,
+    info: TypeInfo,
+) -> PyResult<Option<TensorView>> {
     let py = obj.py();
+    let Some(api) = info.api else {
+        return Ok(None);
+    };
     let Some(from_py) = api.0.managed_tensor_from_py_object_no_sync else {
-        return Err(PyRuntimeError::new_err(
-            "exchange API without from_py_object",
-        ));
+        return Ok(None);
     };
     let mut out: *mut DLManagedTensorVersioned = std::ptr::null_mut();
     // SAFETY: the producer's function, called with the GIL held on an object of the type the
     // table was found on, and a valid out slot.
     let rc = unsafe { from_py(obj.as_ptr().cast::<c_void>(), &mut out) };
     if rc != 0 {
-        return Err(PyErr::take(py).unwrap_or_else(|| {
+        let err = PyErr::take(py).unwrap_or_else(|| {
             PyBufferError::new_err("the producer's exchange API failed without an exception")
-        }));
+        });
+        if info.has_dlpack {
+            return Ok(None);
+        }
+        let buffer_err =
+            PyBufferError::new_err(format!("the producer's exchange API failed: {err}"));
+        buffer_err.set_cause(py, Some(err));
+        return Err(buffer_err);
     }
     // SAFETY: on success the producer hands us an owned managed tensor.
     let managed = unsafe { ManagedTensorVersioned::from_raw(out) }
         .ok_or_else(|| PyBufferError::new_err("the producer's exchange API returned NULL"))?;
-    TensorView::from_dlpack_versioned(managed).map_err(to_py_err)
+    let view = TensorView::from_dlpack_versioned(managed).map_err(to_py_err)?;
+    if info.torch_checks {
+        match torch_state(obj, view.dtype())? {
+            TorchState::Plain => {}
+            // Dropping `view` hands the tensor back (its deleter runs).
+            TorchState::Refused if info.has_dlpack => return Ok(None),
+            TorchState::Refused => {
+                return Err(PyBufferError::new_err(
+                    "the tensor requires grad or has its conjugate bit set",
+                ))
+            }
+            TorchState::Negative => return Err(negative_bit_error()),
+        }
+    }
+    Ok(Some(view))
+}
+
+/// What PyTorch's lazy bits and autograd say about exporting a tensor.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TorchState {
+    /// Nothing DLPack cannot express.
+    Plain,
+    /// `requires_grad` or a conjugate bit: PyTorch's `__dlpack__` refuses it (its C exchange
+    /// function does not check).
+    Refused,
+    /// A negative bit: the memory holds the negated values. PyTorch 2.13 exports these
+    /// silently on every path, so dlbridge refuses them itself.
+    Negative,
+}
+
+/// The `BufferError` for a tensor with PyTorch's negative bit.
+pub(crate) fn negative_bit_error() -> PyErr {
+    PyBufferError::new_err(
+        "can't import a torch tensor with the negative bit set: its memory holds the negated \
+         values (call .resolve_neg() first)",
+    )
+}
+
+/// Query a torch tensor's state. Only floating and complex tensors reach these states through
+/// public API (integer `_neg_view`s are private), so the queries run for those alone.
+pub(crate) fn torch_state(obj: &Bound<'_, PyAny>, dtype: DType) -> PyResult<TorchState> {
+    use crate::DTypeCode;
+    let py = obj.py();
+    let code = dtype.code();
+    if matches!(code, DTypeCode::Int | DTypeCode::UInt | DTypeCode::Bool) {
+        return Ok(TorchState::Plain);
+    }
+    if obj
+        .getattr(pyo3::intern!(py, "requires_grad"))?
+        .is_truthy()?
+    {
+        return Ok(TorchState::Refused);
+    }
+    if obj.call_method0(pyo3::intern!(py, "is_neg"))?.is_truthy()? {
+        return Ok(TorchState::Negative);
+    }
+    let conj = code == DTypeCode::Complex
+        && obj
+            .call_method0(pyo3::intern!(py, "is_conj"))?
+            .is_truthy()?;
+    Ok(if conj {
+        TorchState::Refused
+    } else {
+        TorchState::Plain
+    })
 }

@@ -45,10 +45,15 @@ pub(crate) fn finish(view: TensorView, copy: Option<bool>) -> PyResult<TensorVie
             view.device()
         )));
     }
-    if copy == Some(true) && !view.is_copied() {
-        return view.to_contiguous(Order::C).map_err(to_py_err);
+    match copy {
+        // `is_copied` on an import means the producer made the copy for this request and
+        // handed over its only handle (DLPack's IS_COPIED): that already is the caller's own.
+        Some(true) if !view.is_copied() => view.to_contiguous(Order::C).map_err(to_py_err),
+        Some(false) if view.is_copied() => Err(PyBufferError::new_err(
+            "the producer copied the data (IS_COPIED) although copy=False forbids a copy",
+        )),
+        _ => Ok(view),
     }
-    Ok(view)
 }
 
 /// The DLPack import path (exchange API, then `__dlpack__`, then a capsule), or `Ok(None)` if
@@ -60,11 +65,26 @@ fn dlpack_view(
     copy: Option<bool>,
 ) -> PyResult<Option<TensorView>> {
     let py = obj.py();
-    if let Some(api) = info.api {
-        return exchange::import_via_api(obj, api).map(Some);
+    // The exchange API cannot ask for a device: only without a device request.
+    if !device_requested {
+        if let Some(view) = exchange::import_via_api(obj, info)? {
+            return Ok(Some(view));
+        }
     }
     if info.has_dlpack {
-        let method = obj.getattr(pyo3::intern!(py, "__dlpack__"))?;
+        let method = match obj.getattr(pyo3::intern!(py, "__dlpack__")) {
+            Ok(method) => method,
+            // The class lost `__dlpack__` since its type was cached: look again.
+            Err(e) if e.is_instance_of::<pyo3::exceptions::PyAttributeError>(py) => {
+                exchange::forget(obj);
+                let info = exchange::type_info(obj)?;
+                if info.has_dlpack {
+                    return Err(e);
+                }
+                return dlpack_view(obj, info, device_requested, copy);
+            }
+            Err(e) => return Err(e),
+        };
         let kwargs = PyDict::new(py);
         let max_version = MAX_VERSION.get_or_init(py, || {
             PyTuple::new(
@@ -99,7 +119,13 @@ fn dlpack_view(
             Err(e) if e.get_type(py).is(py.get_type::<PyTypeError>()) => method.call0()?,
             Err(e) => return Err(e),
         };
-        return capsule::consume_capsule(&cap).map(Some);
+        let view = capsule::consume_capsule(&cap)?;
+        if info.torch_checks
+            && exchange::torch_state(obj, view.dtype())? == exchange::TorchState::Negative
+        {
+            return Err(exchange::negative_bit_error());
+        }
+        return Ok(Some(view));
     }
     if capsule::is_capsule(obj) {
         return capsule::consume_capsule(obj).map(Some);
@@ -109,11 +135,13 @@ fn dlpack_view(
 
 /// A tensor passed to `from_dlpack`/`asarray`: share its view (or copy it).
 fn from_tensor(t: &Bound<'_, Tensor>, copy: Option<bool>) -> PyResult<TensorView> {
-    let view = t.get().view.clone();
+    let mut view = t.get().view.clone();
     if copy == Some(true) {
         // The view is shared with `t`: even a copy must be copied again to be the caller's own.
         return view.to_contiguous(Order::C).map_err(to_py_err);
     }
+    // The new tensor shares `t`'s memory: whatever `t` was, this one is no fresh copy.
+    view.flags.is_copied = false;
     finish(view, copy)
 }
 

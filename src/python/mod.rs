@@ -16,12 +16,10 @@
 //! (a stream on CPU, a non-CPU target device, a spent capsule), `TypeError` for objects that
 //! implement no protocol.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use pyo3::exceptions::{PyBufferError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyCFunction, PyTuple};
+use pyo3::types::PyTuple;
 
 use crate::{Error, TensorView};
 
@@ -40,20 +38,58 @@ pub use tensor::Tensor;
 pub(crate) fn to_py_err(e: Error) -> PyErr {
     let msg = e.to_string();
     match e {
-        Error::InvalidArgument(_) => PyValueError::new_err(msg),
+        Error::InvalidArgument(_) | Error::UnsupportedArrowType(_) => PyValueError::new_err(msg),
         Error::DtypeMismatch { .. } => PyTypeError::new_err(msg),
         Error::Foreign { .. } => PyRuntimeError::new_err(msg),
         _ => PyBufferError::new_err(msg),
     }
 }
 
-/// Set by an `atexit` hook: after it, owners never touch Python again (they leak instead).
-static FINALIZING: AtomicBool = AtomicBool::new(false);
+/// `Py_IsFinalizing` (3.13+) or `_Py_IsFinalizing` (3.11, 3.12), found at run time: neither is in
+/// the stable ABI this module is built for, and each exists in only some of the versions it runs
+/// on. `None` when neither is exported.
+fn finalizing_probe() -> Option<unsafe extern "C" fn() -> std::ffi::c_int> {
+    static PROBE: std::sync::OnceLock<Option<unsafe extern "C" fn() -> std::ffi::c_int>> =
+        std::sync::OnceLock::new();
+    *PROBE.get_or_init(|| {
+        #[cfg(unix)]
+        for name in [c"Py_IsFinalizing", c"_Py_IsFinalizing"] {
+            // SAFETY: dlsym with RTLD_DEFAULT searches the loaded images (the interpreter is one)
+            // for a NUL-terminated symbol name; it does not call the symbol.
+            let symbol = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
+            if !symbol.is_null() {
+                // SAFETY: both functions are `int (*)(void)` in every CPython that exports them.
+                return Some(unsafe {
+                    std::mem::transmute::<
+                        *mut libc::c_void,
+                        unsafe extern "C" fn() -> std::ffi::c_int,
+                    >(symbol)
+                });
+            }
+        }
+        None
+    })
+}
 
-/// Run `f` attached to the interpreter, from any thread; `None` (and `f` not run) when the
-/// interpreter is shutting down or gone, where taking the GIL could hang or crash.
+/// True while the interpreter is shutting down (`sys.is_finalizing()`): not merely after `atexit`
+/// handlers ran, which a program may trigger itself.
+fn interpreter_finalizing() -> bool {
+    // SAFETY: both functions only read a runtime flag and may be called without the GIL.
+    finalizing_probe().is_some_and(|probe| unsafe { probe() } != 0)
+}
+
+/// Run `f` attached to the interpreter, from any thread; `None` (and `f` not run) when this
+/// thread is not attached and the interpreter is shutting down or gone, where attaching could
+/// hang or crash. A thread that already holds the GIL (the one running the finalizer, say) may
+/// always release references.
 pub(crate) fn with_gil<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Option<R> {
-    if FINALIZING.load(Ordering::Acquire) {
+    extern "C" {
+        // Exported by every CPython since 3.4, though outside the limited API pyo3 binds here.
+        fn PyGILState_Check() -> std::ffi::c_int;
+    }
+    // SAFETY: PyGILState_Check may be called from any thread, with or without the GIL.
+    let attached = unsafe { PyGILState_Check() } == 1;
+    if !attached && interpreter_finalizing() {
         return None;
     }
     Python::try_attach(f)
@@ -61,6 +97,7 @@ pub(crate) fn with_gil<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Option<R
 
 /// A Python object kept alive as the [`crate::Owner`] of memory it exposes. Dropping it takes
 /// the GIL (from any thread) to release the reference, or leaks it at interpreter shutdown.
+/// Views over it report it to Python's garbage collector (see [`visit_python_objects`]).
 pub(crate) struct PyObjectOwner(Option<Py<PyAny>>);
 
 impl PyObjectOwner {
@@ -79,6 +116,26 @@ impl Drop for PyObjectOwner {
             }
         }
     }
+}
+
+/// Report to Python's garbage collector every Python object `owner` holds a strong reference
+/// to, so that reference cycles through tensors are collected (`tp_traverse`).
+pub(crate) fn visit_python_objects(
+    owner: &crate::Owner,
+    visit: &pyo3::PyVisit<'_>,
+) -> Result<(), pyo3::PyTraverseError> {
+    let mut result = Ok(());
+    owner.visit(&mut |value| {
+        if result.is_err() {
+            return;
+        }
+        if let Some(held) = value.downcast_ref::<PyObjectOwner>() {
+            result = visit.call(&held.0);
+        } else if let Some(held) = value.downcast_ref::<buffer::BufferOwner>() {
+            result = held.traverse(visit);
+        }
+    });
+    result
 }
 
 /// The `dlbridge.DLDeviceType` IntEnum and its CPU member (cached for `__dlpack_device__`).
@@ -140,9 +197,5 @@ fn dlbridge(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(arrow::from_arrow, m)?)?;
     m.add("DLDeviceType", device_enum(py)?.class.clone_ref(py))?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
-    let hook = PyCFunction::new_closure(py, None, None, |_args, _kwargs| {
-        FINALIZING.store(true, Ordering::Release);
-    })?;
-    py.import("atexit")?.call_method1("register", (hook,))?;
     Ok(())
 }

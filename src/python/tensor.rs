@@ -107,6 +107,15 @@ fn is_cpu_request(dl_device: &Bound<'_, PyAny>) -> PyResult<bool> {
 
 #[pymethods]
 impl Tensor {
+    /// Python's garbage collector: the Python objects this tensor's memory owner holds (the
+    /// object behind `__array_interface__`, a buffer exporter, ...), so that cycles through
+    /// tensors are collected. No `__clear__`: a tensor never refers to itself, so every cycle
+    /// runs through another object the collector can clear, and a tensor's memory stays valid
+    /// for as long as the tensor exists.
+    fn __traverse__(&self, visit: pyo3::PyVisit<'_>) -> Result<(), pyo3::PyTraverseError> {
+        super::visit_python_objects(self.view.owner(), &visit)
+    }
+
     /// The extent of each dimension.
     #[getter]
     fn shape<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {

@@ -61,6 +61,8 @@ use ::arrow_schema::{ArrowError, DataType, Field, Schema};
 use crate::tensor::c_strides;
 use crate::{DType, Device, Error, Flags, Order, Owner, Parts, Result, TensorView};
 
+pub mod c_data;
+
 /// The canonical extension name of fixed-shape tensor columns.
 pub const FIXED_SHAPE_TENSOR: &str = "arrow.fixed_shape_tensor";
 /// Field metadata key of an extension type's name.
@@ -373,11 +375,7 @@ pub fn dtype_of_arrow(data_type: &DataType) -> Result<DType> {
         DataType::Float16 => DType::F16,
         DataType::Float32 => DType::F32,
         DataType::Float64 => DType::F64,
-        other => {
-            return Err(Error::InvalidArgument(format!(
-                "Arrow type {other} has no tensor element type"
-            )))
-        }
+        other => return Err(Error::UnsupportedArrowType(other.to_string())),
     })
 }
 
