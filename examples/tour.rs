@@ -51,7 +51,7 @@ impl Trail {
             "read_only={} is_copied={} handles={}",
             v.is_read_only(),
             v.is_copied(),
-            v.owner().handle_count()
+            v.owner().strong_count()
         );
         self.hop(name, v.data_ptr() as usize, v.shape(), v.strides(), &flags);
     }

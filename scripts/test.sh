@@ -36,7 +36,7 @@ for example in examples/python/*.py; do
 done
 
 if [ "${DLBRIDGE_QUICK:-0}" != "1" ]; then
-  step "Miri (core: descriptor, views, copy kernel, DLPack)"
+  step "Miri (core: descriptor, views, copy kernel, DLPack; ndarray interop; soundness cases)"
   if ! rustup toolchain list | grep '^nightly' >/dev/null; then
     rustup toolchain install nightly --profile minimal
   fi
@@ -44,7 +44,8 @@ if [ "${DLBRIDGE_QUICK:-0}" != "1" ]; then
     rustup +nightly component add miri rust-src
   fi
   MIRIFLAGS="-Zmiri-disable-isolation" CARGO_TARGET_DIR="$DLBRIDGE_CACHE/target-miri" \
-    timeout 1200 cargo +nightly miri test --quiet --lib --test dlpack --test views
+    PROPTEST_CASES=4 timeout 1500 cargo +nightly miri test --quiet --features ndarray \
+      --lib --test dlpack --test views --test ndarray --test soundness
   if [ -x scripts/fuzz.sh ]; then
     step "fuzzing (bounded)"
     scripts/fuzz.sh

@@ -5,8 +5,10 @@
 #    DLBRIDGE_VALGRIND_TCH=1 — loading libtorch under valgrind alone takes minutes), one test
 #    thread, PROPTEST_CASES=16: any invalid access, use of uninitialised memory, bad free or
 #    definitely-lost block fails the run (--error-exitcode=1).
-# 2. The Python fault-injection suite (python_tests/test_faults.py without its torch tests:
-#    malformed ctypes DLPack tensors, hostile producers, dropped capsules, exchange-API faults)
+# 2. The Python fault-injection and hostile-input suites (python_tests/test_faults.py and
+#    test_hostile.py without their torch and jax tests: malformed ctypes DLPack tensors, hostile
+#    producers, dropped capsules, exchange-API faults, released or mismatched Arrow C structs,
+#    hostile __array_interface__ dicts)
 #    under PYTHONMALLOC=malloc valgrind. CPython and numpy report their own one-time
 #    allocations as lost and some GC-traversal reads as uninitialised, so instead of a
 #    suppressions file the log is filtered: the run fails on any error or definitely-lost record
@@ -63,13 +65,14 @@ for entry in "${BINS[@]}"; do
   fi
 done
 
-echo "== Python fault suite under valgrind (numpy + ctypes producers, no torch)"
+echo "== Python fault and hostile-input suites under valgrind (numpy, pyarrow, ctypes; no torch)"
 t0=$SECONDS
 set +e
 (cd "$ROOT" && PYTHONMALLOC=malloc DLBRIDGE_TESTS_WITHOUT_TORCH=1 \
   valgrind --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite \
   --num-callers=40 --log-file="$LOGS/python.vg" \
   "$VENV/bin/python" -m pytest -q -p no:cacheprovider python_tests/test_faults.py \
+  python_tests/test_hostile.py \
   >"$LOGS/python.out" 2>&1)
 py_rc=$?
 set -e

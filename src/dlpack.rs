@@ -77,9 +77,6 @@ macro_rules! managed_handle {
             fn raw(&self) -> *mut $ffi {
                 self.as_ptr()
             }
-            fn deleter_address(&self) -> usize {
-                self.header().deleter.map_or(0, |f| f as *const () as usize)
-            }
             fn context(&self) -> *mut std::ffi::c_void {
                 self.header().manager_ctx
             }
@@ -137,9 +134,61 @@ impl ManagedTensorLegacy {
 #[repr(C)]
 struct ExportContext<M> {
     managed: M,
-    view: TensorView,
+    view: ExportedView,
     /// Shape then strides; inline for up to 6 dimensions (one allocation per export).
     dims: smallvec::SmallVec<[i64; 12]>,
+}
+
+/// The view inside an export. Unless read-only, it counts as a writable foreign alias of its
+/// owner's memory (the consumer may write) from its creation until it is dropped or taken back.
+struct ExportedView(Option<TensorView>);
+
+impl ExportedView {
+    fn new(view: TensorView) -> ExportedView {
+        if !view.flags.read_only {
+            view.owner.begin_writable_export();
+        }
+        ExportedView(Some(view))
+    }
+
+    fn view(&self) -> &TensorView {
+        self.0
+            .as_ref()
+            .expect("an exported view is present until taken")
+    }
+
+    /// The view back (the export is over).
+    fn into_view(mut self) -> TensorView {
+        let view = self
+            .0
+            .take()
+            .expect("an exported view is present until taken");
+        if !view.flags.read_only {
+            view.owner.end_writable_export();
+        }
+        view
+    }
+}
+
+impl Drop for ExportedView {
+    fn drop(&mut self) {
+        if let Some(view) = self.0.take() {
+            if !view.flags.read_only {
+                view.owner.end_writable_export();
+            }
+        }
+    }
+}
+
+/// The `manager_ctx` of every versioned tensor this crate exports: the address of this static
+/// identifies them (no foreign producer can point there), which survives inlining and LTO where
+/// comparing deleter function pointers would not.
+static OWN_VERSIONED: u8 = 1;
+/// The same for legacy exports (their context has another layout).
+static OWN_LEGACY: u8 = 2;
+
+fn sentinel(tag: &'static u8) -> *mut std::ffi::c_void {
+    std::ptr::from_ref(tag).cast_mut().cast()
 }
 
 impl<M> ExportContext<M> {
@@ -167,7 +216,7 @@ impl<M> ExportContext<M> {
         };
         let ctx = Box::into_raw(Box::new(ExportContext {
             managed: managed(tensor),
-            view,
+            view: ExportedView::new(view),
             dims,
         }));
         // SAFETY: `ctx` was just allocated and is exclusively ours; the dims live on the heap
@@ -233,7 +282,7 @@ impl TensorView {
         // handle on a copy (no other view can see the memory).
         flags.set(
             DlpackFlags::IS_COPIED,
-            self.flags.is_copied && self.owner.handle_count() == 1,
+            self.flags.is_copied && self.owner.is_unique(),
         );
         flags.set(
             DlpackFlags::IS_SUBBYTE_TYPE_PADDED,
@@ -246,19 +295,15 @@ impl TensorView {
                     major: DLPACK_VERSION.0,
                     minor: DLPACK_VERSION.1,
                 },
-                manager_ctx: std::ptr::null_mut(),
+                manager_ctx: sentinel(&OWN_VERSIONED),
                 deleter: Some(delete_versioned),
                 flags,
                 dl_tensor,
             },
             |m| &mut m.dl_tensor,
         );
-        // SAFETY: `ptr` is a fresh, live managed tensor we own; `manager_ctx` is set so foreign
-        // consumers that inspect it see the context.
-        unsafe {
-            (*ptr).manager_ctx = ptr.cast();
-            ManagedTensorVersioned(NonNull::new_unchecked(ptr))
-        }
+        // SAFETY: `ptr` is a fresh, live, non-null managed tensor we own.
+        ManagedTensorVersioned(unsafe { NonNull::new_unchecked(ptr) })
     }
 
     /// Export as a legacy (pre-1.0) `DLManagedTensor`. Legacy tensors cannot say "read-only",
@@ -280,16 +325,13 @@ impl TensorView {
             self.clone(),
             |dl_tensor| DLManagedTensor {
                 dl_tensor,
-                manager_ctx: std::ptr::null_mut(),
+                manager_ctx: sentinel(&OWN_LEGACY),
                 deleter: Some(delete_legacy),
             },
             |m| &mut m.dl_tensor,
         );
         // SAFETY: as in `into_dlpack_versioned`.
-        unsafe {
-            (*ptr).manager_ctx = ptr.cast();
-            Ok(ManagedTensorLegacy(NonNull::new_unchecked(ptr)))
-        }
+        Ok(ManagedTensorLegacy(unsafe { NonNull::new_unchecked(ptr) }))
     }
 
     /// Import an owned versioned managed tensor. A major version other than 1 is refused with
@@ -303,7 +345,7 @@ impl TensorView {
             return Err(Error::VersionMismatch { major, minor });
         }
         let raw_flags = DlpackFlags::from_bits_retain(managed.flags());
-        if let Some(view) = reclaim(&managed, delete_versioned as *const () as usize, raw_flags) {
+        if let Some(view) = reclaim(&managed, &OWN_VERSIONED, raw_flags) {
             std::mem::forget(managed);
             return Ok(view);
         }
@@ -348,11 +390,7 @@ impl TensorView {
     }
 
     fn import_legacy(managed: ManagedTensorLegacy, read_only: bool) -> Result<TensorView> {
-        if let Some(view) = reclaim(
-            &managed,
-            delete_legacy as *const () as usize,
-            DlpackFlags::empty(),
-        ) {
+        if let Some(view) = reclaim(&managed, &OWN_LEGACY, DlpackFlags::empty()) {
             std::mem::forget(managed);
             return Ok(view);
         }
@@ -385,7 +423,6 @@ impl TensorView {
 trait ManagedHandle {
     type Raw;
     fn raw(&self) -> *mut Self::Raw;
-    fn deleter_address(&self) -> usize;
     fn context(&self) -> *mut std::ffi::c_void;
     /// Only called after the major version was checked.
     fn tensor(&self) -> &DLTensor;
@@ -396,17 +433,18 @@ trait ManagedHandle {
 /// handle. Returns `None` for foreign or altered tensors, which take the general path.
 fn reclaim<H: ManagedHandle>(
     managed: &H,
-    our_deleter: usize,
+    tag: &'static u8,
     flags: DlpackFlags,
 ) -> Option<TensorView> {
-    if managed.deleter_address() != our_deleter || managed.context() != managed.raw().cast() {
+    if managed.context() != sentinel(tag) {
         return None;
     }
     let ctx = managed.raw().cast::<ExportContext<H::Raw>>();
-    // SAFETY: our deleter plus a self-pointing context identify a live ExportContext we built.
+    // SAFETY: the sentinel context identifies a live ExportContext this crate built (nothing
+    // else can hold the address of our private static).
     let context = unsafe { &*ctx };
     let t = managed.tensor();
-    let view = &context.view;
+    let view = context.view.view();
     let unchanged = t.data == view.data.cast()
         && t.byte_offset == view.byte_offset as u64
         && t.ndim as usize == view.ndim()
@@ -421,7 +459,7 @@ fn reclaim<H: ManagedHandle>(
     // SAFETY: the context is ours and is freed here instead of by the deleter (the caller
     // forgets the handle, so the deleter never runs).
     let context = unsafe { Box::from_raw(ctx) };
-    let mut view = context.view;
+    let mut view = context.view.into_view();
     view.flags.read_only |= flags.contains(DlpackFlags::READ_ONLY);
     // The view's own `is_copied` said its memory was a fresh copy when it was made; what counts
     // now is whether this export was its sole handle, which the export recorded in its flags.

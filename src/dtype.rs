@@ -159,6 +159,12 @@ impl DType {
         Ok(dtype)
     }
 
+    /// Whether every bit pattern of an element is a valid value: false for booleans, whose
+    /// bytes must be 0 or 1 (what Rust's `bool` requires).
+    pub const fn any_bit_pattern(self) -> bool {
+        !matches!(self.code(), DTypeCode::Bool)
+    }
+
     /// The type code.
     pub const fn code(self) -> DTypeCode {
         self.code

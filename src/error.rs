@@ -69,6 +69,13 @@ pub enum Error {
     /// Mutable access was requested while other views or exports of the same memory live.
     #[error("the tensor is shared with {0} other handle(s); mutable access needs a unique view")]
     NotUnique(usize),
+    /// A shared slice was requested while foreign code holds a writable alias of the memory
+    /// (a torch tensor or DLPack export this crate made without the read-only flag).
+    #[error(
+        "the memory is shared writably with foreign code ({0} live export(s)); drop them, \
+         export read-only, or copy"
+    )]
+    ForeignWriter(usize),
     /// Mutable access was requested for memory foreign code can also reach (an import).
     #[error("the memory is shared with foreign code (an import): Rust cannot lend it mutably")]
     NotExclusive,

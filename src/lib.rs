@@ -21,6 +21,24 @@
 //! view; data is copied only by [`TensorView::to_contiguous`] and friends, and the result says so
 //! ([`TensorView::is_copied`]).
 //!
+//! # Aliasing: when safe code gets references to the elements
+//! Every path that hands out Rust references follows one rule set, so safe code cannot reach
+//! undefined behaviour through this crate:
+//! - **Shared** (`&[T]`: [`TensorView::as_slice`], `as_array`): refused with
+//!   [`Error::ForeignWriter`] while a writable foreign alias made by this crate lives (a DLPack
+//!   export without `READ_ONLY`, a torch tensor from `to_tch`), since foreign code may write
+//!   under it. Memory imported from a foreign producer can still be written by that producer:
+//!   the DLPack contract leaves that synchronisation to the two sides.
+//! - **Exclusive** (`&mut [T]`: [`TensorView::as_mut_slice`], `as_array_mut`): the view must be
+//!   writable, over memory no foreign code can reach (Rust-allocated or moved in, see
+//!   [`TensorView::assume_exclusive`]), and hold the only handle on its owner
+//!   ([`Owner::is_unique`], which synchronises with other threads' drops like `Arc::get_mut`);
+//!   so no export lives either. Memory typed with invalid bit patterns (`bool`) reinterpreted
+//!   as another type is never exclusive.
+//! - **New layouts** ([`TensorView::as_strided`]) stay inside the allocation the owner is known
+//!   to hold ([`TensorView::extent`]); a lent or imported view with gaps between its elements
+//!   knows only its elements, and refuses `as_strided`.
+//!
 //! ```
 //! use dlbridge::{SliceArg, TensorView};
 //! let t = TensorView::from_vec((0..12).map(|x| x as f32).collect(), &[3, 4])?;

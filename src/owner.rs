@@ -4,6 +4,7 @@ use std::alloc::{self, Layout};
 use std::any::Any;
 use std::fmt;
 use std::ptr::NonNull;
+use std::sync::atomic::{fence, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// A reference-counted keep-alive for the memory a [`crate::TensorView`] points into.
@@ -16,6 +17,11 @@ use std::sync::Arc;
 /// An owner may also hold other owners ([`Owner::with_dependencies`]): memory described by one
 /// producer but kept alive by several objects. [`Owner::visit`] walks the whole tree, which is
 /// how a host garbage collector (Python's) learns which of its objects a view keeps alive.
+///
+/// The owner also counts the **writable foreign aliases** of its memory that this crate handed
+/// out (DLPack exports without `READ_ONLY`, torch tensors): while one lives, foreign code may
+/// write the memory at any time, so safe Rust gets no `&[T]` of it (see
+/// [`TensorView::as_slice`](crate::TensorView::as_slice)).
 #[derive(Clone)]
 pub struct Owner(Arc<dyn Held>);
 
@@ -23,11 +29,13 @@ pub struct Owner(Arc<dyn Held>);
 trait Held: Send + Sync {
     fn value(&self) -> &(dyn Any + Send + Sync);
     fn dependencies(&self) -> &[Owner];
+    fn writable_exports(&self) -> &AtomicUsize;
 }
 
 struct Keep<T> {
     value: T,
     dependencies: Vec<Owner>,
+    writable_exports: AtomicUsize,
 }
 
 impl<T: Any + Send + Sync> Held for Keep<T> {
@@ -36,6 +44,9 @@ impl<T: Any + Send + Sync> Held for Keep<T> {
     }
     fn dependencies(&self) -> &[Owner] {
         &self.dependencies
+    }
+    fn writable_exports(&self) -> &AtomicUsize {
+        &self.writable_exports
     }
 }
 
@@ -51,12 +62,28 @@ impl Owner {
         Owner(Arc::new(Keep {
             value,
             dependencies,
+            writable_exports: AtomicUsize::new(0),
         }))
     }
 
-    /// How many handles (views, exports, owner clones) currently keep the memory alive.
-    pub fn handle_count(&self) -> usize {
+    /// How many handles (views, exports, owner clones) currently keep the memory alive. A
+    /// snapshot for diagnostics: another thread may change it at any time; decisions that
+    /// grant access use [`Owner::is_unique`].
+    pub fn strong_count(&self) -> usize {
         Arc::strong_count(&self.0)
+    }
+
+    /// True when this is the only handle on the memory. Like `Arc::get_mut`, the check
+    /// synchronises with the release of every other handle (an acquire fence after the count),
+    /// so whatever another thread did through its handle before dropping it happens before
+    /// anything the caller does next.
+    pub fn is_unique(&self) -> bool {
+        if Arc::strong_count(&self.0) != 1 || Arc::weak_count(&self.0) != 0 {
+            return false;
+        }
+        // Pairs with the release decrement in `Arc::drop` of the other handles.
+        fence(Ordering::Acquire);
+        true
     }
 
     /// The wrapped value, if it is a `T` (lets an integration recognise its own owners).
@@ -65,7 +92,7 @@ impl Owner {
     }
 
     /// True when both handles keep the same value alive.
-    pub fn same_as(&self, other: &Owner) -> bool {
+    pub fn ptr_eq(&self, other: &Owner) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
     }
 
@@ -76,11 +103,29 @@ impl Owner {
             dependency.visit(f);
         }
     }
+
+    /// How many writable foreign aliases of the memory live now (acquire: when it reads 0, the
+    /// writes made through the aliases happen before what the caller does next).
+    pub fn writable_exports(&self) -> usize {
+        self.0.writable_exports().load(Ordering::Acquire)
+    }
+
+    /// Count one more writable foreign alias of the memory (ended by
+    /// [`Owner::end_writable_export`]).
+    pub(crate) fn begin_writable_export(&self) {
+        self.0.writable_exports().fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The alias counted by [`Owner::begin_writable_export`] is gone.
+    pub(crate) fn end_writable_export(&self) {
+        // Release: the foreign code's writes happen before a later acquire load that sees 0.
+        self.0.writable_exports().fetch_sub(1, Ordering::Release);
+    }
 }
 
 impl fmt::Debug for Owner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Owner(handles: {})", self.handle_count())
+        write!(f, "Owner(handles: {})", self.strong_count())
     }
 }
 

@@ -100,7 +100,11 @@ pub struct TensorView {
     pub(crate) dtype: DType,
     pub(crate) device: Device,
     pub(crate) flags: Flags,
+    /// Bounds every view derived from this one. When `allocation_known`, the owner holds all of
+    /// it; otherwise only the elements of the view it was built as (a lent or imported view
+    /// with gaps between its elements), and `as_strided` may not reach past those.
     pub(crate) extent: Range<usize>,
+    pub(crate) allocation_known: bool,
     pub(crate) owner: Owner,
     /// The memory is reachable only through this owner (Rust-allocated or moved in from a
     /// uniquely owned container), never by foreign code: what mutable access requires.
@@ -125,6 +129,7 @@ impl Clone for TensorView {
             device: self.device,
             flags: self.flags,
             extent: self.extent.clone(),
+            allocation_known: self.allocation_known,
             owner: self.owner.clone(),
             exclusive: self.exclusive,
         }
@@ -165,6 +170,15 @@ pub(crate) fn layout_span(shape: &[usize], strides: &[isize], itemsize: usize) -
         return Err(Error::Overflow("element count"));
     }
     if numel == 0 {
+        // An empty tensor reaches nothing, but its non-zero extents must still multiply to a
+        // count that fits (numpy's rule): consumers such as ndarray offset pointers by them.
+        let mut nonzero: usize = 1;
+        for &n in shape {
+            nonzero = nonzero
+                .checked_mul(n.max(1))
+                .filter(|&c| c <= isize::MAX as usize)
+                .ok_or(Error::Overflow("element count of the non-empty axes"))?;
+        }
         return Ok(Span { numel, bytes: None });
     }
     let item = isize::try_from(itemsize).map_err(|_| Error::Overflow("itemsize"))?;
@@ -236,6 +250,31 @@ fn dense<'a>(mut dims: impl Iterator<Item = (&'a usize, &'a isize)>, numel: usiz
     })
 }
 
+/// Whether the elements of a layout cover every byte of its span (no gaps between them), so
+/// that an owner known to hold the elements holds the whole span. Repeated elements (zero
+/// strides, extent-1 axes) are fine; axes are taken by increasing step.
+fn covers_span(shape: &[usize], strides: &[isize], itemsize: isize) -> bool {
+    if shape.contains(&0) {
+        return true;
+    }
+    let mut axes: Vec<(usize, usize)> = shape
+        .iter()
+        .zip(strides)
+        .filter(|&(&n, &s)| n > 1 && s != 0)
+        .map(|(&n, &s)| (n, s.unsigned_abs()))
+        .collect();
+    axes.sort_unstable_by_key(|&(_, s)| s);
+    let mut covered = itemsize.unsigned_abs();
+    for (n, step) in axes {
+        // Each step must land within (or right after) the bytes covered so far.
+        if step > covered {
+            return false;
+        }
+        covered = step.saturating_mul(n - 1).saturating_add(covered);
+    }
+    true
+}
+
 impl TensorView {
     /// Build a view from raw parts, checking every metadata invariant.
     ///
@@ -276,9 +315,13 @@ impl TensorView {
             None => c_strides(&shape)?,
         };
         let item = dtype.storage_size(flags.subbyte_padded).unwrap_or(1) as isize;
-        if strides.iter().any(|s| s.checked_mul(item).is_none()) {
-            // Even strides of extent-1 axes (which reach nothing) must fit in bytes, so that
-            // every consumer may compute byte strides without overflow.
+        if strides
+            .iter()
+            .any(|s| s.checked_mul(item).and_then(isize::checked_abs).is_none())
+        {
+            // Even strides of extent-1 axes (which reach nothing) must fit in bytes, and so
+            // must their magnitude (ndarray and numpy take absolute strides), so that every
+            // consumer may compute byte strides without overflow.
             return Err(Error::Overflow("stride in bytes"));
         }
         let start = (data as usize)
@@ -315,16 +358,18 @@ impl TensorView {
                 first..last
             }
         };
-        let extent = match extent {
+        let (extent, allocation_known) = match extent {
             Some(e) => {
                 if !reached.is_empty() && (reached.start < e.start || reached.end > e.end) {
                     return Err(Error::OutOfBounds(format!(
                         "the view reaches {reached:#x?} outside its owner's extent {e:#x?}"
                     )));
                 }
-                e
+                (e, true)
             }
-            None => reached,
+            // Without a known allocation, the owner is known to hold the view's elements only:
+            // their whole byte range when they leave no gaps.
+            None => (reached, covers_span(&shape, &strides, item)),
         };
         Ok(TensorView {
             data,
@@ -335,6 +380,7 @@ impl TensorView {
             device,
             flags,
             extent,
+            allocation_known,
             owner,
             exclusive: false,
         })
@@ -464,9 +510,12 @@ impl TensorView {
     pub fn data_ptr(&self) -> *const u8 {
         self.data.wrapping_add(self.byte_offset)
     }
-    /// The address range the owner keeps valid (what [`TensorView::as_strided`] may reach).
-    pub fn extent(&self) -> Range<usize> {
-        self.extent.clone()
+    /// The address range the owner is known to keep valid, which bounds
+    /// [`TensorView::as_strided`]; `None` when only this view's own elements are known to be
+    /// held (a lent or imported view with gaps between its elements, whose gaps may belong to
+    /// someone else).
+    pub fn extent(&self) -> Option<Range<usize>> {
+        self.allocation_known.then(|| self.extent.clone())
     }
     /// Returns a view marked read-only (no data is touched).
     pub fn into_read_only(mut self) -> TensorView {
@@ -648,45 +697,55 @@ impl TensorView {
 
     /// The elements as a slice, when the view is C-contiguous host memory of element type `T`.
     ///
-    /// For memory shared writably with foreign code (a torch tensor from
-    /// [`TensorView::to_tch`], a DLPack export without the read-only flag), the slice is valid
-    /// only while that code does not write: the same contract as every DLPack exchange, which
-    /// leaves synchronisation to the caller.
+    /// Refused with [`Error::ForeignWriter`] while this crate has handed the memory to foreign
+    /// code writably (a torch tensor from [`TensorView::to_tch`], a DLPack export without the
+    /// read-only flag) and that alias lives: the foreign code could write under the `&[T]`.
+    /// Drop the alias first, export read-only, or copy ([`TensorView::to_vec`]).
+    ///
+    /// Memory a foreign producer shares with us (an import) may still be written by that
+    /// producer: that is the DLPack contract, which leaves synchronisation to the two sides; the
+    /// slice is valid while the producer does not write.
     pub fn as_slice<T: Element>(&self) -> Result<&[T]> {
-        self.check_typed::<T>()?;
-        if !self.is_c_contiguous() {
-            return Err(Error::NotContiguous(
-                "as_slice needs a C-contiguous view (use to_contiguous)".into(),
-            ));
-        }
-        let n = self.numel();
+        self.check_no_foreign_writer()?;
+        let n = self.check_slice::<T>()?;
         if n == 0 {
             return Ok(&[]);
         }
-        if !T::ANY_BIT_PATTERN {
+        // SAFETY: dtype equals T::DTYPE, so elements are `T`-sized; the view is C-contiguous with
+        // `n` elements from the (aligned, checked) first element, all inside memory the owner
+        // keeps valid while `self` is borrowed; values are valid `T` (checked for bool); no
+        // writable alias this crate made lives (checked), so nothing it knows of writes them.
+        Ok(unsafe { std::slice::from_raw_parts(self.data_ptr().cast::<T>(), n) })
+    }
+
+    /// The checks every slice of the elements needs (dtype, host, alignment, C-contiguity, valid
+    /// values): the element count.
+    fn check_slice<T: Element>(&self) -> Result<usize> {
+        self.check_typed::<T>()?;
+        if !self.is_c_contiguous() {
+            return Err(Error::NotContiguous(
+                "a slice needs a C-contiguous view (use to_contiguous)".into(),
+            ));
+        }
+        let n = self.numel();
+        if n > 0 && !T::ANY_BIT_PATTERN {
             self.check_bool_values()?;
         }
-        // SAFETY: dtype equals T::DTYPE, so elements are `T`-sized; the view is C-contiguous with
-        // `n` elements from the (aligned, checked above) first element, all inside memory the
-        // owner keeps valid while `self` is borrowed; values are valid `T` (checked for bool).
-        Ok(unsafe { std::slice::from_raw_parts(self.data_ptr().cast::<T>(), n) })
+        Ok(n)
     }
 
     /// The elements as a mutable slice: C-contiguous host memory of element type `T`, writable,
     /// and reachable through no other handle (no other view, export or owner clone lives).
     pub fn as_mut_slice<T: Element>(&mut self) -> Result<&mut [T]> {
-        if self.flags.read_only {
-            return Err(Error::ReadOnly("mutable access refused"));
-        }
-        self.as_slice::<T>()?;
         self.check_unique_writable()?;
-        let n = self.numel();
+        let n = self.check_slice::<T>()?;
         if n == 0 {
             return Ok(&mut []);
         }
-        // SAFETY: as in `as_slice`, plus: the memory is writable (not read-only) and this view
-        // holds the only handle to the owner, so no other Rust reference to these bytes exists
-        // while `self` is mutably borrowed.
+        // SAFETY: as in `as_slice`, plus: the memory is writable (not read-only), reachable by no
+        // foreign code (exclusive), and this view holds the only handle to the owner (so no
+        // export lives either): no other reference to these bytes exists while `self` is
+        // mutably borrowed.
         Ok(unsafe { std::slice::from_raw_parts_mut(self.data_ptr().cast_mut().cast::<T>(), n) })
     }
 
@@ -698,17 +757,25 @@ impl TensorView {
     /// Nothing outside Rust (the producer, other consumers) may read or write these elements
     /// while the returned slice lives.
     pub unsafe fn as_mut_slice_unchecked<T: Element>(&mut self) -> Result<&mut [T]> {
-        self.as_slice::<T>()?;
         let exclusive = std::mem::replace(&mut self.exclusive, true);
         let checked = self.check_unique_writable();
         self.exclusive = exclusive;
         checked?;
-        let n = self.numel();
+        let n = self.check_slice::<T>()?;
         if n == 0 {
             return Ok(&mut []);
         }
         // SAFETY: as in `as_mut_slice`; foreign access is excluded by the caller's contract.
         Ok(unsafe { std::slice::from_raw_parts_mut(self.data_ptr().cast_mut().cast::<T>(), n) })
+    }
+
+    /// Succeeds when no writable foreign alias of this memory, made by this crate, lives (see
+    /// [`Owner::writable_exports`]): what every shared `&[T]` of the memory requires.
+    pub fn check_no_foreign_writer(&self) -> Result<()> {
+        match self.owner.writable_exports() {
+            0 => Ok(()),
+            n => Err(Error::ForeignWriter(n)),
+        }
     }
 
     /// Succeeds when writing through this view is allowed: not read-only, and this view holds
@@ -723,9 +790,10 @@ impl TensorView {
         if self.flags.read_only {
             return Err(Error::ReadOnly("mutable access refused"));
         }
-        let handles = self.owner.handle_count();
-        if handles != 1 {
-            return Err(Error::NotUnique(handles - 1));
+        if !self.owner.is_unique() {
+            return Err(Error::NotUnique(
+                self.owner.strong_count().saturating_sub(1),
+            ));
         }
         if !self.exclusive {
             return Err(Error::NotExclusive);

@@ -46,6 +46,13 @@ impl SliceArg {
         if self.step == 0 {
             return Err(Error::InvalidArgument("slice step cannot be zero".into()));
         }
+        if self.step == isize::MIN {
+            // Its negation overflows; no axis is long enough to tell it from isize::MIN + 1.
+            return Err(Error::InvalidArgument(format!(
+                "slice step {} is out of range",
+                self.step
+            )));
+        }
         let n = n as isize; // extents fit isize: checked at construction
         let clamp = |v: Option<isize>, default: isize, lo: isize, hi: isize| match v {
             None => default,
@@ -118,6 +125,7 @@ impl TensorView {
         // reaches lies in the extent this view's owner keeps valid.
         let mut view = unsafe { TensorView::from_parts(parts, self.owner.clone())? };
         view.exclusive = self.exclusive;
+        view.allocation_known = self.allocation_known;
         Ok(view)
     }
 
@@ -344,7 +352,8 @@ impl TensorView {
     /// An arbitrary strided view of the same memory — numpy's `as_strided`, made safe: the
     /// first element sits `offset` elements from this view's first element, and every reached
     /// byte must lie within the owner's extent ([`TensorView::extent`]), else
-    /// [`Error::OutOfBounds`].
+    /// [`Error::OutOfBounds`]. A view without a known extent (lent or imported with gaps
+    /// between its elements) refuses every `as_strided`.
     ///
     /// ```
     /// use dlbridge::TensorView;
@@ -369,6 +378,15 @@ impl TensorView {
                 strides.len()
             )));
         }
+        if !self.allocation_known {
+            // The gaps between this view's elements may be someone else's memory (a sibling
+            // `ArrayViewMut`, bytes a producer never shared): nothing bounds a new layout.
+            return Err(Error::OutOfBounds(
+                "as_strided needs a view whose owner's allocation is known (this one was lent \
+                 or imported with gaps between its elements; copy it first)"
+                    .into(),
+            ));
+        }
         let shift = offset
             .checked_mul(size)
             .ok_or(Error::Overflow("as_strided offset"))?;
@@ -387,6 +405,12 @@ impl TensorView {
         let mut t = self.clone();
         t.dtype = dtype;
         t.flags.subbyte_padded = false;
+        if !self.dtype.any_bit_pattern() && dtype != self.dtype {
+            // Memory typed with invalid bit patterns (bool) must not be written as a type
+            // without them: the owner (a `Vec<bool>`, an `ArrayViewMut<bool>`) would then hold
+            // invalid values. Reading stays allowed; writing needs a copy.
+            t.exclusive = false;
+        }
         if old == new {
             return Ok(t);
         }

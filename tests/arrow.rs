@@ -73,7 +73,7 @@ fn buffer_export_is_zero_copy_and_releases_owner_once() {
     let buf = tensor_to_buffer(&t, CopyPolicy::Never).unwrap();
     assert_eq!(buf.as_ptr(), ptr);
     assert_eq!(buf.len(), 32 * 4);
-    assert_eq!(t.owner().handle_count(), 2);
+    assert_eq!(t.owner().strong_count(), 2);
     drop(t);
     assert_eq!(
         drops.load(Ordering::SeqCst),

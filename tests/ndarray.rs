@@ -230,7 +230,7 @@ fn owned_arrays_with_offsets_and_odd_layouts() {
             assert_eq!(t.data_ptr(), ptr_of(ptr));
             assert_eq!(v.as_ptr(), ptr);
             // The whole allocation bounds as_strided, not just the reached elements.
-            assert_eq!(t.extent().len(), allocated * 4);
+            assert_eq!(t.extent().unwrap().len(), allocated * 4);
         }
         assert_eq!(
             t.to_vec::<i32>().unwrap(),
@@ -316,18 +316,18 @@ fn owned_array_lives_exactly_as_long_as_the_last_handle() {
     watch(alloc_start);
 
     let t = TensorView::from_ndarray(a).unwrap();
-    assert_eq!(t.extent().start, alloc_start);
-    assert_eq!(t.owner().handle_count(), 1);
+    assert_eq!(t.extent().unwrap().start, alloc_start);
+    assert_eq!(t.owner().strong_count(), 1);
     let view2 = t.clone();
     let managed = t.to_dlpack_versioned();
-    assert_eq!(t.owner().handle_count(), 3);
+    assert_eq!(t.owner().strong_count(), 3);
     drop(t);
     drop(view2);
     assert_eq!(watched_frees(), 0, "freed while a DLPack export lives");
     let back = TensorView::from_dlpack_versioned(managed).unwrap();
     assert_eq!(back.as_array::<f64, Ix1>().unwrap().sum(), 330.0);
     assert_eq!(watched_frees(), 0, "freed while an imported view lives");
-    assert_eq!(back.owner().handle_count(), 1);
+    assert_eq!(back.owner().strong_count(), 1);
     drop(back);
     assert!(
         watched_frees() >= 1,
@@ -367,7 +367,7 @@ fn borrowed_views_release_all_handles_inside_the_scope() {
         let clones: Vec<TensorView> = (0..5).map(|_| t.clone()).collect();
         let exported = t.to_dlpack_versioned();
         let back = TensorView::from_dlpack_versioned(exported).unwrap();
-        let n = t.owner().handle_count();
+        let n = t.owner().strong_count();
         drop((clones, back));
         n
     })
@@ -389,6 +389,7 @@ fn escaped_borrowed_view_child() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "spawns a child process, which Miri cannot")]
 fn escaped_borrowed_view_aborts() {
     let out = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
@@ -525,7 +526,7 @@ fn overlapping_layouts_never_become_mutable() {
             t,
             TensorView::from_vec(vec![0u8], &[1]).unwrap(),
         ));
-        assert_eq!(b.owner().handle_count(), 1);
+        assert_eq!(b.owner().strong_count(), 1);
         assert!(matches!(
             b.as_array_mut::<i32, Ix2>(),
             Err(Error::InvalidArgument(_))

@@ -143,7 +143,7 @@ fn views_and_dlpack_round_trips_across_threads() {
             let flat = (addr - base) / 8;
             assert_eq!(at(&v, &idx), flat as i64);
             assert!(
-                v.owner().same_as(src.owner()),
+                v.owner().ptr_eq(src.owner()),
                 "every view shares the one owner"
             );
             held.push(v);
@@ -156,7 +156,7 @@ fn views_and_dlpack_round_trips_across_threads() {
     assert_eq!(done.load(SeqCst), THREADS);
     assert_eq!(drops.load(SeqCst), 0);
     assert_eq!(
-        src.owner().handle_count(),
+        src.owner().strong_count(),
         1,
         "every thread's handle was released"
     );
@@ -223,7 +223,7 @@ fn exports_cross_threads_through_channels() {
     drop(views);
     for (t, drops) in sources {
         assert_eq!(drops.load(SeqCst), 0);
-        assert_eq!(t.owner().handle_count(), 1);
+        assert_eq!(t.owner().strong_count(), 1);
         drop(t);
         assert_eq!(drops.load(SeqCst), 1);
     }

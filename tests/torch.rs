@@ -523,7 +523,7 @@ fn aten_refusal_gives_the_handle_back_and_it_is_deleted_once() {
     );
     assert_eq!(DROPS.load(SeqCst), 0, "`last` still holds the owner");
     assert_eq!(
-        last.owner().handle_count(),
+        last.owner().strong_count(),
         1,
         "the refused export was deleted"
     );
@@ -673,4 +673,22 @@ fn tensors_dlpack_cannot_carry_are_refused() {
         matches!(&e, Error::NotContiguous(m) if m.contains("sparse")),
         "{e}"
     );
+}
+
+/// A torch tensor made by `to_tch` may write the memory at any time (torch has no read-only
+/// tensors): safe Rust gets no `&[T]` of it until the torch tensor is gone.
+#[test]
+fn no_shared_slice_while_torch_holds_the_memory() {
+    let v = TensorView::from_vec(vec![1.0f32, 2.0, 3.0], &[3]).unwrap();
+    let mut t = v.to_tch().unwrap();
+    assert!(matches!(v.as_slice::<f32>(), Err(Error::ForeignWriter(1))));
+    let _ = t.f_mul_scalar_(2.0).unwrap(); // torch writes in place
+    assert_eq!(v.to_vec::<f32>().unwrap(), vec![2.0, 4.0, 6.0]); // copies are fine
+    drop(t);
+    assert_eq!(v.as_slice::<f32>().unwrap(), &[2.0, 4.0, 6.0]);
+    // A copy exported for torch never blocks the original.
+    let ro = v.clone().into_read_only();
+    let copy = ro.to_tch_with(CopyPolicy::IfNeeded).unwrap();
+    assert!(v.as_slice::<f32>().is_ok());
+    drop(copy);
 }

@@ -375,10 +375,10 @@ mod tch_paths {
         assert!(matches!(r, Err(Error::ReadOnly(_))), "{r:?}");
         assert_eq!(CALLS.load(SeqCst), 1, "the refused tensor was deleted once");
         for (name, src) in read_only_sources() {
-            let handles = src.owner().handle_count();
+            let handles = src.owner().strong_count();
             let r = tch_from_dlpack(src.to_dlpack_versioned()).map(|_| ());
             assert!(matches!(r, Err(Error::ReadOnly(_))), "{name}: {r:?}");
-            assert_eq!(src.owner().handle_count(), handles, "{name}: export leaked");
+            assert_eq!(src.owner().strong_count(), handles, "{name}: export leaked");
         }
         // Writable exports are accepted.
         let w = TensorView::from_vec(vec![1i32, 2], &[2]).unwrap();

@@ -81,9 +81,10 @@ fn dimension<D: Dimension>(shape: &[usize]) -> Result<D> {
 struct Layout<T, D> {
     /// The element at the lowest address along every negative axis (dangling when empty).
     low: *mut T,
-    /// Absolute strides.
     dim: D,
-    strides: D,
+    /// Absolute strides; `None` for an empty view, which takes ndarray's own (all-zero)
+    /// strides for empty arrays.
+    strides: Option<D>,
     /// Axes whose stride was negative.
     flipped: Vec<usize>,
 }
@@ -97,17 +98,10 @@ impl TensorView {
         let mut strides = D::zeros(self.ndim());
         let mut flipped = Vec::new();
         if self.numel() == 0 {
-            // No element is ever read: keep the extents and the data pointer (when non-null and
-            // aligned; else a dangling one), use C-order strides (which ndarray accepts for
-            // mutable views too) and flip nothing, so that no pointer arithmetic happens on
-            // memory that may not exist.
-            let mut step = 1usize;
-            for (out, &n) in strides.slice_mut().iter_mut().zip(self.shape()).rev() {
-                *out = step;
-                // Cannot overflow: the extents other than the zero ones multiply to a count
-                // that fits in isize (descriptor invariant).
-                step *= n.max(1);
-            }
+            // No element is ever read. ndarray requires that offsetting the pointer along every
+            // axis stays valid even for an empty array (its slicing does pointer arithmetic), so
+            // like ndarray itself use zero strides, with the data pointer when it is non-null
+            // and aligned, else a dangling one; flip nothing.
             let ptr = self.data_ptr().cast_mut().cast::<T>();
             let usable = !ptr.is_null() && ptr.is_aligned();
             return Ok(Layout {
@@ -117,7 +111,7 @@ impl TensorView {
                     NonNull::<T>::dangling().as_ptr()
                 },
                 dim,
-                strides,
+                strides: None,
                 flipped,
             });
         }
@@ -146,7 +140,7 @@ impl TensorView {
         Ok(Layout {
             low,
             dim,
-            strides,
+            strides: Some(strides),
             flipped,
         })
     }
@@ -157,7 +151,9 @@ impl TensorView {
     /// [`Error::UnsupportedDevice`] for device memory, [`Error::Misaligned`] when the first
     /// element is not aligned for `T`, [`Error::InvalidShape`] when a fixed `D` has another
     /// number of dimensions (use [`IxDyn`](type@::ndarray::IxDyn) to accept any), and
-    /// [`Error::InvalidArgument`] for `bool` tensors holding bytes other than 0 and 1.
+    /// [`Error::InvalidArgument`] for `bool` tensors holding bytes other than 0 and 1, and
+    /// [`Error::ForeignWriter`] while a writable export of the memory lives (as
+    /// [`TensorView::as_slice`]).
     ///
     /// ```
     /// use dlbridge::TensorView;
@@ -171,6 +167,7 @@ impl TensorView {
     /// # Ok::<(), dlbridge::Error>(())
     /// ```
     pub fn as_array<T: Element, D: Dimension>(&self) -> Result<ArrayView<'_, T, D>> {
+        self.check_no_foreign_writer()?;
         let Layout {
             low,
             dim,
@@ -184,7 +181,12 @@ impl TensorView {
         // `&mut` — while `self` is borrowed, which bounds the returned lifetime. The byte span
         // and element count fit in isize (descriptor invariants). For an empty view `low` is
         // dangling, non-null and aligned, and never offset.
-        let mut view = unsafe { ArrayView::from_shape_ptr(dim.strides(strides), low.cast_const()) };
+        let mut view = unsafe {
+            match strides {
+                Some(strides) => ArrayView::from_shape_ptr(dim.strides(strides), low.cast_const()),
+                None => ArrayView::from_shape_ptr(dim, low.cast_const()),
+            }
+        };
         for axis in flipped {
             // Moves the pointer back to index 0 of the axis, inside the view (non-empty here).
             view.invert_axis(Axis(axis));
@@ -232,7 +234,12 @@ impl TensorView {
         // the only handle on its owner and is mutably borrowed for the returned lifetime, so no
         // other Rust reference reaches these bytes; distinct indices address distinct elements
         // (no internal overlap), as `ArrayViewMut` requires.
-        let mut view = unsafe { ArrayViewMut::from_shape_ptr(dim.strides(strides), low) };
+        let mut view = unsafe {
+            match strides {
+                Some(strides) => ArrayViewMut::from_shape_ptr(dim.strides(strides), low),
+                None => ArrayViewMut::from_shape_ptr(dim, low),
+            }
+        };
         for axis in flipped {
             view.invert_axis(Axis(axis));
         }
