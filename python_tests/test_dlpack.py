@@ -138,7 +138,8 @@ def test_torch_bfloat16_to_numpy_via_ml_dtypes():
     x = torch.arange(6, dtype=torch.bfloat16)
     t = dlbridge.from_dlpack(x)
     assert t.dtype == "bfloat16"
-    # numpy cannot import bfloat16 over DLPack; the raw bits can be shared as uint16 though.
+    # numpy cannot import bfloat16 over DLPack (numpy/numpy#19808; numpy/numpy#31256 lets a
+    # package such as ml_dtypes register it); the raw bits can be shared as uint16 though.
     raw = np.from_dlpack(dlbridge.from_dlpack(x.view(torch.uint16).numpy()))
     np.testing.assert_array_equal(raw.view(ml_dtypes.bfloat16).astype(np.float32), np.arange(6.0))
     with pytest.raises(TypeError):

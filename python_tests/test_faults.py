@@ -769,7 +769,8 @@ SHUTDOWN_CASES = {
         time.sleep(0.05)
     """,
     # Daemon threads only call torch in ways that survive shutdown: torch.from_dlpack (or
-    # np.from_dlpack(torch tensor)) in a daemon thread aborts torch 2.13 at exit even without
+    # np.from_dlpack(torch tensor)) in a daemon thread aborts torch 2.13 at exit (pytorch/pytorch#38228,
+    # pybind/pybind11#2215; CPython 3.14 makes such threads hang instead, python/cpython#87135) even without
     # dlbridge ("terminate called without an active exception"), and so does any torch method
     # that releases the GIL, such as is_neg()/is_conj(), which dlbridge.from_dlpack asks of
     # floating-point torch tensors (torch's __dlpack__ checks too little): integers here.

@@ -6,17 +6,26 @@
 source "$(dirname "$0")/env.sh"
 step() { printf '\n== %s\n' "$*"; }
 
-step "rustfmt"
+step "rustfmt (crate and fuzz targets)"
 cargo fmt --all -- --check
+cargo fmt --manifest-path fuzz/Cargo.toml --all -- --check
 
 step "clippy (all features, all targets)"
 cargo clippy --quiet --all-targets --all-features -- -D warnings
 
+step "clippy (no features, then each feature alone: the feature gates hold)"
+cargo clippy --quiet --lib --tests --no-default-features -- -D warnings
+for feature in ndarray arrow tch python; do
+  echo "-- feature $feature"
+  cargo clippy --quiet --lib --tests --no-default-features --features "$feature" -- -D warnings
+done
+
 step "rustdoc (no warnings)"
 RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps --all-features
 
-step "Rust tests (all features)"
+step "Rust tests (all features, then none)"
 cargo test --all-features
+cargo test --quiet --no-default-features --lib --tests
 
 step "Rust examples"
 for example in tour ndarray_compute arrow_ipc torch_roundtrip stride_tricks c_struct_buffer; do
@@ -46,6 +55,9 @@ if [ "${DLBRIDGE_QUICK:-0}" != "1" ]; then
   MIRIFLAGS="-Zmiri-disable-isolation" CARGO_TARGET_DIR="$DLBRIDGE_CACHE/target-miri" \
     PROPTEST_CASES=4 timeout 1500 cargo +nightly miri test --quiet --features ndarray \
       --lib --test dlpack --test views --test ndarray --test soundness
+  step "clippy (fuzz targets)"
+  (cd fuzz && CARGO_TARGET_DIR="$DLBRIDGE_CACHE/target-fuzz-clippy" \
+    cargo clippy --quiet --bins -- -D warnings)
   if [ -x scripts/fuzz.sh ]; then
     step "fuzzing (bounded)"
     scripts/fuzz.sh

@@ -7,8 +7,9 @@
 //! - copy in cache-sized tiles when the source is contiguous along another axis (transposes);
 //! - otherwise walk elements with the element size known at compile time.
 
+use crate::layout::{c_strides, f_strides};
 use crate::owner::AlignedBuffer;
-use crate::tensor::{c_strides, f_strides, Parts};
+use crate::tensor::Parts;
 use crate::{DTypeCode, Element, Error, Flags, Owner, Result, TensorView};
 
 /// Memory order of a contiguous result.

@@ -50,7 +50,7 @@
 //! # Ok::<(), dlbridge::Error>(())
 //! ```
 #![warn(missing_docs)]
-#![deny(unsafe_op_in_unsafe_fn)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod copy;
 mod device;
@@ -59,6 +59,7 @@ mod dtype;
 mod error;
 pub mod format;
 pub mod interop;
+mod layout;
 mod owner;
 #[cfg(feature = "python")]
 mod python;

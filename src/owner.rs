@@ -87,7 +87,17 @@ impl Owner {
     }
 
     /// The wrapped value, if it is a `T` (lets an integration recognise its own owners).
+    ///
+    /// `None` also while a writable foreign alias of the memory lives
+    /// ([`Owner::writable_exports`]): the value (a `Vec<T>`, say) would hand out references to
+    /// elements foreign code may be writing, which [`TensorView::as_slice`] refuses for the
+    /// same reason.
+    ///
+    /// [`TensorView::as_slice`]: crate::TensorView::as_slice
     pub fn downcast_ref<T: Any>(&self) -> Option<&T> {
+        if self.writable_exports() != 0 {
+            return None;
+        }
         self.0.value().downcast_ref::<T>()
     }
 
@@ -152,6 +162,18 @@ impl AlignedBuffer {
         // SAFETY: the layout has a non-zero size.
         let raw = unsafe { alloc::alloc(layout) };
         // A refused allocation is an error, not an abort: sizes come from tensor metadata.
+        let ptr = NonNull::new(raw).ok_or(crate::Error::AllocationFailed(len))?;
+        Ok(AlignedBuffer { ptr, layout })
+    }
+
+    /// Allocate `len` zeroed bytes (at least one): the memory of tensors made by the Python
+    /// exchange API's allocator.
+    #[cfg(feature = "python")]
+    pub(crate) fn new_zeroed(len: usize) -> crate::Result<AlignedBuffer> {
+        let layout = Layout::from_size_align(len.max(1), Self::ALIGN)
+            .map_err(|_| crate::Error::Overflow("buffer size"))?;
+        // SAFETY: the layout has a non-zero size.
+        let raw = unsafe { alloc::alloc_zeroed(layout) };
         let ptr = NonNull::new(raw).ok_or(crate::Error::AllocationFailed(len))?;
         Ok(AlignedBuffer { ptr, layout })
     }

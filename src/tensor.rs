@@ -5,6 +5,7 @@ use std::ops::Range;
 
 use smallvec::SmallVec;
 
+use crate::layout::{c_strides, covers_span, dense, is_aligned, layout_span, Span};
 use crate::{DType, Device, Element, Error, Owner, Result};
 
 /// Per-dimension storage: inline up to 6 dimensions, so views of typical tensors allocate
@@ -148,131 +149,6 @@ impl fmt::Debug for TensorView {
             .field("owner", &self.owner)
             .finish()
     }
-}
-
-/// The layout facts `from_parts` computes once: element count and reached byte range relative
-/// to the first element.
-pub(crate) struct Span {
-    pub(crate) numel: usize,
-    /// Lowest and one-past-highest byte offset reached, relative to the first element.
-    pub(crate) bytes: Option<(isize, isize)>,
-}
-
-/// Element count and reached byte range of a layout, every step overflow-checked.
-pub(crate) fn layout_span(shape: &[usize], strides: &[isize], itemsize: usize) -> Result<Span> {
-    let mut numel: usize = 1;
-    for &n in shape {
-        numel = numel
-            .checked_mul(n)
-            .ok_or(Error::Overflow("element count"))?;
-    }
-    if numel > isize::MAX as usize {
-        return Err(Error::Overflow("element count"));
-    }
-    if numel == 0 {
-        // An empty tensor reaches nothing, but its non-zero extents must still multiply to a
-        // count that fits (numpy's rule): consumers such as ndarray offset pointers by them.
-        let mut nonzero: usize = 1;
-        for &n in shape {
-            nonzero = nonzero
-                .checked_mul(n.max(1))
-                .filter(|&c| c <= isize::MAX as usize)
-                .ok_or(Error::Overflow("element count of the non-empty axes"))?;
-        }
-        return Ok(Span { numel, bytes: None });
-    }
-    let item = isize::try_from(itemsize).map_err(|_| Error::Overflow("itemsize"))?;
-    let (mut lo, mut hi) = (0isize, 0isize);
-    for (&n, &s) in shape.iter().zip(strides) {
-        let last = isize::try_from(n - 1).map_err(|_| Error::Overflow("shape"))?;
-        let reach = last
-            .checked_mul(s)
-            .and_then(|r| r.checked_mul(item))
-            .ok_or(Error::Overflow("byte span"))?;
-        if reach < 0 {
-            lo = lo.checked_add(reach).ok_or(Error::Overflow("byte span"))?;
-        } else {
-            hi = hi.checked_add(reach).ok_or(Error::Overflow("byte span"))?;
-        }
-    }
-    let end = hi.checked_add(item).ok_or(Error::Overflow("byte span"))?;
-    Ok(Span {
-        numel,
-        bytes: Some((lo, end)),
-    })
-}
-
-/// C-contiguous strides (in elements) for `shape`, or an overflow error.
-pub(crate) fn c_strides(shape: &[usize]) -> Result<Vec<isize>> {
-    dense_strides(shape.iter().rev()).map(|mut s| {
-        s.reverse();
-        s
-    })
-}
-
-/// F-contiguous strides (in elements) for `shape`, or an overflow error.
-pub(crate) fn f_strides(shape: &[usize]) -> Result<Vec<isize>> {
-    dense_strides(shape.iter())
-}
-
-/// Dense strides, fastest axis first. An empty tensor reaches no memory, so when its extents
-/// overflow the running product, all-zero strides describe it as well.
-fn dense_strides<'a>(fastest_first: impl Iterator<Item = &'a usize> + Clone) -> Result<Vec<isize>> {
-    let mut strides = Vec::new();
-    let mut acc: Option<isize> = Some(1);
-    for &n in fastest_first.clone() {
-        strides.push(acc.unwrap_or(0));
-        acc = acc.and_then(|a| a.checked_mul(isize::try_from(n.max(1)).ok()?));
-    }
-    if acc.is_none() {
-        if fastest_first.clone().any(|&n| n == 0) {
-            return Ok(vec![0; strides.len()]);
-        }
-        return Err(Error::Overflow("strides"));
-    }
-    Ok(strides)
-}
-
-/// Contiguity test that ignores dimensions of extent 1 (as numpy does) and is true for empty
-/// tensors. `dims` yields (extent, stride) from the fastest-varying dimension outwards.
-fn dense<'a>(mut dims: impl Iterator<Item = (&'a usize, &'a isize)>, numel: usize) -> bool {
-    if numel == 0 {
-        return true;
-    }
-    let mut expected: isize = 1;
-    dims.all(|(&n, &s)| {
-        if n == 1 {
-            return true;
-        }
-        let ok = s == expected;
-        expected = expected.saturating_mul(n as isize);
-        ok
-    })
-}
-
-/// Whether the elements of a layout cover every byte of its span (no gaps between them), so
-/// that an owner known to hold the elements holds the whole span. Repeated elements (zero
-/// strides, extent-1 axes) are fine; axes are taken by increasing step.
-fn covers_span(shape: &[usize], strides: &[isize], itemsize: isize) -> bool {
-    if shape.contains(&0) {
-        return true;
-    }
-    let mut axes: Vec<(usize, usize)> = shape
-        .iter()
-        .zip(strides)
-        .filter(|&(&n, &s)| n > 1 && s != 0)
-        .map(|(&n, &s)| (n, s.unsigned_abs()))
-        .collect();
-    axes.sort_unstable_by_key(|&(_, s)| s);
-    let mut covered = itemsize.unsigned_abs();
-    for (n, step) in axes {
-        // Each step must land within (or right after) the bytes covered so far.
-        if step > covered {
-            return false;
-        }
-        covered = step.saturating_mul(n - 1).saturating_add(covered);
-    }
-    true
 }
 
 impl TensorView {
@@ -665,7 +541,7 @@ impl TensorView {
         self.require_host("typed element access needs host memory")?;
         let address = self.data_ptr() as usize;
         let align = std::mem::align_of::<T>();
-        if self.numel() > 0 && !address.is_multiple_of(align) {
+        if !is_aligned(address, align, self.numel()) {
             return Err(Error::Misaligned { address, align });
         }
         Ok(())

@@ -2,7 +2,8 @@
 //! reinterpretation. Each returns a new [`TensorView`] sharing the owner, costs O(ndim), and
 //! checks overflow and bounds.
 
-use crate::tensor::{c_strides, layout_span, Parts};
+use crate::layout::{c_strides, layout_span};
+use crate::tensor::Parts;
 use crate::{DType, Error, Result, TensorView};
 
 /// One axis of a slice, with Python semantics: `start`/`stop` may be negative (counted from the

@@ -69,8 +69,11 @@ fn no_shared_slice_while_a_writable_export_lives() {
     // SAFETY: the export is live and writable; its data pointer addresses 3 f32s.
     unsafe { *(*raw).dl_tensor.data.cast::<f32>() = 10.0 };
     assert_eq!(t.to_vec::<f32>().unwrap(), vec![10.0, 2.0, 3.0]); // copies read fine
+    // Nor through the container behind the view.
+    assert!(t.owner().downcast_ref::<Vec<f32>>().is_none());
     drop(export);
     assert_eq!(t.as_slice::<f32>().unwrap(), &[10.0, 2.0, 3.0]);
+    assert_eq!(t.owner().downcast_ref::<Vec<f32>>().unwrap()[0], 10.0);
     // Read-only exports do not count; nor do legacy exports once gone.
     let ro = t.clone().into_read_only().to_dlpack_versioned();
     assert!(t.as_slice::<f32>().is_ok());

@@ -9,6 +9,9 @@
 //! array and by us otherwise; a schema is never released by the importer; an accepted tensor
 //! reads only inside the buffers.
 #![no_main]
+// The harness keeps every struct in a `Box` inside a growing `Vec`: the boxes give the stable
+// addresses the C structs point to.
+#![allow(clippy::vec_box)]
 
 use std::ffi::{c_char, c_void};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -59,9 +62,33 @@ unsafe extern "C" fn release_array(a: *mut CArray) {
 }
 
 const FORMATS: &[&[u8]] = &[
-    b"f\0", b"g\0", b"e\0", b"c\0", b"C\0", b"s\0", b"S\0", b"i\0", b"I\0", b"l\0", b"L\0",
-    b"b\0", b"n\0", b"u\0", b"z\0", b"+w:1\0", b"+w:2\0", b"+w:3\0", b"+w:0\0", b"+w:-1\0",
-    b"+w:99999999999\0", b"+l\0", b"+s\0", b"+m\0", b"w:4\0", b"\xff\xfe\0", b"\0",
+    b"f\0",
+    b"g\0",
+    b"e\0",
+    b"c\0",
+    b"C\0",
+    b"s\0",
+    b"S\0",
+    b"i\0",
+    b"I\0",
+    b"l\0",
+    b"L\0",
+    b"b\0",
+    b"n\0",
+    b"u\0",
+    b"z\0",
+    b"+w:1\0",
+    b"+w:2\0",
+    b"+w:3\0",
+    b"+w:0\0",
+    b"+w:-1\0",
+    b"+w:99999999999\0",
+    b"+l\0",
+    b"+s\0",
+    b"+m\0",
+    b"w:4\0",
+    b"\xff\xfe\0",
+    b"\0",
 ];
 
 /// Small honest values mostly; hostile ones the checks must refuse.
@@ -133,7 +160,7 @@ fn build(input: &Input) -> Harness {
     }
     let base = arena.as_mut_ptr().cast::<u8>();
     let dictionary_schema = Box::new(CSchema {
-        format: b"i\0".as_ptr().cast(),
+        format: c"i".as_ptr(),
         name: std::ptr::null(),
         metadata: std::ptr::null(),
         flags: 0,
@@ -184,15 +211,25 @@ fn build(input: &Input) -> Harness {
             format: if node.null_format {
                 std::ptr::null()
             } else {
-                FORMATS[node.format as usize % FORMATS.len()].as_ptr().cast()
+                FORMATS[node.format as usize % FORMATS.len()]
+                    .as_ptr()
+                    .cast()
             },
-            name: b"x\0".as_ptr().cast(),
+            name: c"x".as_ptr(),
             metadata: std::ptr::null(),
             flags: 2,
             n_children: count(node.n_children).clamp(-1, if child.is_null() { 0 } else { 4 }),
             children,
-            dictionary: if node.dictionary { dict_schema } else { std::ptr::null_mut() },
-            release: if node.released { None } else { Some(release_schema) },
+            dictionary: if node.dictionary {
+                dict_schema
+            } else {
+                std::ptr::null_mut()
+            },
+            release: if node.released {
+                None
+            } else {
+                Some(release_schema)
+            },
             private_data: std::ptr::null_mut(),
         });
         child = &mut *s;
@@ -236,8 +273,16 @@ fn build(input: &Input) -> Harness {
             n_children: count(node.n_children).clamp(-1, if child.is_null() { 0 } else { 4 }),
             buffers,
             children,
-            dictionary: if node.dictionary { dict_array } else { std::ptr::null_mut() },
-            release: if node.released { None } else { Some(release_array) },
+            dictionary: if node.dictionary {
+                dict_array
+            } else {
+                std::ptr::null_mut()
+            },
+            release: if node.released {
+                None
+            } else {
+                Some(release_array)
+            },
             private_data: std::ptr::null_mut(),
         });
         child = &mut *a;
@@ -264,7 +309,11 @@ fuzz_target!(|input: Input| {
     let imported = unsafe { import_c_array(schema.cast(), array.cast()) };
     if let Ok(imported) = imported {
         let opts = ArrowImportOptions {
-            copy: if input.allow_copy { CopyPolicy::IfNeeded } else { CopyPolicy::Never },
+            copy: if input.allow_copy {
+                CopyPolicy::IfNeeded
+            } else {
+                CopyPolicy::Never
+            },
             null_fill: None,
         };
         if let Ok(t) = imported.into_tensor(&opts) {
@@ -281,6 +330,14 @@ fuzz_target!(|input: Input| {
         }
     }
     let released = ARRAY_RELEASES.load(Ordering::SeqCst) - arrays_before;
-    assert_eq!(released, usize::from(array_was_live), "array released {released} times");
-    assert_eq!(SCHEMA_RELEASES.load(Ordering::SeqCst), schemas_before, "schema released");
+    assert_eq!(
+        released,
+        usize::from(array_was_live),
+        "array released {released} times"
+    );
+    assert_eq!(
+        SCHEMA_RELEASES.load(Ordering::SeqCst),
+        schemas_before,
+        "schema released"
+    );
 });

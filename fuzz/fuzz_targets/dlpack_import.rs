@@ -9,7 +9,10 @@ use std::ffi::c_void;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use arbitrary::Arbitrary;
-use dlbridge::ffi::{DLDataType, DLDataTypeCode, DLDevice, DLDeviceType, DLManagedTensorVersioned, DLPackVersion, DLTensor};
+use dlbridge::ffi::{
+    DLDataType, DLDataTypeCode, DLDevice, DLDeviceType, DLManagedTensorVersioned, DLPackVersion,
+    DLTensor,
+};
 use dlbridge::{ManagedTensorVersioned, Order, TensorView};
 use libfuzzer_sys::fuzz_target;
 
@@ -60,15 +63,29 @@ fuzz_target!(|m: Meta| {
     }
     let p = Box::into_raw(Box::new(Producer {
         managed: DLManagedTensorVersioned {
-            version: DLPackVersion { major: m.major % 3, minor: m.minor % 5 },
+            version: DLPackVersion {
+                major: m.major % 3,
+                minor: m.minor % 5,
+            },
             manager_ctx: std::ptr::null_mut(),
             deleter: Some(deleter),
             flags: dlpark::DlpackFlags::from_bits_retain(m.flags),
             dl_tensor: DLTensor {
                 data: std::ptr::null_mut(),
-                device: DLDevice { device_type: DLDeviceType(m.device_type % 20), device_id: m.device_id },
-                ndim: if m.small_values { m.ndim.rem_euclid(8) - 1 } else { m.ndim },
-                dtype: DLDataType { code: DLDataTypeCode(m.code % 20), bits: m.bits, lanes: m.lanes },
+                device: DLDevice {
+                    device_type: DLDeviceType(m.device_type % 20),
+                    device_id: m.device_id,
+                },
+                ndim: if m.small_values {
+                    m.ndim.rem_euclid(8) - 1
+                } else {
+                    m.ndim
+                },
+                dtype: DLDataType {
+                    code: DLDataTypeCode(m.code % 20),
+                    bits: m.bits,
+                    lanes: m.lanes,
+                },
                 shape: std::ptr::null_mut(),
                 strides: std::ptr::null_mut(),
                 byte_offset: u64::from(m.byte_offset),
@@ -85,7 +102,11 @@ fuzz_target!(|m: Meta| {
         let t = &raw mut (*p).managed.dl_tensor;
         let base = (*p).data.as_mut_ptr();
         // Data points into the middle so negative strides can stay in bounds.
-        (*t).data = if m.null_data { std::ptr::null_mut() } else { base.add(BUF / 2).cast::<c_void>() };
+        (*t).data = if m.null_data {
+            std::ptr::null_mut()
+        } else {
+            base.add(BUF / 2).cast::<c_void>()
+        };
         if !m.null_shape && ndim_ok {
             (*t).shape = (&raw mut (*p).shape).cast::<i64>();
         }
@@ -103,13 +124,21 @@ fuzz_target!(|m: Meta| {
     // SAFETY: `p` is a live managed tensor handed over to dlbridge.
     let handle = unsafe { ManagedTensorVersioned::from_raw(p.cast()) }.unwrap();
     match TensorView::from_dlpack_versioned(handle) {
-        Err(_) => assert_eq!(DELETES.load(Ordering::SeqCst), before + 1, "refused import must delete once"),
+        Err(_) => assert_eq!(
+            DELETES.load(Ordering::SeqCst),
+            before + 1,
+            "refused import must delete once"
+        ),
         Ok(view) => {
             assert_eq!(DELETES.load(Ordering::SeqCst), before);
             let span = view.byte_span();
             assert!(span.start <= span.end);
             let inside = span.start >= base && span.end <= base + BUF;
-            if inside && view.device().is_host_accessible() && view.itemsize().is_some() && view.nbytes() <= 1 << 20 {
+            if inside
+                && view.device().is_host_accessible()
+                && view.itemsize().is_some()
+                && view.nbytes() <= 1 << 20
+            {
                 let copy = view.to_contiguous(Order::C).unwrap();
                 let size = view.itemsize().unwrap();
                 // Naive read of every element through `offset_of`.
@@ -120,7 +149,9 @@ fuzz_target!(|m: Meta| {
                     for k in 0..view.numel() {
                         let off = view.offset_of(&idx).unwrap();
                         let addr = (view.data_ptr() as isize + off) as usize - base;
-                        let want = (addr..addr + size).map(|i| (i % 251) as u8).collect::<Vec<u8>>();
+                        let want = (addr..addr + size)
+                            .map(|i| (i % 251) as u8)
+                            .collect::<Vec<u8>>();
                         assert_eq!(&got[k * size..(k + 1) * size], &want[..]);
                         for d in (0..idx.len()).rev() {
                             idx[d] += 1;
@@ -133,7 +164,11 @@ fuzz_target!(|m: Meta| {
                 }
             }
             drop(view);
-            assert_eq!(DELETES.load(Ordering::SeqCst), before + 1, "deleter must run once");
+            assert_eq!(
+                DELETES.load(Ordering::SeqCst),
+                before + 1,
+                "deleter must run once"
+            );
         }
     }
 });

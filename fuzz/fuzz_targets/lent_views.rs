@@ -18,16 +18,32 @@ use ndarray::{Array2, Axis, Ix1};
 
 #[derive(Arbitrary, Debug)]
 enum Op {
-    Slice { start: i8, stop: i8, step: i8 },
+    Slice {
+        start: i8,
+        stop: i8,
+        step: i8,
+    },
     Transpose,
     Unsqueeze,
     Squeeze,
-    AsStrided { shape: Vec<u8>, strides: Vec<i8>, offset: i8 },
-    Reinterpret { to: u8 },
+    AsStrided {
+        shape: Vec<u8>,
+        strides: Vec<i8>,
+        offset: i8,
+    },
+    Reinterpret {
+        to: u8,
+    },
     Clone,
     DropClones,
-    WriteSlice { index: u8, value: u8 },
-    WriteArray { index: u8, value: u8 },
+    WriteSlice {
+        index: u8,
+        value: u8,
+    },
+    WriteArray {
+        index: u8,
+        value: u8,
+    },
 }
 
 #[derive(Arbitrary, Debug)]
@@ -97,10 +113,16 @@ fuzz_target!(|input: Input| {
                     Op::Transpose => current.transpose(),
                     Op::Unsqueeze => current.unsqueeze(0),
                     Op::Squeeze => Ok(current.squeeze()),
-                    Op::AsStrided { shape, strides, offset } => {
+                    Op::AsStrided {
+                        shape,
+                        strides,
+                        offset,
+                    } => {
                         let k = shape.len().min(strides.len()).min(3);
-                        let shape: Vec<usize> = shape[..k].iter().map(|&s| usize::from(s % 8)).collect();
-                        let strides: Vec<isize> = strides[..k].iter().map(|&s| isize::from(s)).collect();
+                        let shape: Vec<usize> =
+                            shape[..k].iter().map(|&s| usize::from(s % 8)).collect();
+                        let strides: Vec<isize> =
+                            strides[..k].iter().map(|&s| isize::from(s)).collect();
                         current.as_strided(&shape, &strides, (*offset).into())
                     }
                     Op::Reinterpret { to } => current.reinterpret(match to % 3 {
@@ -122,7 +144,9 @@ fuzz_target!(|input: Input| {
                         if n > 0 {
                             let i = usize::from(*index) % n;
                             let _ = match dtype {
-                                DType::BOOL => current.as_mut_slice::<bool>().map(|s| s[i] = value % 2 == 1),
+                                DType::BOOL => current
+                                    .as_mut_slice::<bool>()
+                                    .map(|s| s[i] = value % 2 == 1),
                                 DType::U8 => current.as_mut_slice::<u8>().map(|s| s[i] = *value),
                                 _ => current.as_mut_slice::<i8>().map(|s| s[i] = *value as i8),
                             };
@@ -130,7 +154,10 @@ fuzz_target!(|input: Input| {
                         continue;
                     }
                     Op::WriteArray { index, value } => {
-                        if current.ndim() == 1 && current.numel() > 0 && current.dtype() == DType::BOOL {
+                        if current.ndim() == 1
+                            && current.numel() > 0
+                            && current.dtype() == DType::BOOL
+                        {
                             let i = usize::from(*index) % current.numel();
                             if let Ok(mut a) = current.as_array_mut::<bool, Ix1>() {
                                 a[i] = value % 2 == 1;
@@ -145,7 +172,10 @@ fuzz_target!(|input: Input| {
                     continue;
                 }
                 for a in addresses(&next) {
-                    assert!(allowed.contains(&a), "a view reaches {a:#x}, outside the lent column");
+                    assert!(
+                        allowed.contains(&a),
+                        "a view reaches {a:#x}, outside the lent column"
+                    );
                 }
                 // Reading is always allowed (through the copy kernel, not references).
                 let _ = next.to_contiguous(dlbridge::Order::C);
@@ -162,7 +192,11 @@ fuzz_target!(|input: Input| {
         assert!(byte <= 1, "byte {k} holds {byte}: not a valid bool");
         let (i, j) = (k / cols, k % cols);
         if j != lent {
-            assert_eq!(byte != 0, before[(i, j)], "element ({i}, {j}) outside the loan changed");
+            assert_eq!(
+                byte != 0,
+                before[(i, j)],
+                "element ({i}, {j}) outside the loan changed"
+            );
         }
     }
 });

@@ -9,16 +9,39 @@ use libfuzzer_sys::fuzz_target;
 
 #[derive(Arbitrary, Debug)]
 enum Op {
-    Slice { axis: u8, start: i8, stop: i8, step: i8 },
-    Select { axis: u8, index: u8 },
-    Permute { seed: u64 },
+    Slice {
+        axis: u8,
+        start: i8,
+        stop: i8,
+        step: i8,
+    },
+    Select {
+        axis: u8,
+        index: u8,
+    },
+    Permute {
+        seed: u64,
+    },
     Transpose,
-    Reshape { dims: Vec<i8> },
-    Broadcast { lead: u8, dims: Vec<u8> },
+    Reshape {
+        dims: Vec<i8>,
+    },
+    Broadcast {
+        lead: u8,
+        dims: Vec<u8>,
+    },
     Squeeze,
-    Unsqueeze { axis: u8 },
-    AsStrided { shape: Vec<u8>, strides: Vec<i8>, offset: i8 },
-    Copy { fortran: bool },
+    Unsqueeze {
+        axis: u8,
+    },
+    AsStrided {
+        shape: Vec<u8>,
+        strides: Vec<i8>,
+        offset: i8,
+    },
+    Copy {
+        fortran: bool,
+    },
 }
 
 fn naive(view: &TensorView, base: &TensorView) -> Vec<i32> {
@@ -26,7 +49,11 @@ fn naive(view: &TensorView, base: &TensorView) -> Vec<i32> {
     let mut out = Vec::with_capacity(view.numel());
     let mut idx = vec![0usize; view.ndim()];
     for _ in 0..view.numel() {
-        let off: isize = idx.iter().zip(view.strides()).map(|(&i, &s)| i as isize * s).sum();
+        let off: isize = idx
+            .iter()
+            .zip(view.strides())
+            .map(|(&i, &s)| i as isize * s)
+            .sum();
         out.push((first + off) as i32);
         for d in (0..idx.len()).rev() {
             idx[d] += 1;
@@ -47,9 +74,18 @@ fuzz_target!(|input: (u8, Vec<Op>)| {
     for op in ops.into_iter().take(12) {
         let ndim = v.ndim().max(1);
         let next = match op {
-            Op::Slice { axis, start, stop, step } => v.slice(
+            Op::Slice {
+                axis,
+                start,
+                stop,
+                step,
+            } => v.slice(
                 usize::from(axis) % ndim,
-                SliceArg { start: Some(start.into()), stop: Some(stop.into()), step: step.into() },
+                SliceArg {
+                    start: Some(start.into()),
+                    stop: Some(stop.into()),
+                    step: step.into(),
+                },
             ),
             Op::Select { axis, index } => v.select(usize::from(axis) % ndim, index.into()),
             Op::Permute { seed } => {
@@ -60,15 +96,30 @@ fuzz_target!(|input: (u8, Vec<Op>)| {
                 v.permute(&order)
             }
             Op::Transpose => v.transpose(),
-            Op::Reshape { dims } => v.reshape(&dims.iter().take(6).map(|&d| isize::from(d)).collect::<Vec<_>>()),
+            Op::Reshape { dims } => v.reshape(
+                &dims
+                    .iter()
+                    .take(6)
+                    .map(|&d| isize::from(d))
+                    .collect::<Vec<_>>(),
+            ),
             Op::Broadcast { lead, dims } => {
                 let mut shape: Vec<usize> = (0..lead % 3).map(|k| usize::from(k) + 1).collect();
-                shape.extend(v.shape().iter().zip(dims.iter().chain(std::iter::repeat(&1))).map(|(&s, &d)| if s == 1 { usize::from(d % 4) } else { s }));
+                shape.extend(
+                    v.shape()
+                        .iter()
+                        .zip(dims.iter().chain(std::iter::repeat(&1)))
+                        .map(|(&s, &d)| if s == 1 { usize::from(d % 4) } else { s }),
+                );
                 v.broadcast_to(&shape)
             }
             Op::Squeeze => Ok(v.squeeze()),
             Op::Unsqueeze { axis } => v.unsqueeze(usize::from(axis) % (v.ndim() + 1)),
-            Op::AsStrided { shape, strides, offset } => {
+            Op::AsStrided {
+                shape,
+                strides,
+                offset,
+            } => {
                 let k = shape.len().min(strides.len()).min(5);
                 let shape: Vec<usize> = shape[..k].iter().map(|&s| usize::from(s % 8)).collect();
                 let strides: Vec<isize> = strides[..k].iter().map(|&s| isize::from(s)).collect();

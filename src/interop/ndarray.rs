@@ -472,6 +472,7 @@ impl BorrowGuard {
         Ok(if read_only {
             view
         } else {
+            // SAFETY: the loan is exclusive until the guard ends it (see above).
             unsafe { view.assume_exclusive() }
         })
     }

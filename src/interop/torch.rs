@@ -411,7 +411,7 @@ impl TensorView {
         }
         let align = self.dtype.alignment();
         let address = self.data_ptr() as usize;
-        if self.numel() > 0 && !address.is_multiple_of(align) {
+        if !crate::layout::is_aligned(address, align, self.numel()) {
             return Some(Error::Misaligned { address, align });
         }
         None

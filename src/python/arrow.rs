@@ -54,10 +54,7 @@ fn no_panic<T>(f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
 }
 
 fn arrow_err(e: ArrowError) -> PyErr {
-    to_py_err(Error::Foreign {
-        library: "arrow",
-        message: e.to_string(),
-    })
+    to_py_err(crate::interop::arrow::arrow_err(e))
 }
 
 /// Exports copy when Arrow cannot reference the layout (strided views, booleans).

@@ -43,9 +43,9 @@ impl Drop for BufferOwner {
     fn drop(&mut self) {
         let view: *mut ffi::Py_buffer = &mut *self.buffer;
         let mut exporter = self.exporter.take();
-        // SAFETY: the buffer was filled by a successful PyObject_GetBuffer and is released
-        // exactly once, here, with the GIL held.
         let released = with_gil(|_py| {
+            // SAFETY: the buffer was filled by a successful PyObject_GetBuffer and is released
+            // exactly once, here, with the GIL held.
             unsafe { ffi::PyBuffer_Release(view) };
             drop(exporter.take());
         });
@@ -129,7 +129,7 @@ pub(crate) fn view_of_buffer(b: &ffi::Py_buffer, owner: Owner) -> PyResult<Expor
             })
             .collect::<PyResult<Vec<usize>>>()?;
         let strides = if b.strides.is_null() {
-            crate::tensor::c_strides(&shape).map_err(to_py_err)?
+            crate::layout::c_strides(&shape).map_err(to_py_err)?
         } else {
             // SAFETY: non-null strides hold `ndim` entries for the export's lifetime.
             let raw = unsafe { std::slice::from_raw_parts(b.strides, ndim) };

@@ -3,9 +3,7 @@
 //! - import: the producer type's table, looked up once per type and cached, called without any
 //!   Python method call or capsule.
 
-use std::alloc::{self, Layout};
 use std::ffi::{c_char, c_int, c_void, CStr};
-use std::ptr::NonNull;
 use std::sync::Mutex;
 
 use dlpark::ffi::{
@@ -18,6 +16,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyString, PyType};
 
 use super::{tensor::Tensor, to_py_err};
+use crate::owner::AlignedBuffer;
 use crate::tensor::Parts;
 use crate::{DType, Device, ManagedTensorVersioned, Owner, TensorView};
 
@@ -184,33 +183,6 @@ unsafe extern "C" fn current_work_stream(
     0
 }
 
-/// A zero-filled, 64-byte aligned heap block: the memory of tensors made by the allocator.
-struct ZeroedBlock {
-    ptr: NonNull<u8>,
-    layout: Layout,
-}
-
-// SAFETY: plain bytes owned uniquely by this value; nothing thread-bound.
-unsafe impl Send for ZeroedBlock {}
-// SAFETY: `&ZeroedBlock` exposes only the address.
-unsafe impl Sync for ZeroedBlock {}
-
-impl ZeroedBlock {
-    fn new(len: usize) -> Option<ZeroedBlock> {
-        let layout = Layout::from_size_align(len.max(1), 64).ok()?;
-        // SAFETY: non-zero size.
-        let ptr = NonNull::new(unsafe { alloc::alloc_zeroed(layout) })?;
-        Some(ZeroedBlock { ptr, layout })
-    }
-}
-
-impl Drop for ZeroedBlock {
-    fn drop(&mut self) {
-        // SAFETY: allocated by `alloc_zeroed` with this layout, freed once.
-        unsafe { alloc::dealloc(self.ptr.as_ptr(), self.layout) }
-    }
-}
-
 /// Allocate a fresh zeroed C-contiguous CPU tensor shaped like `prototype`.
 ///
 /// # Safety
@@ -241,9 +213,9 @@ unsafe fn allocate(prototype: *const DLTensor) -> Result<ManagedTensorVersioned,
     }
     let bits = (numel as u128) * u128::from(dtype.element_bits());
     let nbytes = usize::try_from(bits.div_ceil(8)).map_err(|_| "byte size overflows")?;
-    let block = ZeroedBlock::new(nbytes).ok_or("out of memory")?;
-    let start = block.ptr.as_ptr() as usize;
-    let mut parts = Parts::contiguous(block.ptr.as_ptr(), shape, dtype);
+    let block = AlignedBuffer::new_zeroed(nbytes).map_err(|_| "out of memory")?;
+    let start = block.as_ptr() as usize;
+    let mut parts = Parts::contiguous(block.as_ptr(), shape, dtype);
     parts.extent = Some(start..start + nbytes);
     // SAFETY: a fresh, zeroed, writable block of `nbytes` owned by the new owner; the extent
     // is exactly that block.
@@ -588,7 +560,8 @@ pub(crate) enum TorchState {
     /// function does not check).
     Refused,
     /// A negative bit: the memory holds the negated values. PyTorch 2.13 exports these
-    /// silently on every path, so dlbridge refuses them itself.
+    /// silently on every path (no upstream report yet; `__dlpack__` got its checks in
+    /// pytorch/pytorch#57110, which left this one out), so dlbridge refuses them itself.
     Negative,
 }
 

@@ -6,7 +6,8 @@
 //! Arrow types a tensor can come from (booleans, integers, floats and nested fixed-size lists of
 //! them): release callbacks present, counts non-negative and as the type requires, pointer arrays
 //! non-null, children long enough for their parents, no dictionary. Anything else is a typed
-//! [`Error`]; a panic left in arrow-rs is caught and reported as one too.
+//! [`Error`]; a panic left in arrow-rs is caught and reported as one too (arrow-rs tracks its
+//! panicking FFI paths in apache/arrow-rs#10553 and #8913: drop the catch when they return errors).
 //!
 //! # What no check can catch
 //! The C data interface carries no buffer sizes: a producer whose buffers are shorter than its
@@ -224,7 +225,9 @@ pub unsafe fn field_from_c_schema(schema: *const FFI_ArrowSchema) -> Result<Fiel
     // SAFETY: the structure was checked above; arrow-rs parses only the formats just checked,
     // whose children are all present.
     no_panic("reading the Arrow schema", || {
-        Field::try_from(unsafe { &*schema }).map_err(arrow_err)
+        // SAFETY: a live, initialised schema (the contract), only read.
+        let schema = unsafe { &*schema };
+        Field::try_from(schema).map_err(arrow_err)
     })
 }
 

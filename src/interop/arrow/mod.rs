@@ -22,11 +22,14 @@
 //! fails with [`Error::CopyRequired`], [`Error::NotContiguous`] or [`Error::Misaligned`], never
 //! a panic. Column-major (transposed) tensors may instead be exported zero-copy with a
 //! `permutation` ([`ArrowExportOptions::use_permutation`]); this is off by default because
-//! pyarrow 26 computes wrong strides for 3-cycle permutations in `to_numpy_ndarray`.
+//! pyarrow 26 computes wrong strides for 3-cycle permutations in `to_numpy_ndarray` (no upstream
+//! report yet; the code came with apache/arrow#34797: remove this default when it is fixed).
 //!
 //! # Extension metadata
 //! Written as `{"shape":[..]}` plus `"dim_names"` / `"permutation"` only when present, with a
-//! nullable child field, which both arrow-rs 60 and pyarrow 26 accept; parsed leniently (both
+//! nullable child field, which both arrow-rs 60 and pyarrow 26 accept (arrow-rs writes
+//! `"permutations"` and `null`s that pyarrow rejects since apache/arrow#49716; no arrow-rs report
+//! yet, the code came with apache/arrow-rs#5822); parsed leniently (both
 //! `"permutation"` and arrow-rs's `"permutations"`, `null` values, either child nullability).
 //!
 //! # Python
@@ -58,17 +61,17 @@ use ::arrow_buffer::{BooleanBuffer, Buffer, MutableBuffer};
 use ::arrow_data::ArrayData;
 use ::arrow_schema::{ArrowError, DataType, Field, Schema};
 
-use crate::tensor::c_strides;
+use crate::layout::{c_strides, is_aligned};
 use crate::{DType, Device, Error, Flags, Order, Owner, Parts, Result, TensorView};
 
 pub mod c_data;
 
 /// The canonical extension name of fixed-shape tensor columns.
 pub const FIXED_SHAPE_TENSOR: &str = "arrow.fixed_shape_tensor";
-/// Field metadata key of an extension type's name.
-pub const EXTENSION_NAME_KEY: &str = "ARROW:extension:name";
-/// Field metadata key of an extension type's serialized parameters.
-pub const EXTENSION_METADATA_KEY: &str = "ARROW:extension:metadata";
+/// Field metadata key of an extension type's name (arrow-schema's constant).
+pub const EXTENSION_NAME_KEY: &str = ::arrow_schema::extension::EXTENSION_TYPE_NAME_KEY;
+/// Field metadata key of an extension type's serialized parameters (arrow-schema's constant).
+pub const EXTENSION_METADATA_KEY: &str = ::arrow_schema::extension::EXTENSION_TYPE_METADATA_KEY;
 
 pub use crate::CopyPolicy;
 
@@ -329,7 +332,8 @@ fn check_permutation(p: &[usize], ndim: usize) -> Result<()> {
     Ok(())
 }
 
-fn arrow_err(e: ArrowError) -> Error {
+/// An arrow-rs error as this crate's (the one conversion, used by every Arrow path).
+pub(crate) fn arrow_err(e: ArrowError) -> Error {
     Error::Foreign {
         library: "arrow",
         message: e.to_string(),
@@ -413,7 +417,7 @@ pub fn tensor_to_buffer(tensor: &TensorView, copy: CopyPolicy) -> Result<Buffer>
 fn dense_for_arrow(tensor: &TensorView, copy: CopyPolicy) -> Result<TensorView> {
     tensor.require_host("Arrow buffers live in host memory")?;
     let align = tensor.dtype().alignment();
-    let misaligned = tensor.numel() > 0 && !(tensor.data_ptr() as usize).is_multiple_of(align);
+    let misaligned = !is_aligned(tensor.data_ptr() as usize, align, tensor.numel());
     if tensor.is_c_contiguous() && !misaligned {
         return Ok(tensor.clone());
     }
@@ -729,7 +733,7 @@ fn view_over_buffer(
     let base = buffer.as_ptr();
     let address = (base as usize).wrapping_add(start);
     let align = dtype.alignment();
-    let misaligned = numel > 0 && !address.is_multiple_of(align);
+    let misaligned = !is_aligned(address, align, numel);
     if misaligned && !opts.copy.allows_copy() {
         return Err(Error::Misaligned { address, align });
     }
