@@ -14,12 +14,17 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use dlbridge::{DType, Error, Owner, Parts, TensorView};
+use dlbridge::{Error, TensorView};
 
 static RELEASED: AtomicUsize = AtomicUsize::new(0);
 
 /// The buffer's first owner: a Vec that counts its release.
-struct TourBuffer(#[allow(dead_code)] Vec<f32>);
+struct TourBuffer(Vec<f32>);
+impl AsMut<[f32]> for TourBuffer {
+    fn as_mut(&mut self) -> &mut [f32] {
+        &mut self.0
+    }
+}
 impl Drop for TourBuffer {
     fn drop(&mut self) {
         RELEASED.fetch_add(1, Ordering::SeqCst);
@@ -60,11 +65,8 @@ impl Trail {
 fn main() -> Result<(), Error> {
     // A 3 x 4 float32 matrix in a Vec the tour owns, then viewed transposed (4 x 3, strides
     // (1, 4)): the layout every hop must carry without copying.
-    let mut data: Vec<f32> = (0..12).map(|x| x as f32).collect();
-    let ptr = data.as_mut_ptr().cast::<u8>();
-    let parts = Parts::contiguous(ptr, vec![3, 4], DType::F32);
-    // SAFETY: the Vec's heap block is owned by the TourBuffer inside the Owner and never moves.
-    let matrix = unsafe { TensorView::from_parts(parts, Owner::new(TourBuffer(data)))? };
+    let data: Vec<f32> = (0..12).map(|x| x as f32).collect();
+    let matrix = TensorView::from_owner_mut(TourBuffer(data), &[3, 4])?;
     let mut trail = Trail {
         origin: matrix.data_ptr() as usize,
         hops: 0,

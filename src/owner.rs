@@ -56,6 +56,24 @@ impl Owner {
         Owner::with_dependencies(value, Vec::new())
     }
 
+    /// Wrap `value`, letting `f` look at it in its final place first (with exclusive access):
+    /// what a caller needs to find memory that lives inside the value, at the address it keeps
+    /// from then on.
+    pub(crate) fn new_inspected<T: Any + Send + Sync, R>(
+        value: T,
+        f: impl FnOnce(&mut T) -> R,
+    ) -> (Owner, R) {
+        let mut keep = Arc::new(Keep {
+            value,
+            dependencies: Vec::new(),
+            writable_exports: AtomicUsize::new(0),
+        });
+        let seen = f(&mut Arc::get_mut(&mut keep)
+            .expect("a fresh Arc has one handle")
+            .value);
+        (Owner(keep), seen)
+    }
+
     /// Wrap `value` together with other owners that must live as long as it (a Python object
     /// and the buffer it exposes, say). All are released together, `value` first.
     pub fn with_dependencies<T: Any + Send + Sync>(value: T, dependencies: Vec<Owner>) -> Owner {

@@ -274,6 +274,95 @@ impl TensorView {
         self
     }
 
+    /// A read-only, C-contiguous CPU tensor over the elements of any container that derefs to
+    /// a slice (`AsRef<[T]>`): a `Vec`, a `Box<[T]>`, an `Arc<[T]>`, a memory map, a type of
+    /// yours that counts its drops. No copy, no `unsafe`: the container moves into the
+    /// [`Owner`] first, `as_ref` is called once there, and the container is dropped exactly
+    /// once, after the last view or export (as `bytes::Bytes::from_owner` does).
+    ///
+    /// The container must keep those elements where `as_ref` found them, unchanged, until it is
+    /// dropped: what every safe container does (one that mutates through `&self` needs
+    /// `unsafe impl Sync`, which is where that promise is made).
+    ///
+    /// ```
+    /// use dlbridge::TensorView;
+    /// struct Weights(Vec<f32>); // anything that can lend its elements as a slice
+    /// impl AsRef<[f32]> for Weights {
+    ///     fn as_ref(&self) -> &[f32] { &self.0 }
+    /// }
+    /// let t = TensorView::from_owner(Weights(vec![0.5; 6]), &[2, 3])?;
+    /// assert!(t.is_read_only());
+    /// assert!(t.owner().downcast_ref::<Weights>().is_some());
+    /// # Ok::<(), dlbridge::Error>(())
+    /// ```
+    pub fn from_owner<T, O>(owner: O, shape: &[usize]) -> Result<TensorView>
+    where
+        T: Element,
+        O: AsRef<[T]> + Send + Sync + 'static,
+    {
+        let (owner, (ptr, len)) = Owner::new_inspected(owner, |o| {
+            let elements = o.as_ref();
+            (elements.as_ptr().cast_mut(), elements.len())
+        });
+        // SAFETY: `as_ref` lent `len` initialised `T`s at `ptr` from the container in its final
+        // place inside the owner, which keeps them, unchanged, until it is dropped (the
+        // container's contract above). Read-only: other `&` access to them may exist.
+        unsafe { Self::over_elements(ptr, len, shape, true, owner) }
+    }
+
+    /// A writable, C-contiguous CPU tensor over the elements of a container that lends them
+    /// mutably (`AsMut<[T]>`): [`TensorView::from_owner`] for data Rust may write through the
+    /// view ([`TensorView::as_mut_slice`] while it is the only handle).
+    ///
+    /// ```
+    /// use dlbridge::TensorView;
+    /// let mut t = TensorView::from_owner_mut(vec![1u8, 2, 3], &[3])?;
+    /// t.as_mut_slice::<u8>()?[0] = 9;
+    /// assert_eq!(t.to_vec::<u8>()?, vec![9, 2, 3]);
+    /// # Ok::<(), dlbridge::Error>(())
+    /// ```
+    pub fn from_owner_mut<T, O>(owner: O, shape: &[usize]) -> Result<TensorView>
+    where
+        T: Element,
+        O: AsMut<[T]> + Send + Sync + 'static,
+    {
+        let (owner, (ptr, len)) = Owner::new_inspected(owner, |o| {
+            let elements = o.as_mut();
+            (elements.as_mut_ptr(), elements.len())
+        });
+        // SAFETY: as in `from_owner`, and `as_mut` lent the elements exclusively: after this
+        // call nothing reaches them but through the owner, which only this view's handles hold.
+        let view = unsafe { Self::over_elements(ptr, len, shape, false, owner) }?;
+        // SAFETY: see above: the elements are reachable only through the owner.
+        Ok(unsafe { view.assume_exclusive() })
+    }
+
+    /// A C-contiguous view of `len` elements at `ptr` kept alive by `owner`, bounded by them.
+    ///
+    /// # Safety
+    /// `ptr` addresses `len` initialised `T`s that stay valid (and, unless `read_only`,
+    /// writable through this view only) while `owner` lives.
+    unsafe fn over_elements<T: Element>(
+        ptr: *mut T,
+        len: usize,
+        shape: &[usize],
+        read_only: bool,
+        owner: Owner,
+    ) -> Result<TensorView> {
+        let numel = layout_span(shape, &c_strides(shape)?, 1)?.numel;
+        if numel != len {
+            return Err(Error::InvalidShape(format!(
+                "shape {shape:?} holds {numel} elements, the container has {len}"
+            )));
+        }
+        let start = ptr as usize;
+        let mut parts = Parts::contiguous(ptr.cast(), shape.to_vec(), T::DTYPE);
+        parts.flags.read_only = read_only;
+        parts.extent = Some(start..start + len * std::mem::size_of::<T>());
+        // SAFETY: forwarded; the extent is exactly the elements.
+        unsafe { TensorView::from_parts(parts, owner) }
+    }
+
     /// A C-contiguous, writable CPU tensor that owns `data`.
     ///
     /// ```

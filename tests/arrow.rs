@@ -19,33 +19,12 @@ use arrow_schema::{DataType, Field};
 use dlbridge::interop::arrow::*;
 use dlbridge::{DType, Device, DeviceType, Error, Owner, Parts, SliceArg, TensorView};
 
-/// A Vec that counts its drops.
-struct CountOnDrop {
-    _data: Vec<f32>,
-    drops: Arc<AtomicUsize>,
-}
-
-impl Drop for CountOnDrop {
-    fn drop(&mut self) {
-        self.drops.fetch_add(1, Ordering::SeqCst);
-    }
-}
+mod common;
 
 /// A writable f32 tensor of `shape` holding 0, 1, 2, ... whose owner counts its drops.
 fn counted(shape: &[usize]) -> (TensorView, Arc<AtomicUsize>) {
     let n: usize = shape.iter().product();
-    let mut data: Vec<f32> = (0..n).map(|x| x as f32).collect();
-    let ptr = data.as_mut_ptr();
-    let drops = Arc::new(AtomicUsize::new(0));
-    let mut parts = Parts::contiguous(ptr.cast(), shape.to_vec(), DType::F32);
-    parts.extent = Some(ptr as usize..ptr as usize + n * 4);
-    let owner = Owner::new(CountOnDrop {
-        _data: data,
-        drops: drops.clone(),
-    });
-    // SAFETY: the owner owns the Vec whose n f32s (the extent) stay put until it drops.
-    let t = unsafe { TensorView::from_parts(parts, owner) }.unwrap();
-    (t, drops)
+    common::counted_tensor((0..n).map(|x| x as f32).collect(), shape)
 }
 
 fn iota<T: Copy>(n: usize, f: impl Fn(usize) -> T) -> Vec<T> {

@@ -12,22 +12,11 @@ use dlbridge::{
     DType, Error, ManagedTensorLegacy, ManagedTensorVersioned, Owner, Parts, TensorView,
 };
 
-/// An owner that counts its own drops.
-struct Counted(Arc<AtomicUsize>, #[allow(dead_code)] Vec<f32>);
-impl Drop for Counted {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
+mod common;
 
+/// A writable f32 tensor whose owner counts its drops.
 fn counted_tensor(values: Vec<f32>, shape: &[usize]) -> (TensorView, Arc<AtomicUsize>) {
-    let drops = Arc::new(AtomicUsize::new(0));
-    let mut owned = Counted(drops.clone(), values);
-    let ptr = owned.1.as_mut_ptr().cast::<u8>();
-    let parts = Parts::contiguous(ptr, shape.to_vec(), DType::F32);
-    // SAFETY: the Vec's heap block is owned by the Owner and does not move with it.
-    let t = unsafe { TensorView::from_parts(parts, Owner::new(owned)) }.unwrap();
-    (t, drops)
+    common::counted_tensor(values, shape)
 }
 
 #[test]
@@ -128,11 +117,19 @@ fn imports_are_not_lent_mutably() {
     // SAFETY: nothing else accesses this test-local foreign tensor.
     unsafe { col.as_mut_slice_unchecked::<u16>() }.unwrap()[0] = 9;
     assert_eq!(col.to_vec::<u16>().unwrap(), vec![9, 1, 2]);
-    let (mut own, _) = counted_tensor(vec![0.0; 3], &[3]);
+    // Memory attached with `from_parts` (foreign until declared otherwise) is not exclusive.
+    let mut buf = vec![0.0f32; 3];
+    let parts = Parts::contiguous(buf.as_mut_ptr().cast(), vec![3], DType::F32);
+    // SAFETY: `buf` outlives `own`, which is dropped right below.
+    let mut own = unsafe { TensorView::from_parts(parts, Owner::new(())) }.unwrap();
     assert!(matches!(
         own.as_mut_slice::<f32>(),
         Err(Error::NotExclusive)
     ));
+    drop(own);
+    // A container handed over with `from_owner_mut` is.
+    let (mut own, _) = counted_tensor(vec![0.0; 3], &[3]);
+    own.as_mut_slice::<f32>().unwrap()[0] = 1.0;
     let mut vec_backed = TensorView::from_vec(vec![0.0f32; 3], &[3]).unwrap();
     vec_backed.as_mut_slice::<f32>().unwrap()[1] = 2.0;
     let mut back = TensorView::from_dlpack_versioned(vec_backed.into_dlpack_versioned()).unwrap();

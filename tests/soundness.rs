@@ -68,8 +68,9 @@ fn no_shared_slice_while_a_writable_export_lives() {
     let raw = export.as_ptr();
     // SAFETY: the export is live and writable; its data pointer addresses 3 f32s.
     unsafe { *(*raw).dl_tensor.data.cast::<f32>() = 10.0 };
-    assert_eq!(t.to_vec::<f32>().unwrap(), vec![10.0, 2.0, 3.0]); // copies read fine
-    // Nor through the container behind the view.
+    // Copies read fine (through the pointer, no reference).
+    assert_eq!(t.to_vec::<f32>().unwrap(), vec![10.0, 2.0, 3.0]);
+    // No reference through the container behind the view either.
     assert!(t.owner().downcast_ref::<Vec<f32>>().is_none());
     drop(export);
     assert_eq!(t.as_slice::<f32>().unwrap(), &[10.0, 2.0, 3.0]);

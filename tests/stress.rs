@@ -12,44 +12,18 @@ use dlbridge::ffi::{
     DLDataType, DLDataTypeCode, DLDevice, DLDeviceType, DLManagedTensorVersioned, DLPackVersion,
     DLTensor,
 };
-use dlbridge::{
-    DType, Error, ManagedTensorLegacy, ManagedTensorVersioned, Order, Owner, Parts, SliceArg,
-    TensorView,
-};
+use dlbridge::{Error, ManagedTensorLegacy, ManagedTensorVersioned, Order, SliceArg, TensorView};
 
 const THREADS: usize = 4;
 const ROUNDS: usize = 3_000;
 const BUDGET: Duration = Duration::from_secs(4);
 
 /// Owns `values` and counts its own drops.
-struct Counted {
-    drops: Arc<AtomicUsize>,
-    _values: Vec<i64>,
-}
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        self.drops.fetch_add(1, SeqCst);
-    }
-}
+mod common;
 
 /// A `[rows, cols]` i64 tensor holding `0..rows*cols`, with a drop counter on its owner.
 fn counted(rows: usize, cols: usize) -> (TensorView, Arc<AtomicUsize>) {
-    let drops = Arc::new(AtomicUsize::new(0));
-    let mut values: Vec<i64> = (0..(rows * cols) as i64).collect();
-    let ptr = values.as_mut_ptr().cast::<u8>();
-    let start = ptr as usize;
-    let mut parts = Parts::contiguous(ptr, vec![rows, cols], DType::I64);
-    parts.extent = Some(start..start + rows * cols * 8);
-    let owner = Owner::new(Counted {
-        drops: drops.clone(),
-        _values: values,
-    });
-    // SAFETY: the Vec's heap buffer (which does not move when the Vec moves into the owner)
-    // holds rows*cols initialised i64s, exactly the extent, valid and writable while it lives.
-    let t = unsafe { TensorView::from_parts(parts, owner) }.unwrap();
-    // SAFETY: the Vec is reachable only through the owner.
-    (unsafe { t.assume_exclusive() }, drops)
+    common::counted_tensor((0..(rows * cols) as i64).collect(), &[rows, cols])
 }
 
 /// Run `f(thread index, deadline)` on `THREADS` scoped threads released together.
@@ -406,7 +380,8 @@ fn arrow_columns_across_threads() {
                 tensor_from_arrow(&column.field, sliced.as_ref(), &Default::default()).unwrap();
             assert_eq!(at(&part, &[1, 0]), ((i + 1) * 8) as i64);
             let b = buffer.clone();
-            let flat = tensor_from_buffer(&b, DType::I64, &[512], CopyPolicy::Never).unwrap();
+            let flat =
+                tensor_from_buffer(&b, dlbridge::DType::I64, &[512], CopyPolicy::Never).unwrap();
             let again =
                 tensor_to_arrow(&flat.reshape(&[8, 64]).unwrap(), &Default::default()).unwrap();
             drop((b, flat));
