@@ -109,3 +109,17 @@ impl fmt::Display for Device {
         write!(f, "{:?}:{}", self.kind, self.id)
     }
 }
+
+impl From<Device> for dlpark::ffi::DLDevice {
+    /// [`Device::to_dlpack`].
+    fn from(device: Device) -> Self {
+        device.to_dlpack()
+    }
+}
+
+impl From<dlpark::ffi::DLDevice> for Device {
+    /// [`Device::from_dlpack`].
+    fn from(raw: dlpark::ffi::DLDevice) -> Self {
+        Device::from_dlpack(raw)
+    }
+}

@@ -533,3 +533,33 @@ unsafe fn import(
     // SAFETY: per the contract, the described memory lives as long as `owner`.
     unsafe { TensorView::from_parts(parts, owner) }
 }
+
+impl TryFrom<ManagedTensorVersioned> for TensorView {
+    type Error = Error;
+    /// [`TensorView::from_dlpack_versioned`].
+    fn try_from(managed: ManagedTensorVersioned) -> Result<TensorView> {
+        TensorView::from_dlpack_versioned(managed)
+    }
+}
+
+impl TryFrom<ManagedTensorLegacy> for TensorView {
+    type Error = Error;
+    /// [`TensorView::from_dlpack_legacy`] (read-only).
+    fn try_from(managed: ManagedTensorLegacy) -> Result<TensorView> {
+        TensorView::from_dlpack_legacy(managed)
+    }
+}
+
+impl From<&TensorView> for ManagedTensorVersioned {
+    /// [`TensorView::to_dlpack_versioned`].
+    fn from(view: &TensorView) -> ManagedTensorVersioned {
+        view.to_dlpack_versioned()
+    }
+}
+
+impl From<TensorView> for ManagedTensorVersioned {
+    /// [`TensorView::into_dlpack_versioned`].
+    fn from(view: TensorView) -> ManagedTensorVersioned {
+        view.into_dlpack_versioned()
+    }
+}

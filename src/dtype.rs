@@ -329,6 +329,41 @@ unsafe impl Element for bool {
     const ANY_BIT_PATTERN: bool = false;
 }
 
+impl From<DType> for dlpark::ffi::DLDataType {
+    /// [`DType::to_dlpack`].
+    fn from(dtype: DType) -> Self {
+        dtype.to_dlpack()
+    }
+}
+
+impl TryFrom<dlpark::ffi::DLDataType> for DType {
+    type Error = Error;
+    /// [`DType::from_dlpack`].
+    fn try_from(raw: dlpark::ffi::DLDataType) -> Result<DType> {
+        DType::from_dlpack(raw)
+    }
+}
+
+impl TryFrom<u8> for DTypeCode {
+    type Error = Error;
+    /// [`DTypeCode::from_u8`], with [`Error::UnknownDtype`] for codes DLPack 1.3 does not define.
+    fn try_from(code: u8) -> Result<DTypeCode> {
+        DTypeCode::from_u8(code).ok_or(Error::UnknownDtype {
+            code,
+            bits: 0,
+            lanes: 0,
+        })
+    }
+}
+
+impl std::str::FromStr for DType {
+    type Err = Error;
+    /// [`DType::from_name`]: `"float32".parse::<DType>()`.
+    fn from_str(name: &str) -> Result<DType> {
+        DType::from_name(name)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

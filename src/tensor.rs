@@ -766,3 +766,17 @@ impl TensorView {
         Ok(())
     }
 }
+
+impl<T: Element> From<Vec<T>> for TensorView {
+    /// A 1-D, writable tensor that owns the `Vec` ([`TensorView::from_vec`] with its length).
+    ///
+    /// ```
+    /// let t = dlbridge::TensorView::from(vec![1u16, 2, 3]);
+    /// assert_eq!(t.shape(), &[3]);
+    /// ```
+    fn from(values: Vec<T>) -> TensorView {
+        let len = values.len();
+        // A Vec holds at most isize::MAX bytes, so its length is always a valid 1-D shape.
+        TensorView::from_vec(values, &[len]).expect("a Vec's length is a valid 1-D shape")
+    }
+}

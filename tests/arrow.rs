@@ -731,12 +731,12 @@ fn ipc_file_and_stream_round_trip() {
 
 // ---------------------------------------------------------------------------------- pyarrow ---
 
-fn python() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("DLBRIDGE_PYTHON") {
-        return Some(p.into());
-    }
-    let p = PathBuf::from(std::env::var_os("HOME")?).join(".cache/dlbridge/venv/bin/python");
-    p.exists().then_some(p)
+/// The Python with pyarrow these cross-checks run: `DLBRIDGE_PYTHON`, which `scripts/env.sh`
+/// sets. Without it the test fails (it never passes without having checked anything).
+fn python() -> PathBuf {
+    std::env::var_os("DLBRIDGE_PYTHON")
+        .map(PathBuf::from)
+        .expect("set DLBRIDGE_PYTHON to a Python with pyarrow (source scripts/env.sh)")
 }
 
 fn run_check(py: &PathBuf, mode: &str, file: &std::path::Path) {
@@ -762,10 +762,7 @@ fn temp_file(name: &str) -> PathBuf {
 
 #[test]
 fn pyarrow_reads_our_ipc_file() {
-    let Some(py) = python() else {
-        println!("SKIPPED: no pyarrow");
-        return;
-    };
+    let py = python();
     let path = temp_file("to-pyarrow.arrow");
     write_ipc_file(std::fs::File::create(&path).unwrap(), &[sample_batch()]).unwrap();
     run_check(&py, "read", &path);
@@ -774,10 +771,7 @@ fn pyarrow_reads_our_ipc_file() {
 
 #[test]
 fn we_read_pyarrow_ipc_file() {
-    let Some(py) = python() else {
-        println!("SKIPPED: no pyarrow");
-        return;
-    };
+    let py = python();
     let path = temp_file("from-pyarrow.arrow");
     run_check(&py, "write", &path);
     let buffer = Buffer::from_vec(std::fs::read(&path).unwrap());

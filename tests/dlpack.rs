@@ -457,3 +457,24 @@ fn a_reclaimed_export_is_copied_only_if_the_export_was_the_sole_handle() {
     let back = TensorView::from_dlpack_legacy(copy.to_dlpack_legacy().unwrap()).unwrap();
     assert!(!back.is_copied());
 }
+
+#[test]
+fn std_conversion_traits() {
+    use dlbridge::{DTypeCode, Device};
+    let t = TensorView::from(vec![1i32, 2, 3]);
+    assert_eq!(t.shape(), &[3]);
+    let managed = ManagedTensorVersioned::from(&t);
+    let back = TensorView::try_from(managed).unwrap();
+    assert_eq!(back.data_ptr(), t.data_ptr());
+    let raw: DLDevice = Device::CPU.into();
+    assert_eq!(Device::from(raw), Device::CPU);
+    let code: DLDataType = DType::F32.into();
+    assert_eq!(DType::try_from(code).unwrap(), DType::F32);
+    assert_eq!("bfloat16".parse::<DType>().unwrap(), DType::BF16);
+    assert!("float33".parse::<DType>().is_err());
+    assert_eq!(DTypeCode::try_from(5u8).unwrap(), DTypeCode::Complex);
+    assert!(matches!(
+        DTypeCode::try_from(200u8),
+        Err(Error::UnknownDtype { code: 200, .. })
+    ));
+}
