@@ -1,9 +1,25 @@
 //! Element-format parsers of the Python protocols, kept free of Python so they can be tested
 //! and fuzzed on their own: `struct`-module format strings (the buffer protocol) and numpy
-//! `__array_interface__` typestrs. Both return `Err(reason)` for anything that is not exactly
-//! one DLPack element.
+//! `__array_interface__` typestrs. Both return a [`FormatError`] for anything that is not
+//! exactly one DLPack element. Public for the fuzz targets and for integrations that read these
+//! formats themselves.
+
+use std::fmt;
 
 use crate::DType;
+
+/// A format string that names no single DLPack element (a struct, padding, a count, a pointer,
+/// long double, a string of chars, a malformed or unknown code).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FormatError(String);
+
+impl fmt::Display for FormatError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for FormatError {}
 
 /// Byte order of the elements as the exporter describes them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,10 +33,10 @@ pub enum ByteOrder {
 const NATIVE_IS_LITTLE: bool = cfg!(target_endian = "little");
 
 /// Parse a `struct`-module format string of one element (`"<f"`, `">i"`, `"=d"`, `"?"`,
-/// `"Zf"`, ...) into a dtype and byte order. Returns `Err(reason)` for formats that describe
+/// `"Zf"`, ...) into a dtype and byte order. Returns a [`FormatError`] for formats that describe
 /// no single DLPack element (structs, padding, counts, pointers of unknown meaning, long
 /// double, chars of strings).
-pub fn parse_struct_format(fmt: &str) -> Result<(DType, ByteOrder), String> {
+pub fn parse_struct_format(fmt: &str) -> Result<(DType, ByteOrder), FormatError> {
     let bytes = fmt.as_bytes();
     let (order, native_sizes, rest) = match bytes.first() {
         Some(b'@') => (ByteOrder::Native, true, &bytes[1..]),
@@ -34,7 +50,7 @@ pub fn parse_struct_format(fmt: &str) -> Result<(DType, ByteOrder), String> {
     } else {
         4
     };
-    let bad = || format!("unsupported buffer format {fmt:?}");
+    let bad = || FormatError(format!("unsupported buffer format {fmt:?}"));
     let dtype = match rest {
         b"?" => DType::BOOL,
         b"b" => DType::I8,
@@ -82,8 +98,8 @@ fn int(signed: bool, size: usize) -> DType {
 }
 
 /// Parse a numpy `typestr` (`"<f4"`, `">i8"`, `"|b1"`, `"<c8"`, ...) into a dtype and byte order.
-pub fn parse_typestr(s: &str) -> Result<(DType, ByteOrder), String> {
-    let bad = || format!("unsupported array-interface typestr {s:?}");
+pub fn parse_typestr(s: &str) -> Result<(DType, ByteOrder), FormatError> {
+    let bad = || FormatError(format!("unsupported array-interface typestr {s:?}"));
     let b = s.as_bytes();
     if b.len() < 3 {
         return Err(bad());

@@ -75,7 +75,12 @@ pub use owner::Owner;
 pub use tensor::{Flags, Parts, TensorView, MAX_NDIM};
 pub use view::SliceArg;
 
-/// Re-export of the DLPack C ABI structs (from `dlpark`).
+/// Re-export of the DLPack C ABI structs (from `dlpark`), which the raw-pointer entry points
+/// ([`ManagedTensorVersioned::from_raw`] and friends) take.
+///
+/// Semver: the structs are DLPack's C ABI, fixed by the DLPack specification, but their Rust
+/// spelling is dlpark's. dlbridge pins dlpark's minor version (0.10), and moving to a dlpark
+/// release that changes these types is a breaking dlbridge release, said so in the changelog.
 pub use dlpark::ffi;
 
 /// The README's code blocks are compiled and run as doctests, so they cannot rot.

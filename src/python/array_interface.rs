@@ -42,7 +42,8 @@ pub(crate) fn get_interface(obj: &Bound<'_, PyAny>) -> PyResult<Option<Exported>
     let typestr: String = get("typestr")?
         .ok_or_else(|| PyValueError::new_err("__array_interface__ has no typestr"))?
         .extract()?;
-    let (dtype, order) = parse_typestr(&typestr).map_err(PyBufferError::new_err)?;
+    let (dtype, order) =
+        parse_typestr(&typestr).map_err(|e| PyBufferError::new_err(e.to_string()))?;
     let itemsize = dtype.itemsize().unwrap_or(1) as isize;
     let strides = match get("strides")? {
         Some(s) if !s.is_none() => {

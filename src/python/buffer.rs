@@ -97,7 +97,8 @@ pub(crate) fn view_of_buffer(b: &ffi::Py_buffer, owner: Owner) -> PyResult<Expor
             .to_str()
             .map_err(|_| PyBufferError::new_err("non-UTF-8 buffer format"))?
     };
-    let (dtype, order) = parse_struct_format(format).map_err(PyBufferError::new_err)?;
+    let (dtype, order) =
+        parse_struct_format(format).map_err(|e| PyBufferError::new_err(e.to_string()))?;
     let itemsize = dtype.itemsize().unwrap_or(1);
     if usize::try_from(b.itemsize).ok() != Some(itemsize) {
         return Err(PyBufferError::new_err(format!(
