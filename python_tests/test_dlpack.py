@@ -314,13 +314,7 @@ def test_exchange_api_table_via_ctypes():
     fns = [ctypes.c_void_p.from_address(p + 16 + 8 * i).value for i in range(5)]
     assert all(fns)
 
-    class DLTensor(ctypes.Structure):
-        _fields_ = [
-            ("data", ctypes.c_void_p), ("device_type", ctypes.c_int32), ("device_id", ctypes.c_int32),
-            ("ndim", ctypes.c_int32), ("code", ctypes.c_uint8), ("bits", ctypes.c_uint8),
-            ("lanes", ctypes.c_uint16), ("shape", ctypes.POINTER(ctypes.c_int64)),
-            ("strides", ctypes.POINTER(ctypes.c_int64)), ("byte_offset", ctypes.c_uint64),
-        ]
+    from dlpack_kit import DLDataType, DLDevice, DLTensor
 
     pyapi = ctypes.PYFUNCTYPE  # called with the GIL held, may set Python errors
     from_py = pyapi(ctypes.c_int, ctypes.py_object, ctypes.POINTER(ctypes.c_void_p))(fns[1])
@@ -333,7 +327,7 @@ def test_exchange_api_table_via_ctypes():
     dl = DLTensor()
     assert dl_from_py(t, ctypes.byref(dl)) == 0
     assert dl.data + dl.byte_offset == addr(a) and dl.ndim == 2
-    assert (dl.code, dl.bits, dl.lanes) == (2, 32, 1)
+    assert (dl.dtype.code, dl.dtype.bits, dl.dtype.lanes) == (2, 32, 1)
     assert [dl.shape[i] for i in range(2)] == [3, 2] and [dl.strides[i] for i in range(2)] == [4, 2]
     managed = ctypes.c_void_p()
     assert from_py(t, ctypes.byref(managed)) == 0 and managed.value
@@ -357,7 +351,7 @@ def test_exchange_api_table_via_ctypes():
         ctypes.c_void_p,
     )(fns[0])
     shape = (ctypes.c_int64 * 2)(5, 7)
-    proto = DLTensor(None, 1, 0, 2, 2, 64, 1, shape, None, 0)
+    proto = DLTensor(None, DLDevice(1, 0), 2, DLDataType(2, 64, 1), shape, None, 0)
     new = ctypes.c_void_p()
     assert alloc(ctypes.byref(proto), ctypes.byref(new), None, None) == 0 and new.value
     out = ctypes.py_object()

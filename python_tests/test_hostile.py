@@ -5,6 +5,7 @@ subprocess, so that a regression fails one test instead of killing the run.
 """
 
 import gc
+import os
 import random
 import subprocess
 import sys
@@ -17,7 +18,12 @@ import pytest
 
 import dlbridge
 from conftest import Weakrefable, addr, collect
-from test_faults import Managed, torch
+from dlpack_kit import Managed
+
+if os.environ.get("DLBRIDGE_TESTS_WITHOUT_TORCH"):
+    torch = None
+else:
+    import torch
 
 # scripts/valgrind.sh runs this file without torch and jax (loading them under valgrind takes
 # minutes): it sets DLBRIDGE_TESTS_WITHOUT_TORCH=1, and the tests that need them say so.

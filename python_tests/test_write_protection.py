@@ -18,7 +18,7 @@ import torch
 
 import dlbridge
 from conftest import addr, collect
-from test_faults import READ_ONLY, DLManagedTensorVersioned, Managed, _api
+from dlpack_kit import READ_ONLY, DLManagedTensorVersioned, Managed, _api
 
 
 class InterfaceOnly:

@@ -42,7 +42,7 @@
 //! ```
 //! use dlbridge::{SliceArg, TensorView};
 //! let t = TensorView::from_vec((0..12).map(|x| x as f32).collect(), &[3, 4])?;
-//! let odd_cols = t.slice(1, SliceArg { start: Some(1), stop: None, step: 2 })?;
+//! let odd_cols = t.slice(1, SliceArg::from(1..).with_step(2))?;
 //! let managed = odd_cols.to_dlpack_versioned();          // hand to any DLPack consumer
 //! let back = TensorView::from_dlpack_versioned(managed)?; // ...and take it back
 //! assert_eq!(back.data_ptr(), odd_cols.data_ptr());

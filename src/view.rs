@@ -42,6 +42,21 @@ impl SliceArg {
         }
     }
 
+    /// The same bounds, every `step`-th index (`start..stop` then `.with_step(2)` is Python's
+    /// `start:stop:2`).
+    ///
+    /// ```
+    /// use dlbridge::{SliceArg, TensorView};
+    /// let t = TensorView::from_vec((0..10).collect::<Vec<u8>>(), &[10])?;
+    /// assert_eq!(t.slice(0, SliceArg::from(1..).with_step(3))?.to_vec::<u8>()?, vec![1, 4, 7]);
+    /// assert_eq!(t.slice(0, ..3)?.to_vec::<u8>()?, vec![0, 1, 2]);
+    /// assert_eq!(t.slice(0, -2..)?.to_vec::<u8>()?, vec![8, 9]);
+    /// # Ok::<(), dlbridge::Error>(())
+    /// ```
+    pub fn with_step(self, step: isize) -> SliceArg {
+        SliceArg { step, ..self }
+    }
+
     /// Resolve against an axis of extent `n`: (first index, count), as Python's `slice.indices`.
     fn resolve(self, n: usize) -> Result<(usize, usize)> {
         if self.step == 0 {
@@ -77,6 +92,57 @@ impl SliceArg {
         };
         Ok((if count > 0 { start as usize } else { 0 }, count as usize))
     }
+}
+
+impl From<std::ops::RangeFull> for SliceArg {
+    /// `..`: the whole axis.
+    fn from(_: std::ops::RangeFull) -> SliceArg {
+        SliceArg::FULL
+    }
+}
+
+/// Ranges of any integer type convert (so that literals such as `1..4` need no suffix); bounds
+/// beyond `isize` saturate, which slicing then clamps to the axis as Python does.
+macro_rules! slice_from_ranges {
+    ($($int:ty),*) => {$(
+        impl From<std::ops::Range<$int>> for SliceArg {
+            /// `start..stop`.
+            fn from(r: std::ops::Range<$int>) -> SliceArg {
+                SliceArg { start: Some(saturate(r.start)), stop: Some(saturate(r.end)), step: 1 }
+            }
+        }
+        impl From<std::ops::RangeFrom<$int>> for SliceArg {
+            /// `start..`.
+            fn from(r: std::ops::RangeFrom<$int>) -> SliceArg {
+                SliceArg { start: Some(saturate(r.start)), stop: None, step: 1 }
+            }
+        }
+        impl From<std::ops::RangeTo<$int>> for SliceArg {
+            /// `..stop`.
+            fn from(r: std::ops::RangeTo<$int>) -> SliceArg {
+                SliceArg { start: None, stop: Some(saturate(r.end)), step: 1 }
+            }
+        }
+        impl From<std::ops::RangeInclusive<$int>> for SliceArg {
+            /// `start..=last`.
+            fn from(r: std::ops::RangeInclusive<$int>) -> SliceArg {
+                let (start, last) = r.into_inner();
+                SliceArg {
+                    start: Some(saturate(start)),
+                    stop: Some(saturate(last).saturating_add(1)),
+                    step: 1,
+                }
+            }
+        }
+    )*};
+}
+
+slice_from_ranges!(i32, i64, isize, usize);
+
+fn saturate<T: TryInto<isize> + PartialOrd + Default>(v: T) -> isize {
+    let negative = v < T::default();
+    v.try_into()
+        .unwrap_or(if negative { isize::MIN } else { isize::MAX })
 }
 
 impl TensorView {
@@ -139,10 +205,10 @@ impl TensorView {
     /// assert_eq!(r.to_vec::<u8>()?, vec![8, 5, 2]);
     /// # Ok::<(), dlbridge::Error>(())
     /// ```
-    pub fn slice(&self, axis: usize, arg: SliceArg) -> Result<TensorView> {
+    pub fn slice(&self, axis: usize, arg: impl Into<SliceArg>) -> Result<TensorView> {
         let mut args = vec![SliceArg::FULL; self.ndim()];
         self.check_axis(axis)?;
-        args[axis] = arg;
+        args[axis] = arg.into();
         self.slice_each(&args)
     }
 

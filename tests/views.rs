@@ -492,3 +492,26 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn slices_from_ranges() {
+    let t = TensorView::from_vec((0..10).collect::<Vec<u8>>(), &[10]).unwrap();
+    let v = |arg: SliceArg| t.slice(0, arg).unwrap().to_vec::<u8>().unwrap();
+    assert_eq!(v(SliceArg::from(2..5)), vec![2, 3, 4]);
+    assert_eq!(v(SliceArg::from(2..=4)), vec![2, 3, 4]);
+    assert_eq!(v(SliceArg::from(..2)), vec![0, 1]);
+    assert_eq!(v(SliceArg::from(7usize..)), vec![7, 8, 9]);
+    assert_eq!(v(SliceArg::from(..)), (0..10).collect::<Vec<u8>>());
+    assert_eq!(v(SliceArg::from(..).with_step(-4)), vec![9, 5, 1]);
+    assert_eq!(v(SliceArg::from(-3i64..)), vec![7, 8, 9]);
+    // Bounds beyond isize saturate and are clamped, as Python clamps.
+    assert_eq!(v(SliceArg::from(8..usize::MAX)), vec![8, 9]);
+    assert_eq!(
+        v(SliceArg::from(0..=isize::MAX)),
+        (0..10).collect::<Vec<u8>>()
+    );
+    assert_eq!(
+        t.slice(0, 1..3).unwrap().to_vec::<u8>().unwrap(),
+        vec![1, 2]
+    );
+}
