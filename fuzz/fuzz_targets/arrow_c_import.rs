@@ -102,6 +102,16 @@ fn count(raw: i8) -> i64 {
     }
 }
 
+/// A length or offset: small, negative, or so large that it overflows together with any other
+/// (never a huge length on its own: buffers that long cannot exist, and the C data interface
+/// carries no sizes to tell, see the importer's docs).
+fn extent(raw: i8, other: i64) -> i64 {
+    match count(raw) {
+        i64::MAX if other <= 0 => 16,
+        n => n,
+    }
+}
+
 #[derive(Arbitrary, Debug)]
 struct SchemaNode {
     format: u8,
@@ -266,9 +276,9 @@ fn build(input: &Input) -> Harness {
         };
         h.array_children.push(table);
         let mut a = Box::new(CArray {
-            length: count(node.length),
+            length: extent(node.length, count(node.offset)),
             null_count: count(node.null_count),
-            offset: count(node.offset),
+            offset: extent(node.offset, count(node.length)),
             n_buffers: count(node.n_buffers).clamp(-1, 4),
             n_children: count(node.n_children).clamp(-1, if child.is_null() { 0 } else { 4 }),
             buffers,

@@ -891,7 +891,13 @@ pub fn tensor_from_array_data(data: &ArrayData, opts: &ArrowImportOptions) -> Re
             )));
         }
         let bits = BooleanBuffer::new(values.clone(), first, leaf.count);
-        owned_copy(bits.iter().map(u8::from).collect(), &shape, DType::BOOL)?
+        // Fallible: the count comes from foreign metadata; a huge one is an error, not an abort.
+        let mut bytes = Vec::new();
+        bytes
+            .try_reserve_exact(leaf.count)
+            .map_err(|_| Error::AllocationFailed(leaf.count))?;
+        bytes.extend(bits.iter().map(u8::from));
+        owned_copy(bytes, &shape, DType::BOOL)?
     } else {
         let size = dtype.itemsize().unwrap_or(1);
         let start = first
