@@ -24,10 +24,7 @@ const SIZES: [(&str, usize); 3] = [("1KiB", 1 << 10), ("1MiB", 1 << 20), ("1GiB"
 fn manual_view(t: &Tensor) -> TensorView {
     let shape = t.size().iter().map(|&n| n as usize).collect();
     let strides = t.stride().iter().map(|&s| s as isize).collect();
-    let parts = Parts {
-        strides: Some(strides),
-        ..Parts::contiguous(t.data_ptr().cast(), shape, DType::F32)
-    };
+    let parts = Parts::contiguous(t.data_ptr().cast(), shape, DType::F32).with_strides(strides);
     // SAFETY: `t` is a dense CPU f32 tensor; the shallow clone shares (and keeps alive) its
     // storage for as long as the owner lives.
     unsafe { TensorView::from_parts(parts, Owner::new(Mutex::new(t.shallow_clone()))) }.unwrap()

@@ -40,11 +40,11 @@ fn main() -> Result<(), Error> {
 
     // One Owner for the whole buffer; every view below holds a handle to it.
     let owner = Owner::new(buffer);
-    let describe = |byte_offset, shape: Vec<usize>, strides, dtype| Parts {
-        byte_offset,
-        strides: Some(strides),
-        extent: Some(extent.clone()),
-        ..Parts::contiguous(base, shape, dtype)
+    let describe = |byte_offset, shape: Vec<usize>, strides, dtype| {
+        Parts::contiguous(base, shape, dtype)
+            .with_byte_offset(byte_offset)
+            .with_strides(strides)
+            .with_extent(extent.clone())
     };
     // SAFETY: the Vec<Particle> lives in `owner` (its heap block does not move); `pos` sits at
     // byte 0 and `id` at byte 12 of each 16-byte struct; both layouts stay inside the extent.

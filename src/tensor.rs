@@ -16,7 +16,11 @@ pub(crate) type Dims<T> = SmallVec<[T; 6]>;
 pub const MAX_NDIM: usize = 64;
 
 /// The two boolean flags DLPack carries with a tensor, plus sub-byte padding.
+///
+/// Non-exhaustive (DLPack may add flags): build one from [`Flags::default`] and the `with_*`
+/// methods, e.g. `Flags::default().with_read_only(true)`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct Flags {
     /// Nobody may write through this view (DLPack `READ_ONLY`).
     pub read_only: bool,
@@ -27,9 +31,40 @@ pub struct Flags {
     pub subbyte_padded: bool,
 }
 
+impl Flags {
+    /// These flags with `read_only` set as given.
+    pub fn with_read_only(mut self, read_only: bool) -> Flags {
+        self.read_only = read_only;
+        self
+    }
+    /// These flags with `is_copied` set as given.
+    pub fn with_is_copied(mut self, is_copied: bool) -> Flags {
+        self.is_copied = is_copied;
+        self
+    }
+    /// These flags with `subbyte_padded` set as given.
+    pub fn with_subbyte_padded(mut self, padded: bool) -> Flags {
+        self.subbyte_padded = padded;
+        self
+    }
+}
+
 /// Everything that describes a tensor's memory except its owner: the input of
-/// [`TensorView::from_parts`], the unchecked constructor integrations use.
+/// [`TensorView::from_parts`], the constructor integrations use (it checks every metadata
+/// invariant; the memory itself is the caller's promise, hence `unsafe`).
+///
+/// Non-exhaustive: start from [`Parts::contiguous`] and adjust with the `with_*` methods.
+///
+/// ```
+/// use dlbridge::{DType, Parts};
+/// let buf = [0u8; 32];
+/// let parts = Parts::contiguous(buf.as_ptr().cast_mut(), vec![2, 2], DType::F32)
+///     .with_strides(vec![1, 2]) // column-major
+///     .with_extent(buf.as_ptr() as usize..buf.as_ptr() as usize + 32);
+/// assert_eq!(parts.strides, Some(vec![1, 2]));
+/// ```
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Parts {
     /// Base pointer (DLPack `data`); may be null only when the tensor has no elements.
     pub data: *mut u8,
@@ -51,6 +86,32 @@ pub struct Parts {
 }
 
 impl Parts {
+    /// These parts with explicit strides (in elements).
+    pub fn with_strides(mut self, strides: Vec<isize>) -> Parts {
+        self.strides = Some(strides);
+        self
+    }
+    /// These parts with the first element `byte_offset` bytes after `data`.
+    pub fn with_byte_offset(mut self, byte_offset: usize) -> Parts {
+        self.byte_offset = byte_offset;
+        self
+    }
+    /// These parts on another device.
+    pub fn with_device(mut self, device: Device) -> Parts {
+        self.device = device;
+        self
+    }
+    /// These parts with other flags.
+    pub fn with_flags(mut self, flags: Flags) -> Parts {
+        self.flags = flags;
+        self
+    }
+    /// These parts with the address range the owner keeps valid (bounds `as_strided`).
+    pub fn with_extent(mut self, extent: Range<usize>) -> Parts {
+        self.extent = Some(extent);
+        self
+    }
+
     /// Parts for a C-contiguous CPU tensor at `data`, writable, with no known larger extent.
     pub fn contiguous(data: *mut u8, shape: Vec<usize>, dtype: DType) -> Parts {
         Parts {

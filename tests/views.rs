@@ -309,9 +309,10 @@ fn byteswapped_copy_into_native_order() {
 
 /// Raw parts over a real allocation, for metadata tests.
 fn parts_over(buf: &[u8], shape: Vec<usize>, strides: Option<Vec<isize>>, dtype: DType) -> Parts {
-    Parts {
-        strides,
-        ..Parts::contiguous(buf.as_ptr() as *mut u8, shape, dtype)
+    let parts = Parts::contiguous(buf.as_ptr() as *mut u8, shape, dtype);
+    match strides {
+        Some(strides) => parts.with_strides(strides),
+        None => parts,
     }
 }
 
@@ -372,10 +373,7 @@ fn bad_metadata_is_refused() {
     assert_eq!(packed.reshape(&[15]).unwrap().shape(), &[15]);
     assert_eq!(packed.to_contiguous(Order::C).unwrap().nbytes(), 8);
     let mut padded = parts_over(&buf, vec![4, 2], Some(vec![1, 4]), f4);
-    padded.flags = Flags {
-        subbyte_padded: true,
-        ..Flags::default()
-    };
+    padded.flags = Flags::default().with_subbyte_padded(true);
     assert_eq!(make(padded).unwrap().itemsize(), Some(1));
     // Devices other than host memory cannot be read.
     let mut gpu = parts_over(&buf, vec![4], None, DType::U8);

@@ -235,10 +235,7 @@ fn borrowed_dltensor_import_keeps_read_only() {
         strides: strides.as_mut_ptr(),
         byte_offset: 0,
     };
-    let flags = Flags {
-        read_only: true,
-        ..Flags::default()
-    };
+    let flags = Flags::default().with_read_only(true);
     // SAFETY: `data` outlives the view (the owner holds a clone of it, the original is only
     // read) and is never written.
     let t = unsafe { TensorView::from_dltensor(&tensor, flags, Owner::new(data.clone())) }.unwrap();
