@@ -38,6 +38,16 @@ struct Keep<T> {
     writable_exports: AtomicUsize,
 }
 
+impl<T> Keep<T> {
+    fn new(value: T, dependencies: Vec<Owner>) -> Keep<T> {
+        Keep {
+            value,
+            dependencies,
+            writable_exports: AtomicUsize::new(0),
+        }
+    }
+}
+
 impl<T: Any + Send + Sync> Held for Keep<T> {
     fn value(&self) -> &(dyn Any + Send + Sync) {
         &self.value
@@ -63,11 +73,7 @@ impl Owner {
         value: T,
         f: impl FnOnce(&mut T) -> R,
     ) -> (Owner, R) {
-        let mut keep = Arc::new(Keep {
-            value,
-            dependencies: Vec::new(),
-            writable_exports: AtomicUsize::new(0),
-        });
+        let mut keep = Arc::new(Keep::new(value, Vec::new()));
         let seen = f(&mut Arc::get_mut(&mut keep)
             .expect("a fresh Arc has one handle")
             .value);
@@ -77,11 +83,7 @@ impl Owner {
     /// Wrap `value` together with other owners that must live as long as it (a Python object
     /// and the buffer it exposes, say). All are released together, `value` first.
     pub fn with_dependencies<T: Any + Send + Sync>(value: T, dependencies: Vec<Owner>) -> Owner {
-        Owner(Arc::new(Keep {
-            value,
-            dependencies,
-            writable_exports: AtomicUsize::new(0),
-        }))
+        Owner(Arc::new(Keep::new(value, dependencies)))
     }
 
     /// How many handles (views, exports, owner clones) currently keep the memory alive. A

@@ -431,15 +431,13 @@ impl TensorView {
     /// assert_eq!(t.as_slice::<f32>()?, &[1.0, 2.0, 3.0, 4.0]);
     /// # Ok::<(), dlbridge::Error>(())
     /// ```
-    pub fn from_vec<T: Element>(mut data: Vec<T>, shape: &[usize]) -> Result<TensorView> {
-        let ptr = data.as_mut_ptr();
-        Self::from_owned_elements(ptr, data.len(), shape, false, data)
+    pub fn from_vec<T: Element>(data: Vec<T>, shape: &[usize]) -> Result<TensorView> {
+        Self::from_owner_mut(data, shape)
     }
 
     /// A C-contiguous, writable CPU tensor that owns `data`.
-    pub fn from_boxed_slice<T: Element>(mut data: Box<[T]>, shape: &[usize]) -> Result<TensorView> {
-        let ptr = data.as_mut_ptr();
-        Self::from_owned_elements(ptr, data.len(), shape, false, data)
+    pub fn from_boxed_slice<T: Element>(data: Box<[T]>, shape: &[usize]) -> Result<TensorView> {
+        Self::from_owner_mut(data, shape)
     }
 
     /// A C-contiguous CPU tensor sharing `data`; read-only, because `Arc` contents are
@@ -448,44 +446,12 @@ impl TensorView {
         data: std::sync::Arc<[T]>,
         shape: &[usize],
     ) -> Result<TensorView> {
-        let ptr = data.as_ptr() as *mut T;
-        Self::from_owned_elements(ptr, data.len(), shape, true, data)
+        Self::from_owner(data, shape)
     }
 
     /// A C-contiguous CPU tensor over a `'static` slice; read-only.
     pub fn from_static<T: Element>(data: &'static [T], shape: &[usize]) -> Result<TensorView> {
-        Self::from_owned_elements(data.as_ptr() as *mut T, data.len(), shape, true, ())
-    }
-
-    fn from_owned_elements<T: Element, O: Send + Sync + 'static>(
-        ptr: *mut T,
-        len: usize,
-        shape: &[usize],
-        read_only: bool,
-        owner: O,
-    ) -> Result<TensorView> {
-        let numel = layout_span(shape, &c_strides(shape)?, 1)?.numel;
-        if numel != len {
-            return Err(Error::InvalidShape(format!(
-                "shape {shape:?} holds {numel} elements, the buffer has {len}"
-            )));
-        }
-        let start = ptr as usize;
-        let bytes = len * std::mem::size_of::<T>();
-        let mut parts = Parts::contiguous(ptr.cast(), shape.to_vec(), T::DTYPE);
-        parts.flags.read_only = read_only;
-        parts.extent = Some(start..start + bytes);
-        // SAFETY: `owner` owns (or, for `()`, a 'static slice provides) `len` initialised `T`s at
-        // `ptr`; heap contents do not move when the owner is moved into the `Owner`. The extent is
-        // exactly those bytes. Writable (and exclusive) only for owners that give unique access
-        // (Vec, Box): nothing else can reach their heap block.
-        let view = unsafe { TensorView::from_parts(parts, Owner::new(owner))? };
-        Ok(if read_only {
-            view
-        } else {
-            // SAFETY: a Vec or Box heap block is reachable only through its (moved-in) owner.
-            unsafe { view.assume_exclusive() }
-        })
+        Self::from_owner(data, shape)
     }
 
     /// The dimensions.

@@ -42,11 +42,7 @@ const ARROW_STREAM: &CStr = c"arrow_array_stream";
 /// never sees a `PanicException` (which is not an `Exception`).
 fn no_panic<T>(f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|payload| {
-        let detail = payload
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| payload.downcast_ref::<&str>().copied())
-            .unwrap_or("panic");
+        let detail = crate::interop::arrow::c_data::panic_message(payload.as_ref());
         Err(PyValueError::new_err(format!(
             "arrow-rs could not handle the data: {detail}"
         )))

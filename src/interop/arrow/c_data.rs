@@ -25,8 +25,8 @@ use ::arrow_data::ArrayData;
 use ::arrow_schema::{DataType, Field};
 
 use super::{
-    arrow_err, tensor_from_array_data, tensor_from_arrow, ArrowImportOptions, CopyPolicy,
-    FixedShapeTensorMeta,
+    arrow_err, dtype_of_arrow, tensor_from_array_data, tensor_from_arrow, ArrowImportOptions,
+    CopyPolicy, FixedShapeTensorMeta,
 };
 use crate::{Error, Result, TensorView};
 
@@ -83,14 +83,19 @@ fn invalid(what: impl Into<String>) -> Error {
     Error::InvalidArgument(format!("malformed Arrow C data: {}", what.into()))
 }
 
+/// The message of a caught panic (`"panic"` when it carries none).
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("panic")
+}
+
 /// Run `f`, turning a panic inside a dependency into a typed error.
 fn no_panic<T>(what: &'static str, f: impl FnOnce() -> Result<T>) -> Result<T> {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| {
-        let detail = payload
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| payload.downcast_ref::<&str>().copied())
-            .unwrap_or("panic");
+        let detail = panic_message(payload.as_ref());
         Err(invalid(format!("{what} failed inside arrow-rs: {detail}")))
     })
 }
@@ -232,39 +237,24 @@ pub unsafe fn field_from_c_schema(schema: *const FFI_ArrowSchema) -> Result<Fiel
 }
 
 /// The number of buffers and children an array of `data_type` has, or an error when a tensor
-/// cannot come from that type.
+/// cannot come from that type (element types are those [`dtype_of_arrow`] maps).
 fn tensor_layout(data_type: &DataType) -> Result<(i64, Option<(&DataType, usize)>)> {
     match data_type {
-        DataType::Boolean
-        | DataType::Int8
-        | DataType::Int16
-        | DataType::Int32
-        | DataType::Int64
-        | DataType::UInt8
-        | DataType::UInt16
-        | DataType::UInt32
-        | DataType::UInt64
-        | DataType::Float16
-        | DataType::Float32
-        | DataType::Float64 => Ok((2, None)),
         DataType::FixedSizeList(item, size) => {
             let size = usize::try_from(*size)
                 .map_err(|_| invalid(format!("fixed-size list of size {size}")))?;
             Ok((1, Some((item.data_type(), size))))
         }
-        other => Err(Error::UnsupportedArrowType(other.to_string())),
+        element => dtype_of_arrow(element).map(|_| (2, None)),
     }
 }
 
-/// Bits per slot of an element type accepted by [`tensor_layout`].
-fn element_bits(data_type: &DataType) -> u64 {
-    match data_type {
+/// Bits per slot of an element type accepted by [`tensor_layout`] (booleans are bit-packed).
+fn element_bits(data_type: &DataType) -> Result<u64> {
+    Ok(match data_type {
         DataType::Boolean => 1,
-        DataType::Int8 | DataType::UInt8 => 8,
-        DataType::Int16 | DataType::UInt16 | DataType::Float16 => 16,
-        DataType::Int32 | DataType::UInt32 | DataType::Float32 => 32,
-        _ => 64,
-    }
+        element => u64::from(dtype_of_arrow(element)?.element_bits()),
+    })
 }
 
 /// Checks an array tree against the type it claims to have.
@@ -301,7 +291,7 @@ unsafe fn check_array(array: *const RawArray, data_type: &DataType, depth: usize
     let (buffers, child) = tensor_layout(data_type)?;
     if child.is_none() {
         // The values buffer's size follows from the slots it covers; it must be expressible.
-        let bits = element_bits(data_type);
+        let bits = element_bits(data_type)?;
         let fits = u64::try_from(end)
             .ok()
             .and_then(|slots| slots.checked_mul(bits))
