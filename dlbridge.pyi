@@ -1,7 +1,9 @@
 """Type stubs for the ``dlbridge`` extension module (zero-copy tensor exchange)."""
 
 import enum
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, final
+
+__all__ = ["Tensor", "from_dlpack", "asarray", "from_arrow", "DLDeviceType", "__version__"]
 
 __version__: Final[str]
 
@@ -25,6 +27,7 @@ class DLDeviceType(enum.IntEnum):
     kDLMAIA = 17
     kDLTrn = 18
 
+@final
 class Tensor:
     """A strided CPU tensor shared without copying.
 

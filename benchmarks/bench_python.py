@@ -23,7 +23,7 @@ def paired_ns(ours, peer, number, repeat):
     for _ in range(repeat):
         a.append(timeit.timeit(ours, number=number) / number * 1e9)
         b.append(timeit.timeit(peer, number=number) / number * 1e9)
-    ratio = statistics.median(x / y for x, y in zip(a, b))
+    ratio = statistics.median(x / y for x, y in zip(a, b, strict=True))
     return statistics.median(a), statistics.median(b), ratio
 
 

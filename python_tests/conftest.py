@@ -7,8 +7,6 @@ import sys
 import numpy as np
 import pytest
 
-import dlbridge
-
 # (numpy dtype, torch dtype name) for every dtype both sides support.
 NUMPY_DTYPES = [
     "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",

@@ -10,11 +10,22 @@ and, through a weakref on the array, that the memory was really released.
 import ctypes
 import weakref
 from ctypes import (
-    CFUNCTYPE, POINTER, Structure, c_char_p, c_int, c_int32, c_int64, c_uint8, c_uint16,
-    c_uint32, c_uint64, c_void_p,
+    CFUNCTYPE,
+    POINTER,
+    Structure,
+    c_char_p,
+    c_int,
+    c_int32,
+    c_int64,
+    c_uint8,
+    c_uint16,
+    c_uint32,
+    c_uint64,
+    c_void_p,
 )
 
 from conftest import Weakrefable, addr, collect
+
 
 class DLDevice(Structure):
     _fields_ = [("device_type", c_int32), ("device_id", c_int32)]

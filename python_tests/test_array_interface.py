@@ -126,7 +126,7 @@ def test_np_asarray_keeps_tensor_alive():
 def test_export_refuses_dtypes_numpy_lacks():
     t = dlbridge.from_dlpack(torch.zeros(2, dtype=torch.bfloat16))
     with pytest.raises(TypeError):
-        t.__array_interface__
+        _ = t.__array_interface__
     f8 = dlbridge.from_dlpack(torch.zeros(2, dtype=torch.float8_e4m3fn))
     assert f8.dtype == "float8_e4m3fn"
     with pytest.raises(TypeError):

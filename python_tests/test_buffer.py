@@ -13,7 +13,6 @@ import torch
 import dlbridge
 from conftest import NUMPY_DTYPES, addr, sample
 
-
 PyBUF_SIMPLE, PyBUF_WRITABLE, PyBUF_STRIDES = 0, 1, 0x18
 
 

@@ -21,6 +21,8 @@ import numpy as np
 import pytest
 
 import dlbridge
+from conftest import Weakrefable, addr, capsule_name, collect
+from dlpack_kit import STRAY, Managed, Producer, exchange_type
 
 # scripts/valgrind.sh runs the torch-free tests under valgrind, where importing libtorch alone
 # takes minutes: it sets DLBRIDGE_TESTS_WITHOUT_TORCH=1.
@@ -29,12 +31,6 @@ if os.environ.get("DLBRIDGE_TESTS_WITHOUT_TORCH"):
 else:
     import torch
 needs_torch = pytest.mark.skipif(torch is None, reason="DLBRIDGE_TESTS_WITHOUT_TORCH is set")
-from conftest import Weakrefable, addr, capsule_name, collect
-from dlpack_kit import (  # noqa: F401 (re-exported for the other test files)
-    DELETER_L, DELETER_V, DL_CODES, FROM_PY, IS_COPIED, READ_ONLY, STRAY, DLDataType, DLDevice,
-    DLManagedTensor, DLManagedTensorVersioned, DLPackExchangeAPI, DLPackExchangeAPIHeader,
-    DLPackVersion, DLTensor, Managed, Producer, _api, _name, exchange_type,
-)
 
 
 # ----------------------------------------------------------------------------- sanity of the kit
@@ -135,7 +131,7 @@ def test_wrong_capsule_name_is_refused_and_untouched(name):
             dlbridge.from_dlpack(src)
     assert capsule_name(cap) == name  # dlbridge did not rename it
     assert m.calls == 0  # nor run its deleter
-    del cap, src
+    cap = src = None  # rebound, not deleted: the lambda reads cap
     if name.startswith("used_"):
         # A consumed capsule owns nothing: the (imaginary) consumer deletes.
         m.struct.deleter(ctypes.cast(m.address, m.pointer_type))
@@ -156,7 +152,7 @@ def test_already_consumed_capsule():
     with pytest.raises((ValueError, BufferError, RuntimeError)):
         torch.utils.dlpack.from_dlpack(cap)
     assert np.from_dlpack(t).tolist() == [0.0, 1.0, 2.0]  # the first import is unharmed
-    del cap, p
+    cap = p = None  # rebound, not deleted: the lambda reads cap
     collect()
     assert m.calls == 0
     del t
@@ -190,7 +186,7 @@ def test_unknown_major_version_deleter_once(major, via):
     with pytest.raises(BufferError, match="version"):
         dlbridge.from_dlpack(src)
     assert capsule_name(cap) == "used_dltensor_versioned"
-    del cap, src
+    cap = src = None  # rebound, not deleted: the lambda reads cap
     assert m.released()
 
 
@@ -441,7 +437,7 @@ def test_exception_inside_consumer_releases():
 
     with pytest.raises(ProducerError):
         consume()
-    del t
+    t = None  # rebound, not deleted: consume() reads t
     collect()
     assert ref() is None
 
@@ -510,7 +506,7 @@ def test_repeated_import_export_does_not_leak():
         assert heap_growth < 256 * 1024, heap_growth
     assert sum(type(o) is Weakrefable for o in gc.get_objects()) == n_arrays
     assert not STRAY
-    del src
+    src = None  # rebound, not deleted: round_trip() reads src
     collect()
     assert ref() is None
 
@@ -589,8 +585,11 @@ SHUTDOWN_CASES = {
 @pytest.mark.parametrize("case", list(SHUTDOWN_CASES))
 def test_interpreter_shutdown_is_clean(case):
     script = SHUTDOWN_PRELUDE + textwrap.dedent(SHUTDOWN_CASES[case]) + "\nprint('ok')\n"
-    run = lambda: subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                                 timeout=120)
+
+    def run():
+        return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                              timeout=120)
+
     r = run()
     # CPython 3.11 ends daemon threads at shutdown with pthread_exit, whose forced unwind can
     # kill the process silently (about 1 run in 150 here, with numpy alone): such a silent exit

@@ -65,7 +65,7 @@ def test_shared_sources_all_paths():
     def worker(i, deadline):
         rng = random.Random(i)
         held = []
-        for k in range(ROUNDS):
+        for _ in range(ROUNDS):
             if time.monotonic() > deadline:
                 break
             op = rng.randrange(10)
@@ -128,7 +128,7 @@ def test_shared_sources_all_paths():
 
     run_threads(worker)
     assert sum(counts) >= THREADS * 20, counts
-    del n_src, t_src, p_src
+    n_src = t_src = p_src = None  # rebound, not deleted: the workers read them
     collect()
     assert [r() for r in refs] == [None, None, None]
 
@@ -149,11 +149,11 @@ def test_concurrent_last_reference_drops():
         del t
         go = threading.Barrier(THREADS)
 
-        def drop(i):
-            go.wait()
-            boxes[i].clear()
+        def drop(box, barrier):
+            barrier.wait()
+            box.clear()
 
-        threads = [threading.Thread(target=drop, args=(i,)) for i in range(THREADS)]
+        threads = [threading.Thread(target=drop, args=(box, go)) for box in boxes]
         for th in threads:
             th.start()
         for th in threads:
@@ -214,7 +214,7 @@ def test_handoff_between_threads():
     run_threads(worker)
     stopper.join()
     assert consumed[0] == produced[0] > 0
-    del sources
+    sources = None  # rebound, not deleted: the producers read it
     collect()
     assert [r() for r in refs] == [None, None]
 
@@ -227,7 +227,7 @@ def test_exchange_api_both_ways_concurrently():
     ptr = x.data_ptr()
 
     def worker(i, deadline):
-        for k in range(ROUNDS):
+        for _ in range(ROUNDS):
             if time.monotonic() > deadline:
                 break
             t = dlbridge.from_dlpack(x)
@@ -237,7 +237,7 @@ def test_exchange_api_both_ways_concurrently():
             assert z.strides == (1, 8) and z.data_ptr == ptr
 
     run_threads(worker)
-    del x
+    x = None  # rebound, not deleted: the workers read x
     collect()
     assert ref() is None
 
@@ -259,6 +259,7 @@ def test_write_through_shared_tensor_is_seen(n_threads):
     run_threads(worker, n=n_threads)
     expect = np.arange(n_threads)[:, None] * 1000 + np.arange(512)[None, :]
     np.testing.assert_array_equal(src, expect)
-    del src, t
+    del src
+    t = None  # rebound, not deleted: the workers read t
     collect()
     assert ref() is None

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Every check, on a fresh machine or a warm one: formatting, lints, docs, the Rust tests with
 # all features (against real libtorch, Arrow and ndarray), every example, the Python module
-# built by maturin and its pytest suite (real numpy, torch, jax, pyarrow), Miri on the core,
-# and bounded fuzzing. Set DLBRIDGE_QUICK=1 to skip Miri and fuzzing.
+# built by maturin, ruff, stubtest on its stub and its pytest suite (real numpy, torch, jax,
+# pyarrow), Miri on the core, and bounded fuzzing. DLBRIDGE_QUICK=1 skips Miri and fuzzing.
 source "$(dirname "$0")/env.sh"
 step() { printf '\n== %s\n' "$*"; }
 
@@ -35,8 +35,13 @@ for example in tour ndarray_compute arrow_ipc torch_roundtrip stride_tricks c_st
   fi
 done
 
-step "Python module (maturin) and pytest"
+step "Python module (maturin)"
 maturin develop --quiet --release
+step "ruff, and stubtest (dlbridge.pyi against the built module)"
+python -m ruff check .
+# Run from the repository root: mypy then reads ./dlbridge.pyi, the stub of record.
+python -m mypy.stubtest dlbridge --allowlist python_tests/stubtest-allowlist.txt
+step "pytest and the Python examples"
 python -m pytest python_tests -q -p no:cacheprovider
 for example in examples/python/*.py; do
   [ -f "$example" ] || continue
