@@ -80,7 +80,8 @@ class Tensor:
     def __arrow_c_schema__(self) -> Any:
         """Arrow PyCapsule interface: an ``"arrow_schema"`` capsule of the tensor's Arrow field
         (1-D: the primitive type; N-D: ``arrow.fixed_shape_tensor`` with its shape metadata).
-        ``BufferError`` for 0-d tensors and dtypes Arrow lacks (complex, bfloat16, ...)."""
+        ``BufferError`` for 0-d tensors, ``TypeError`` for dtypes Arrow lacks (complex,
+        bfloat16, ...)."""
     def __arrow_c_array__(self, requested_schema: Any | None = None) -> tuple[Any, Any]:
         """Arrow PyCapsule interface: ``("arrow_schema", "arrow_array")`` capsules over the same
         memory, so ``pa.array(t)`` is zero-copy (N-D: a ``FixedShapeTensorArray``). Non-dense
@@ -123,5 +124,6 @@ def from_arrow(obj: Any, /, *, copy: bool | None = None) -> Tensor:
     ``ChunkedArray``; more chunks raise ``TypeError``). ``arrow.fixed_shape_tensor`` columns give
     ``(rows, *shape)`` (a ``permutation`` becomes strides). The result is read-only and keeps the
     Arrow buffers alive. Booleans are copied to bytes unless ``copy=False`` (``BufferError``);
-    nulls raise ``ValueError``; ``copy=True`` always copies. ``TypeError`` for other objects.
+    nulls raise ``ValueError``; ``copy=True`` always copies. ``TypeError`` for other objects and
+    for Arrow types no tensor dtype matches (strings, structs, ...).
     """

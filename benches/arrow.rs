@@ -13,7 +13,7 @@ use std::io::Cursor;
 use arrow_buffer::Buffer;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use dlbridge::interop::arrow::*;
-use dlbridge::{DType, TensorView};
+use dlbridge::{CopyPolicy, DType, TensorView};
 
 fn zero_copy(c: &mut Criterion) {
     let mut g = c.benchmark_group("arrow_zero_copy");
@@ -23,9 +23,10 @@ fn zero_copy(c: &mut Criterion) {
         let opts = ArrowImportOptions::default();
         g.bench_with_input(BenchmarkId::new("buffer_round_trip", label), &t, |b, t| {
             b.iter(|| {
-                let buf = tensor_to_buffer(black_box(t), CopyPolicy::Never).unwrap();
+                let buf = black_box(t).to_arrow_buffer(CopyPolicy::Never).unwrap();
                 let back =
-                    tensor_from_buffer(&buf, DType::F32, t.shape(), CopyPolicy::Never).unwrap();
+                    TensorView::from_arrow_buffer(&buf, DType::F32, t.shape(), CopyPolicy::Never)
+                        .unwrap();
                 black_box(back.data_ptr())
             })
         });
@@ -34,9 +35,11 @@ fn zero_copy(c: &mut Criterion) {
             &t,
             |b, t| {
                 b.iter(|| {
-                    let col =
-                        tensor_to_arrow(black_box(t), &ArrowExportOptions::default()).unwrap();
-                    let back = tensor_from_arrow(&col.field, col.array.as_ref(), &opts).unwrap();
+                    let col = black_box(t)
+                        .to_arrow(&ArrowExportOptions::default())
+                        .unwrap();
+                    let back =
+                        TensorView::from_arrow(&col.field, col.array.as_ref(), &opts).unwrap();
                     black_box(back.data_ptr())
                 })
             },
@@ -57,7 +60,7 @@ fn ipc(c: &mut Criterion) {
     g.bench_function("write_file", |b| {
         b.iter(|| {
             file.clear();
-            write_ipc_file(&mut file, std::slice::from_ref(&batch)).unwrap();
+            ipc::write_file(&mut file, std::slice::from_ref(&batch)).unwrap();
             black_box(file.len())
         })
     });
@@ -65,8 +68,8 @@ fn ipc(c: &mut Criterion) {
     g.bench_function("write_then_read_zero_copy", |b| {
         b.iter(|| {
             let mut file = Vec::with_capacity(bytes + (1 << 20));
-            write_ipc_file(&mut file, std::slice::from_ref(&batch)).unwrap();
-            let batches = read_ipc_file_buffer(Buffer::from_vec(file)).unwrap();
+            ipc::write_file(&mut file, std::slice::from_ref(&batch)).unwrap();
+            let batches = ipc::read_file_buffer(Buffer::from_vec(file)).unwrap();
             let cols = tensors_from_record_batch(&batches[0], &opts).unwrap();
             black_box(cols[0].1.data_ptr())
         })
@@ -78,14 +81,14 @@ fn ipc(c: &mut Criterion) {
     g.bench_function("write_reused_then_read_zero_copy", |b| {
         b.iter(|| {
             reused.clear();
-            write_ipc_file(&mut reused, std::slice::from_ref(&batch)).unwrap();
+            ipc::write_file(&mut reused, std::slice::from_ref(&batch)).unwrap();
             let ptr = std::ptr::NonNull::new(reused.as_mut_ptr()).unwrap();
             // SAFETY: `reused` outlives `file_buffer` and everything read from it, which are
             // all dropped at the end of this iteration, before `reused` is written again.
             let file_buffer = unsafe {
                 Buffer::from_custom_allocation(ptr, reused.len(), std::sync::Arc::new(()))
             };
-            let batches = read_ipc_file_buffer(file_buffer).unwrap();
+            let batches = ipc::read_file_buffer(file_buffer).unwrap();
             let cols = tensors_from_record_batch(&batches[0], &opts).unwrap();
             black_box(cols[0].1.data_ptr())
         })
@@ -93,14 +96,14 @@ fn ipc(c: &mut Criterion) {
     let written = Buffer::from_vec(file.clone());
     g.bench_function("read_zero_copy", |b| {
         b.iter(|| {
-            let batches = read_ipc_file_buffer(written.clone()).unwrap();
+            let batches = ipc::read_file_buffer(written.clone()).unwrap();
             let cols = tensors_from_record_batch(&batches[0], &opts).unwrap();
             black_box(cols[0].1.data_ptr())
         })
     });
     g.bench_function("read_file_reader", |b| {
         b.iter(|| {
-            let batches = read_ipc_file(Cursor::new(&file)).unwrap();
+            let batches = ipc::read_file(Cursor::new(&file)).unwrap();
             let cols = tensors_from_record_batch(&batches[0], &opts).unwrap();
             black_box(cols[0].1.data_ptr())
         })

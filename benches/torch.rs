@@ -12,7 +12,7 @@ use std::hint::black_box;
 use std::sync::{Arc, Mutex};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use dlbridge::interop::torch::{tch_from_dlpack, tch_to_dlpack};
+use dlbridge::ManagedTensorVersioned;
 use dlbridge::{DType, Owner, Parts, TensorView};
 use tch::{Device, Kind, Tensor};
 
@@ -55,7 +55,13 @@ fn bench(c: &mut Criterion) {
             b.iter(|| black_box(manual_view(black_box(&tensor)).data_ptr()))
         });
         group.bench_function(BenchmarkId::new("aten_to_dlpack", label), |b| {
-            b.iter(|| black_box(tch_to_dlpack(black_box(&tensor)).unwrap().as_ptr()))
+            b.iter(|| {
+                black_box(
+                    ManagedTensorVersioned::from_tch(black_box(&tensor))
+                        .unwrap()
+                        .as_ptr(),
+                )
+            })
         });
 
         // view → torch
@@ -75,8 +81,8 @@ fn bench(c: &mut Criterion) {
         // round trips
         group.bench_function(BenchmarkId::new("aten_roundtrip_via_shim", label), |b| {
             b.iter(|| {
-                let m = tch_to_dlpack(black_box(&tensor)).unwrap();
-                black_box(tch_from_dlpack(m).unwrap().data_ptr())
+                let m = ManagedTensorVersioned::from_tch(black_box(&tensor)).unwrap();
+                black_box(m.into_tch().unwrap().data_ptr())
             })
         });
         group.bench_function(BenchmarkId::new("view_tch_view", label), |b| {

@@ -1,12 +1,11 @@
 //! Tensors into an Arrow IPC file (readable by pyarrow as `fixed_shape_tensor` columns) and back,
 //! without copying on either side of the file.
 //!
-//! `cargo run --features arrow --example arrow_ipc`
+//! `cargo run --features arrow-ipc --example arrow_ipc`
 //!
 //! Then, in Python: `pa.ipc.open_file(path).read_all().column("images").combine_chunks()
 //! .to_numpy_ndarray()`.
 
-#[cfg(feature = "arrow")]
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     use dlbridge::interop::arrow::*;
     use dlbridge::TensorView;
@@ -39,7 +38,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     let path = std::env::temp_dir().join("dlbridge_tensors.arrow");
-    write_ipc_file(std::fs::File::create(&path)?, &[batch])?;
+    ipc::write_file(std::fs::File::create(&path)?, &[batch])?;
     println!(
         "wrote {} ({} bytes)",
         path.display(),
@@ -50,7 +49,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // into that buffer (a memory-mapped file works the same way).
     let file = arrow_buffer::Buffer::from_vec(std::fs::read(&path)?);
     let range = file.as_ptr() as usize..file.as_ptr() as usize + file.len();
-    let batches = read_ipc_file_buffer(file)?;
+    let batches = ipc::read_file_buffer(file)?;
     for (name, t) in tensors_from_record_batch(&batches[0], &ArrowImportOptions::default())? {
         println!(
             "read {name:8} {:?} {} at {:p} (inside the file buffer: {}, read-only: {})",
@@ -67,9 +66,4 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     assert_eq!(back[2].1.to_vec::<u8>()?, masks.to_vec::<u8>()?);
     println!("values equal; python: pyarrow.ipc.open_file({path:?}).read_all()");
     Ok(())
-}
-
-#[cfg(not(feature = "arrow"))]
-fn main() {
-    println!("SKIPPED: build with `--features arrow` to run this example");
 }

@@ -7,7 +7,7 @@
 
 #[cfg(feature = "tch")]
 fn main() -> Result<(), dlbridge::Error> {
-    use dlbridge::{interop::torch::CopyPolicy, TensorView};
+    use dlbridge::{CopyPolicy, TensorView};
     use tch::Kind;
 
     // A Vec, described as a 3x4 matrix and transposed (a strided view, no copy).

@@ -137,7 +137,7 @@ fn torch_hop(trail: &mut Trail, view: TensorView) -> Result<TensorView, Error> {
         &strides,
         &format!("sum {}", tensor.sum(tch::Kind::Float).double_value(&[])),
     );
-    let managed = dlbridge::interop::torch::tch_to_dlpack(&tensor)?;
+    let managed = dlbridge::ManagedTensorVersioned::from_tch(&tensor)?;
     drop(tensor);
     let dl = managed.dl_tensor()?;
     trail.hop(
@@ -160,12 +160,12 @@ fn torch_hop(_: &mut Trail, view: TensorView) -> Result<TensorView, Error> {
 
 #[cfg(feature = "arrow")]
 fn arrow_hop(trail: &mut Trail, view: TensorView) -> Result<(), Error> {
-    use dlbridge::interop::arrow::{self, ArrowExportOptions, ArrowImportOptions};
+    use dlbridge::interop::arrow::{ArrowExportOptions, ArrowImportOptions};
     // Arrow rows are the first axis and must be dense: the column holds the 3 row-major rows
     // of 4 (the transpose of the view, which is the original layout), so nothing is copied.
     let rows = view.transpose()?;
     drop(view);
-    let column = arrow::tensor_to_arrow(&rows, &ArrowExportOptions::named("tour"))?;
+    let column = rows.to_arrow(&ArrowExportOptions::named("tour"))?;
     drop(rows);
     let values = column.array.to_data().child_data()[0].buffers()[0].as_ptr() as usize;
     trail.hop(
@@ -175,7 +175,7 @@ fn arrow_hop(trail: &mut Trail, view: TensorView) -> Result<(), Error> {
         &[],
         &format!("field {:?}", column.field.metadata()),
     );
-    let back = arrow::tensor_from_arrow(
+    let back = TensorView::from_arrow(
         &column.field,
         column.array.as_ref(),
         &ArrowImportOptions::default(),

@@ -143,10 +143,18 @@ def test_bool_is_bit_packed_copy():
 @pytest.mark.parametrize("dtype", ["complex64", "complex128"])
 def test_dtype_without_arrow_type_raises(dtype):
     t = dlbridge.asarray(sample(dtype, (3,)))
-    with pytest.raises(BufferError, match="Arrow"):
+    # A type with no counterpart is a TypeError both ways (as Utf8 into a tensor).
+    with pytest.raises(TypeError, match="Arrow"):
         t.__arrow_c_array__()
-    with pytest.raises(BufferError):
+    with pytest.raises(TypeError, match="complex"):
         t.__arrow_c_schema__()
+
+
+def test_arrow_type_without_dtype_raises_type_error():
+    with pytest.raises(TypeError, match="no counterpart"):
+        dlbridge.from_arrow(pa.array(["a", "b"]))
+    with pytest.raises(TypeError, match="no counterpart"):
+        dlbridge.from_arrow(pa.array([1, 2], type=pa.decimal128(5, 0)))
 
 
 def test_zero_d_raises():

@@ -15,7 +15,7 @@ cargo clippy --quiet --all-targets --all-features -- -D warnings
 
 step "clippy (no features, then each feature alone: the feature gates hold)"
 cargo clippy --quiet --lib --tests --no-default-features -- -D warnings
-for feature in ndarray arrow tch python; do
+for feature in ndarray arrow arrow-ipc tch python; do
   echo "-- feature $feature"
   cargo clippy --quiet --lib --tests --no-default-features --features "$feature" -- -D warnings
 done

@@ -232,7 +232,7 @@ impl DType {
 
     /// Parse a name produced by [`DType::name`].
     pub fn from_name(name: &str) -> Result<DType> {
-        let unknown = || Error::InvalidArgument(format!("unknown dtype name {name:?}"));
+        let unknown = || Error::UnknownDtypeName(name.to_owned());
         if let Some(d) = Self::scalar_from_name(name, 1) {
             return d;
         }

@@ -1,5 +1,8 @@
 //! The one error type of the crate.
 
+use std::fmt;
+use std::sync::Arc;
+
 use crate::{DType, Device};
 
 /// Everything that can go wrong when describing, viewing, copying or converting a tensor.
@@ -13,9 +16,52 @@ pub enum Error {
     /// A shape, axis list or argument combination that does not describe a tensor.
     #[error("invalid shape: {0}")]
     InvalidShape(String),
-    /// An argument outside its documented domain (axis, step, order, version, ...).
-    #[error("invalid argument: {0}")]
-    InvalidArgument(String),
+    /// An axis index past the last axis.
+    #[error("axis {axis} out of range for a {ndim}-d tensor")]
+    AxisOutOfRange {
+        /// The axis asked for.
+        axis: usize,
+        /// The tensor's number of dimensions.
+        ndim: usize,
+    },
+    /// A list of per-axis arguments (slices, dimension names) of the wrong length.
+    #[error("{given} {what} for a {ndim}-d tensor")]
+    ArgumentCount {
+        /// What was counted.
+        what: &'static str,
+        /// How many were given.
+        given: usize,
+        /// How many axes the tensor has.
+        ndim: usize,
+    },
+    /// An axis order that is not a permutation of `0..ndim`.
+    #[error("{order:?} is not a permutation of {ndim} axes")]
+    NotAPermutation {
+        /// The order given.
+        order: Vec<usize>,
+        /// The number of axes.
+        ndim: usize,
+    },
+    /// A slice step of zero, or `isize::MIN` (whose negation overflows).
+    #[error("slice step {0} is not allowed")]
+    InvalidStep(isize),
+    /// A mutable view was asked of a layout where two indices reach the same element.
+    #[error("a mutable view needs a layout whose elements do not overlap")]
+    Overlapping,
+    /// A `bool` element whose byte is neither 0 nor 1 (Rust's `bool` allows only those).
+    #[error("bool element {index} holds the byte {byte}, not 0 or 1")]
+    InvalidBool {
+        /// The element's position in row-major order.
+        index: usize,
+        /// The byte found.
+        byte: u8,
+    },
+    /// An IPC writer was given no record batch, so it has no schema to write.
+    #[error("nothing to write: {0}")]
+    NothingToWrite(&'static str),
+    /// A dtype name [`DType::from_str`](std::str::FromStr) does not know.
+    #[error("unknown dtype name {0:?}")]
+    UnknownDtypeName(String),
     /// An element count, byte size or address computation overflowed.
     #[error("arithmetic overflow while computing {0}")]
     Overflow(&'static str),
@@ -43,10 +89,33 @@ pub enum Error {
         /// Why it is refused.
         reason: &'static str,
     },
-    /// An Arrow type that no tensor can come from or go to (strings, structs, variable-size
-    /// lists, dictionaries, ...): tensors are booleans, numbers and fixed-size lists of them.
-    #[error("Arrow type {0} has no tensor form (booleans, numbers and fixed-size lists of them)")]
+    /// An Arrow type no tensor can come from (strings, structs, variable-size lists, ...), or a
+    /// dtype Arrow has no type for (bfloat16, complex, ...). Both directions fail alike:
+    /// tensors and Arrow share booleans, integers, float16/32/64 and fixed-size lists of them.
+    #[error("{0} has no counterpart between tensors and Arrow")]
     UnsupportedArrowType(String),
+    /// Arrow data that breaks the Arrow specification or a tensor's needs (a released C struct,
+    /// a missing buffer or child, a list size out of range, a truncated IPC file, ...).
+    #[error("malformed Arrow data: {0}")]
+    MalformedArrow(String),
+    /// `arrow.fixed_shape_tensor` extension metadata that does not parse or does not fit.
+    #[error("invalid arrow.fixed_shape_tensor metadata: {0}")]
+    InvalidExtensionMetadata(String),
+    /// An Arrow array with null slots, which a tensor cannot hold, and no fill value to use.
+    #[error("the Arrow array has {0} null(s), which a tensor cannot hold; give a fill value")]
+    Nulls(usize),
+    /// A fill value for null slots that the tensor's dtype cannot represent.
+    #[error("fill value {value} is not representable as {dtype}")]
+    UnrepresentableFill {
+        /// The fill value, printed.
+        value: String,
+        /// The dtype it had to fit.
+        dtype: DType,
+    },
+    /// A foreign tensor with properties DLPack cannot carry (an undefined, quantized or
+    /// autograd-tracked torch tensor): the message says which and how to convert it first.
+    #[error("unsupported tensor: {0}")]
+    UnsupportedTensor(&'static str),
     /// A typed access asked for another element type than the tensor holds.
     #[error("dtype mismatch: tensor holds {found}, {expected} was requested")]
     DtypeMismatch {
@@ -107,15 +176,87 @@ pub enum Error {
     /// A null pointer where a managed tensor or an array was required.
     #[error("null pointer: {0}")]
     NullPointer(&'static str),
-    /// A failure reported by a foreign library (Arrow, libtorch, Python).
-    #[error("{library}: {message}")]
-    Foreign {
-        /// Which library reported it.
-        library: &'static str,
-        /// Its message.
-        message: String,
-    },
+    /// A failure reported by a foreign library (Arrow, libtorch). Its
+    /// [`source()`](std::error::Error::source) is the library's own error when it gave one.
+    #[error(transparent)]
+    Foreign(ForeignError),
 }
+
+/// An error reported by a foreign library: which library, its message, and (when the library
+/// has a Rust error type, as arrow-rs does) that error itself as
+/// [`source()`](std::error::Error::source), so callers can downcast it.
+///
+/// ```
+/// # #[cfg(feature = "arrow")] {
+/// use std::error::Error as _;
+/// let e = dlbridge::Error::from(arrow_schema::ArrowError::ComputeError("boom".into()));
+/// let dlbridge::Error::Foreign(foreign) = &e else { unreachable!() };
+/// assert_eq!(foreign.library(), "arrow");
+/// assert!(e.source().unwrap().downcast_ref::<arrow_schema::ArrowError>().is_some());
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct ForeignError {
+    library: &'static str,
+    message: String,
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl ForeignError {
+    /// Wrap a library's own error, keeping it as the source.
+    pub fn new(
+        library: &'static str,
+        error: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        ForeignError {
+            library,
+            message: error.to_string(),
+            source: Some(Arc::new(error)),
+        }
+    }
+
+    /// A library's failure known only by its message (a C++ exception's `what()`, a C stream's
+    /// `get_last_error`).
+    pub fn from_message(library: &'static str, message: impl Into<String>) -> Self {
+        ForeignError {
+            library,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// Which library reported the failure (`"arrow"`, `"libtorch"`).
+    pub fn library(&self) -> &'static str {
+        self.library
+    }
+
+    /// The library's message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for ForeignError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.library, self.message)
+    }
+}
+
+impl std::error::Error for ForeignError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        let source: &(dyn std::error::Error + Send + Sync + 'static) = self.source.as_deref()?;
+        Some(source)
+    }
+}
+
+/// Equal when the library and the message are: the wrapped error itself need not be comparable.
+impl PartialEq for ForeignError {
+    fn eq(&self, other: &Self) -> bool {
+        self.library == other.library && self.message == other.message
+    }
+}
+
+impl Eq for ForeignError {}
 
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

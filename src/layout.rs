@@ -138,3 +138,20 @@ pub(crate) fn covers_span(shape: &[usize], strides: &[isize], itemsize: isize) -
     }
     true
 }
+
+/// `Ok` when `order` holds each of `0..ndim` exactly once.
+pub(crate) fn check_permutation(order: &[usize], ndim: usize) -> Result<()> {
+    let mut seen = vec![false; ndim];
+    let valid = order.len() == ndim
+        && order
+            .iter()
+            .all(|&a| a < ndim && !std::mem::replace(&mut seen[a], true));
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::NotAPermutation {
+            order: order.to_vec(),
+            ndim,
+        })
+    }
+}

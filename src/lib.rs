@@ -13,7 +13,7 @@
 //! | [`dlpack`] | always | owned versioned and legacy managed tensors |
 //! | [`interop::ndarray`] | `ndarray` | `ArrayView`/`ArrayViewMut`/`Array`/`ArcArray` |
 //! | [`interop::arrow`] | `arrow` | `Buffer`, primitive and fixed-size-list arrays, `arrow.fixed_shape_tensor` |
-//! | [`interop::torch`] | `tch` | `tch::Tensor`, through ATen's DLPack converters |
+//! | [`interop::tch`] | `tch` | `tch::Tensor`, through ATen's DLPack converters |
 //! | `python` | `python` | the `dlbridge` Python module |
 //!
 //! Ownership rules, upheld everywhere: memory stays valid while any view, export or consumer can
@@ -70,7 +70,7 @@ pub use copy::{CopyPolicy, Order};
 pub use device::{Device, DeviceType};
 pub use dlpack::{ManagedTensorLegacy, ManagedTensorVersioned};
 pub use dtype::{DType, DTypeCode, Element};
-pub use error::{Error, Result};
+pub use error::{Error, ForeignError, Result};
 pub use owner::Owner;
 pub use tensor::{Flags, Parts, TensorView, MAX_NDIM};
 pub use view::SliceArg;

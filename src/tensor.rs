@@ -612,11 +612,11 @@ impl TensorView {
             reason: "bit-packed elements have no byte offset",
         })?;
         if index.len() != self.ndim() {
-            return Err(Error::InvalidArgument(format!(
-                "index of {} dimensions for a {}-d tensor",
-                index.len(),
-                self.ndim()
-            )));
+            return Err(Error::ArgumentCount {
+                what: "indices",
+                given: index.len(),
+                ndim: self.ndim(),
+            });
         }
         let mut off = 0isize;
         for (axis, ((&i, &n), &s)) in index
@@ -680,10 +680,10 @@ impl TensorView {
         let bytes = crate::copy::gather_bytes(self)?;
         match bytes.iter().position(|&b| b > 1) {
             None => Ok(()),
-            Some(i) => Err(Error::InvalidArgument(format!(
-                "bool element {i} holds the byte {}, not 0 or 1",
-                bytes[i]
-            ))),
+            Some(index) => Err(Error::InvalidBool {
+                index,
+                byte: bytes[index],
+            }),
         }
     }
 

@@ -2,7 +2,7 @@
 //! reinterpretation. Each returns a new [`TensorView`] sharing the owner, costs O(ndim), and
 //! checks overflow and bounds.
 
-use crate::layout::{c_strides, layout_span};
+use crate::layout::{c_strides, check_permutation, layout_span};
 use crate::tensor::Parts;
 use crate::{DType, Error, Result, TensorView};
 
@@ -59,15 +59,9 @@ impl SliceArg {
 
     /// Resolve against an axis of extent `n`: (first index, count), as Python's `slice.indices`.
     fn resolve(self, n: usize) -> Result<(usize, usize)> {
-        if self.step == 0 {
-            return Err(Error::InvalidArgument("slice step cannot be zero".into()));
-        }
-        if self.step == isize::MIN {
-            // Its negation overflows; no axis is long enough to tell it from isize::MIN + 1.
-            return Err(Error::InvalidArgument(format!(
-                "slice step {} is out of range",
-                self.step
-            )));
+        // isize::MIN: its negation overflows; no axis is long enough to tell it from MIN + 1.
+        if self.step == 0 || self.step == isize::MIN {
+            return Err(Error::InvalidStep(self.step));
         }
         let n = n as isize; // extents fit isize: checked at construction
         let clamp = |v: Option<isize>, default: isize, lo: isize, hi: isize| match v {
@@ -150,10 +144,10 @@ impl TensorView {
         if axis < self.ndim() {
             Ok(())
         } else {
-            Err(Error::InvalidArgument(format!(
-                "axis {axis} out of range for a {}-d tensor",
-                self.ndim()
-            )))
+            Err(Error::AxisOutOfRange {
+                axis,
+                ndim: self.ndim(),
+            })
         }
     }
 
@@ -216,11 +210,11 @@ impl TensorView {
     pub fn slice_each(&self, args: &[SliceArg]) -> Result<TensorView> {
         let size = self.require_byte_elements("slicing bit-packed elements")? as isize;
         if args.len() != self.ndim() {
-            return Err(Error::InvalidArgument(format!(
-                "{} slice arguments for a {}-d tensor",
-                args.len(),
-                self.ndim()
-            )));
+            return Err(Error::ArgumentCount {
+                what: "slice arguments",
+                given: args.len(),
+                ndim: self.ndim(),
+            });
         }
         let mut shape = Vec::with_capacity(args.len());
         let mut strides = Vec::with_capacity(args.len());
@@ -270,16 +264,7 @@ impl TensorView {
     /// Reorder the axes: axis `k` of the result is axis `order[k]` of `self`.
     pub fn permute(&self, order: &[usize]) -> Result<TensorView> {
         let ndim = self.ndim();
-        let mut seen = vec![false; ndim];
-        if order.len() != ndim
-            || order
-                .iter()
-                .any(|&a| a >= ndim || std::mem::replace(&mut seen[a], true))
-        {
-            return Err(Error::InvalidArgument(format!(
-                "{order:?} is not a permutation of {ndim} axes"
-            )));
-        }
+        check_permutation(order, ndim)?;
         let moves = order.iter().enumerate().any(|(k, &a)| k != a);
         if self.itemsize().is_none() && moves && self.shape.iter().filter(|&&n| n > 1).count() > 1 {
             self.require_byte_elements("permuting bit-packed elements")?;
@@ -305,25 +290,54 @@ impl TensorView {
         self.permute(&order)
     }
 
-    /// The same elements in row-major order with a new shape, without copying; at most one
-    /// extent may be `-1` (inferred). Fails with [`Error::NotContiguous`] when the strides cannot
-    /// express the new shape — it never copies silently (call `to_contiguous` first).
+    /// The same elements in row-major order with a new shape, without copying. Fails with
+    /// [`Error::NotContiguous`] when the strides cannot express the new shape: it never copies
+    /// silently (call `to_contiguous` first). [`reshape_infer`](Self::reshape_infer) works out
+    /// one extent from the element count.
     ///
     /// ```
     /// let t = dlbridge::TensorView::from_vec((0..24).collect::<Vec<i64>>(), &[2, 3, 4])?;
-    /// assert_eq!(t.reshape(&[6, -1])?.strides(), &[4, 1]);
+    /// assert_eq!(t.reshape(&[6, 4])?.strides(), &[4, 1]);
     /// assert!(t.transpose()?.reshape(&[24]).is_err());
     /// # Ok::<(), dlbridge::Error>(())
     /// ```
-    pub fn reshape(&self, shape: &[isize]) -> Result<TensorView> {
+    pub fn reshape(&self, shape: &[usize]) -> Result<TensorView> {
         let numel = self.numel();
-        let new_shape = infer_shape(shape, numel)?;
+        let known = shape
+            .iter()
+            .try_fold(1usize, |acc, &n| acc.checked_mul(n))
+            .ok_or(Error::Overflow("reshape"))?;
+        if known != numel {
+            return Err(Error::InvalidShape(format!(
+                "cannot reshape {numel} elements into {shape:?}"
+            )));
+        }
+        self.reshape_exact(shape.to_vec())
+    }
+
+    /// [`reshape`](Self::reshape) with at most one extent left as `None`, inferred from the
+    /// element count (numpy's and torch's `-1`).
+    ///
+    /// ```
+    /// let t = dlbridge::TensorView::from_vec((0..24).collect::<Vec<i64>>(), &[2, 3, 4])?;
+    /// assert_eq!(t.reshape_infer(&[Some(6), None])?.shape(), &[6, 4]);
+    /// assert_eq!(t.reshape_infer(&[None])?.shape(), &[24]);
+    /// assert!(t.reshape_infer(&[Some(5), None]).is_err());
+    /// # Ok::<(), dlbridge::Error>(())
+    /// ```
+    pub fn reshape_infer(&self, shape: &[Option<usize>]) -> Result<TensorView> {
+        self.reshape_exact(infer_shape(shape, self.numel())?)
+    }
+
+    /// Reshape to `new_shape`, which holds exactly `self.numel()` elements.
+    fn reshape_exact(&self, new_shape: Vec<usize>) -> Result<TensorView> {
+        layout_span(&new_shape, &vec![0; new_shape.len()], 1)?;
         let strides = match self.itemsize() {
             None if self.is_c_contiguous() => c_strides(&new_shape)?,
             None => self
                 .require_byte_elements("reshaping non-contiguous bit-packed elements")
                 .map(|_| Vec::new())?,
-            Some(_) if numel == 0 => c_strides(&new_shape)?,
+            Some(_) if self.numel() == 0 => c_strides(&new_shape)?,
             Some(_) => {
                 reshape_strides(&self.shape, &self.strides, &new_shape).ok_or_else(|| {
                     Error::NotContiguous(format!(
@@ -392,11 +406,19 @@ impl TensorView {
 
     /// Insert an axis of extent 1 at position `axis` (`0..=ndim`).
     pub fn unsqueeze(&self, axis: usize) -> Result<TensorView> {
-        if axis > self.ndim() || self.ndim() >= crate::MAX_NDIM {
-            return Err(Error::InvalidArgument(format!(
-                "cannot insert axis {axis} into a {}-d tensor",
-                self.ndim()
+        if self.ndim() >= crate::MAX_NDIM {
+            return Err(Error::InvalidShape(format!(
+                "a {}-d tensor cannot gain an axis (at most {} are supported)",
+                self.ndim(),
+                crate::MAX_NDIM
             )));
+        }
+        if axis > self.ndim() {
+            // As numpy's expand_dims: the range is that of the result's axes.
+            return Err(Error::AxisOutOfRange {
+                axis,
+                ndim: self.ndim() + 1,
+            });
         }
         // The stride numpy would give (the step of the following axis times its extent); it
         // reaches nothing, so 0 is as good when that product would not fit.
@@ -517,26 +539,22 @@ impl TensorView {
     }
 }
 
-/// Resolve a shape with at most one `-1` against an element count.
-fn infer_shape(shape: &[isize], numel: usize) -> Result<Vec<usize>> {
+/// Resolve a shape with at most one `None` against an element count.
+fn infer_shape(shape: &[Option<usize>], numel: usize) -> Result<Vec<usize>> {
     let mut known: usize = 1;
     let mut hole = None;
-    for (k, &n) in shape.iter().enumerate() {
+    for (k, n) in shape.iter().enumerate() {
         match n {
-            -1 if hole.is_none() => hole = Some(k),
-            n if n >= 0 => {
-                known = known
-                    .checked_mul(n as usize)
-                    .ok_or(Error::Overflow("reshape"))?
-            }
-            _ => {
+            None if hole.is_none() => hole = Some(k),
+            None => {
                 return Err(Error::InvalidShape(format!(
-                    "bad extent {n} in {shape:?} (only one -1 is allowed)"
+                    "{shape:?} leaves more than one extent to infer"
                 )))
             }
+            Some(n) => known = known.checked_mul(*n).ok_or(Error::Overflow("reshape"))?,
         }
     }
-    let mut out: Vec<usize> = shape.iter().map(|&n| n.max(0) as usize).collect();
+    let mut out: Vec<usize> = shape.iter().map(|n| n.unwrap_or(0)).collect();
     match hole {
         Some(k) if known != 0 && numel.is_multiple_of(known) => out[k] = numel / known,
         None if known == numel => {}
@@ -546,7 +564,6 @@ fn infer_shape(shape: &[isize], numel: usize) -> Result<Vec<usize>> {
             )))
         }
     }
-    layout_span(&out, &vec![0; out.len()], 1)?;
     Ok(out)
 }
 

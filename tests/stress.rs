@@ -81,7 +81,7 @@ fn views_and_dlpack_round_trips_across_threads() {
                     .slice(1, SliceArg::step(2))
                     .unwrap(),
                 2 => src.transpose().unwrap(),
-                3 => src.reshape(&[32, -1]).unwrap(),
+                3 => src.reshape_infer(&[Some(32), None]).unwrap(),
                 4 => TensorView::from_dlpack_versioned(src.to_dlpack_versioned()).unwrap(),
                 5 => TensorView::from_dlpack_legacy(src.to_dlpack_legacy().unwrap()).unwrap(),
                 6 => {
@@ -358,35 +358,38 @@ fn ndarray_views_across_threads() {
 #[cfg(feature = "arrow")]
 #[test]
 fn arrow_columns_across_threads() {
-    use dlbridge::interop::arrow::{
-        tensor_from_arrow, tensor_from_buffer, tensor_to_arrow, tensor_to_buffer, CopyPolicy,
-    };
+    use dlbridge::CopyPolicy;
 
     let (src, drops) = counted(64, 8);
-    let column = tensor_to_arrow(&src, &Default::default()).unwrap();
-    let buffer = tensor_to_buffer(&src, CopyPolicy::Never).unwrap();
+    let column = src.to_arrow(&Default::default()).unwrap();
+    let buffer = src.to_arrow_buffer(CopyPolicy::Never).unwrap();
     run(|i, deadline| {
         for _ in 0..ROUNDS / 4 {
             if Instant::now() > deadline {
                 break;
             }
-            let back = tensor_from_arrow(&column.field, column.array.as_ref(), &Default::default())
-                .unwrap();
+            let back =
+                TensorView::from_arrow(&column.field, column.array.as_ref(), &Default::default())
+                    .unwrap();
             assert_eq!(back.data_ptr(), src.data_ptr());
             assert!(back.is_read_only());
             assert_eq!(at(&back, &[i, 3]), (i * 8 + 3) as i64);
             let sliced = column.array.slice(i, 2);
-            let part =
-                tensor_from_arrow(&column.field, sliced.as_ref(), &Default::default()).unwrap();
+            let part = TensorView::from_arrow(&column.field, sliced.as_ref(), &Default::default())
+                .unwrap();
             assert_eq!(at(&part, &[1, 0]), ((i + 1) * 8) as i64);
             let b = buffer.clone();
             let flat =
-                tensor_from_buffer(&b, dlbridge::DType::I64, &[512], CopyPolicy::Never).unwrap();
-            let again =
-                tensor_to_arrow(&flat.reshape(&[8, 64]).unwrap(), &Default::default()).unwrap();
+                TensorView::from_arrow_buffer(&b, dlbridge::DType::I64, &[512], CopyPolicy::Never)
+                    .unwrap();
+            let again = flat
+                .reshape(&[8, 64])
+                .unwrap()
+                .to_arrow(&Default::default())
+                .unwrap();
             drop((b, flat));
-            let x =
-                tensor_from_arrow(&again.field, again.array.as_ref(), &Default::default()).unwrap();
+            let x = TensorView::from_arrow(&again.field, again.array.as_ref(), &Default::default())
+                .unwrap();
             assert_eq!(at(&x, &[1, i]), (64 + i) as i64);
         }
     });
@@ -399,8 +402,6 @@ fn arrow_columns_across_threads() {
 #[cfg(feature = "tch")]
 #[test]
 fn tch_tensors_across_threads() {
-    use dlbridge::interop::torch::from_tch;
-
     let (src, drops) = counted(16, 16);
     run(|i, deadline| {
         for _ in 0..ROUNDS / 10 {
@@ -412,7 +413,7 @@ fn tch_tensors_across_threads() {
             assert_eq!(t.int64_value(&[i as i64, 2]), (i * 16 + 2) as i64);
             let tt = t.transpose(0, 1);
             drop(t);
-            let back = from_tch(&tt).unwrap();
+            let back = TensorView::from_tch(&tt).unwrap();
             assert_eq!(back.strides(), &[1, 16]);
             assert_eq!(at(&back, &[2, i]), (i * 16 + 2) as i64);
         }

@@ -3,11 +3,10 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
-use dlbridge::interop::torch::{
-    from_tch, scalar_type_name, tch_from_dlpack, tch_to_dlpack, to_tch, CopyPolicy,
-};
+use dlbridge::interop::tch::scalar_type_name;
 use dlbridge::{
-    DType, DTypeCode, Device, DeviceType, Element, Error, Owner, Parts, SliceArg, TensorView,
+    CopyPolicy, DType, DTypeCode, Device, DeviceType, Element, Error, ManagedTensorVersioned,
+    Owner, Parts, SliceArg, TensorView,
 };
 use half::{bf16, f16};
 use num_complex::Complex;
@@ -150,7 +149,7 @@ fn from_tch_layouts_transposed_narrowed_expanded_0d_empty() {
     let base = Tensor::arange(12, CPU).view([3, 4]);
     // transposed
     let t = base.tr();
-    let v = from_tch(&t).unwrap();
+    let v = TensorView::from_tch(&t).unwrap();
     assert_eq!(
         (v.shape(), v.strides()),
         (&[4usize, 3][..], &[1isize, 4][..])
@@ -173,17 +172,17 @@ fn from_tch_layouts_transposed_narrowed_expanded_0d_empty() {
     let t = Tensor::from_slice(&[7i32, 8])
         .view([2, 1])
         .expand([2, 3], false);
-    let v = from_tch(&t).unwrap();
+    let v = TensorView::from_tch(&t).unwrap();
     assert_eq!(v.strides(), &[1, 0]);
     assert_eq!(v.to_vec::<i32>().unwrap(), [7, 7, 7, 8, 8, 8]);
     // 0-d
     let t = Tensor::from(2.5f64);
-    let v = from_tch(&t).unwrap();
+    let v = TensorView::from_tch(&t).unwrap();
     assert_eq!(v.shape(), &[] as &[usize]);
     assert_eq!(v.to_vec::<f64>().unwrap(), [2.5]);
     // empty
     let t = Tensor::zeros([0, 5], CPU);
-    let v = from_tch(&t).unwrap();
+    let v = TensorView::from_tch(&t).unwrap();
     assert_eq!(v.shape(), &[0, 5]);
     assert_eq!(v.numel(), 0);
     let back = v.to_tch().unwrap();
@@ -193,7 +192,7 @@ fn from_tch_layouts_transposed_narrowed_expanded_0d_empty() {
 #[test]
 fn from_tch_view_outlives_tensor_and_sees_torch_writes() {
     let t = Tensor::arange(4, (Kind::Int64, tch::Device::Cpu));
-    let v = from_tch(&t).unwrap();
+    let v = TensorView::from_tch(&t).unwrap();
     let mut alias = t.shallow_clone();
     let _ = alias.fill_(9);
     assert_eq!(
@@ -211,14 +210,14 @@ fn from_tch_view_outlives_tensor_and_sees_torch_writes() {
 #[test]
 fn export_is_isolated_from_later_inplace_metadata_changes() {
     let mut t = Tensor::arange(6, CPU).view([2, 3]);
-    let v = from_tch(&t).unwrap();
+    let v = TensorView::from_tch(&t).unwrap();
     let _ = t.t_(); // in-place transpose of the source's metadata
     assert_eq!(t.size(), [3, 2]);
     assert_eq!(
         (v.shape(), v.strides()),
         (&[2usize, 3][..], &[3isize, 1][..])
     );
-    let m = tch_to_dlpack(&t).unwrap();
+    let m = ManagedTensorVersioned::from_tch(&t).unwrap();
     let _ = t.unsqueeze_(0);
     let dl = m.dl_tensor().unwrap();
     assert_eq!(dl.ndim, 2);
@@ -342,7 +341,7 @@ fn to_tch_float8_and_complex32_types() {
         assert_eq!(scalar_type_name(&t).unwrap(), name);
         let f = Vec::<f32>::try_from(&t.to_kind(Kind::Float)).unwrap();
         assert_eq!(f, values, "{name}");
-        let back = from_tch(&t).unwrap();
+        let back = TensorView::from_tch(&t).unwrap();
         assert_eq!((back.data_ptr() as usize, back.dtype()), (ptr, dtype));
         drop((v, t, back));
         assert_eq!(DROPS.load(SeqCst), i + 1);
@@ -376,7 +375,7 @@ fn to_tch_layouts_strided_transposed_offset_expanded_0d_empty() {
     let s = v
         .slice_each(&[SliceArg::step(2), SliceArg::range(1, 4)])
         .unwrap();
-    let t = to_tch(&s).unwrap();
+    let t = s.to_tch().unwrap();
     assert_eq!(addr(&t), base + 4);
     assert_eq!((t.size(), t.stride()), (vec![2, 3], vec![8, 1]));
     assert_eq!(
@@ -474,7 +473,7 @@ fn vec_view_tch_view_tch_keeps_address_and_releases_once() {
     let t1 = v.transpose().unwrap().to_tch().unwrap();
     let v2 = TensorView::from_tch(&t1).unwrap();
     let t2 = v2.to_tch().unwrap();
-    let v3 = from_tch(&t2).unwrap();
+    let v3 = TensorView::from_tch(&t2).unwrap();
     for a in [
         addr(&t1),
         v2.data_ptr() as usize,
@@ -502,7 +501,10 @@ fn refused_dlpack_input_is_deleted_exactly_once() {
     let (v, _) = counted(vec![1.0f32; 4], &[4], DType::F32, &DROPS);
     let m = v.clone().into_read_only().to_dlpack_versioned();
     drop(v);
-    assert!(matches!(tch_from_dlpack(m), Err(Error::ReadOnly(_))));
+    assert!(matches!(
+        ManagedTensorVersioned::into_tch(m),
+        Err(Error::ReadOnly(_))
+    ));
     assert_eq!(DROPS.load(SeqCst), 1);
 }
 
@@ -516,9 +518,9 @@ fn aten_refusal_gives_the_handle_back_and_it_is_deleted_once() {
     let last = v.select(0, 2).unwrap();
     assert_eq!((last.ndim(), last.byte_offset()), (0, 8));
     drop(v);
-    let e = tch_from_dlpack(last.to_dlpack_versioned()).unwrap_err();
+    let e = ManagedTensorVersioned::into_tch(last.to_dlpack_versioned()).unwrap_err();
     assert!(
-        matches!(&e, Error::Foreign { library: "libtorch", message } if message.contains("byte_offset")),
+        matches!(&e, Error::Foreign(f) if f.library() == "libtorch" && f.message().contains("byte_offset")),
         "{e}"
     );
     assert_eq!(DROPS.load(SeqCst), 0, "`last` still holds the owner");
@@ -631,44 +633,44 @@ fn non_cpu_and_unsupported_dtypes_are_refused() {
 #[test]
 fn tensors_dlpack_cannot_carry_are_refused() {
     let grad = Tensor::ones([3], CPU).set_requires_grad(true);
-    let e = from_tch(&grad).unwrap_err();
+    let e = TensorView::from_tch(&grad).unwrap_err();
     assert!(
-        matches!(&e, Error::InvalidArgument(m) if m.contains("detach")),
+        matches!(&e, Error::UnsupportedTensor(m) if m.contains("detach")),
         "{e}"
     );
-    let ok = from_tch(&grad.detach()).unwrap();
+    let ok = TensorView::from_tch(&grad.detach()).unwrap();
     assert_eq!(ok.data_ptr() as usize, addr(&grad));
 
     let c = Tensor::complex(&Tensor::ones([2], CPU), &Tensor::ones([2], CPU));
     let conj = c.conj();
     assert_eq!(addr(&conj), addr(&c), "lazy conjugate view");
-    let e = from_tch(&conj).unwrap_err();
+    let e = TensorView::from_tch(&conj).unwrap_err();
     assert!(
         matches!(&e, Error::CopyRequired(m) if m.contains("resolve_conj")),
         "{e}"
     );
-    let resolved = from_tch(&conj.resolve_conj()).unwrap();
+    let resolved = TensorView::from_tch(&conj.resolve_conj()).unwrap();
     assert_eq!(
         resolved.to_vec::<Complex<f32>>().unwrap(),
         [Complex::new(1.0, -1.0); 2]
     );
 
     let neg = Tensor::ones([2], CPU).internal_neg_view();
-    let e = from_tch(&neg).unwrap_err();
+    let e = TensorView::from_tch(&neg).unwrap_err();
     assert!(
         matches!(&e, Error::CopyRequired(m) if m.contains("resolve_neg")),
         "{e}"
     );
 
     let q = Tensor::ones([4], CPU).quantize_per_tensor(0.5, 0, Kind::QInt8);
-    let e = from_tch(&q).unwrap_err();
+    let e = TensorView::from_tch(&q).unwrap_err();
     assert!(
-        matches!(&e, Error::InvalidArgument(m) if m.contains("quantized")),
+        matches!(&e, Error::UnsupportedTensor(m) if m.contains("quantized")),
         "{e}"
     );
 
     let sparse = Tensor::eye(3, CPU).to_sparse_sparse_dim(2);
-    let e = from_tch(&sparse).unwrap_err();
+    let e = TensorView::from_tch(&sparse).unwrap_err();
     assert!(
         matches!(&e, Error::NotContiguous(m) if m.contains("sparse")),
         "{e}"

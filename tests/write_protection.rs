@@ -296,32 +296,31 @@ mod ndarray_paths {
 #[cfg(feature = "arrow")]
 mod arrow_paths {
     use super::*;
-    use dlbridge::interop::arrow::{
-        tensor_from_array_data, tensor_from_arrow, tensor_from_buffer, tensor_to_arrow,
-        tensor_to_buffer, CopyPolicy,
-    };
+    use dlbridge::CopyPolicy;
 
     #[test]
     fn arrow_imports_are_read_only() {
         let mut writable = TensorView::from_vec((0..12).collect::<Vec<i32>>(), &[3, 4]).unwrap();
-        let col = tensor_to_arrow(&writable, &Default::default()).unwrap();
-        let buf = tensor_to_buffer(&writable, CopyPolicy::Never).unwrap();
+        let col = writable.to_arrow(&Default::default()).unwrap();
+        let buf = writable.to_arrow_buffer(CopyPolicy::Never).unwrap();
         let imports = [
             (
                 "fixed_shape_tensor",
-                tensor_from_arrow(&col.field, col.array.as_ref(), &Default::default()).unwrap(),
+                TensorView::from_arrow(&col.field, col.array.as_ref(), &Default::default())
+                    .unwrap(),
             ),
             (
                 "array data",
-                tensor_from_array_data(&col.array.to_data(), &Default::default()).unwrap(),
+                TensorView::from_arrow_data(&col.array.to_data(), &Default::default()).unwrap(),
             ),
             (
                 "buffer",
-                tensor_from_buffer(&buf, DType::I32, &[3, 4], CopyPolicy::Never).unwrap(),
+                TensorView::from_arrow_buffer(&buf, DType::I32, &[3, 4], CopyPolicy::Never)
+                    .unwrap(),
             ),
             (
                 "owned arrow buffer",
-                tensor_from_buffer(
+                TensorView::from_arrow_buffer(
                     &arrow_buffer::Buffer::from_vec((0..12).collect::<Vec<i32>>()),
                     DType::I32,
                     &[3, 4],
@@ -349,9 +348,10 @@ mod arrow_paths {
     #[test]
     fn arrow_import_refuses_ndarray_mut() {
         let t = TensorView::from_vec(vec![1.0f64, 2.0], &[2]).unwrap();
-        let buf = tensor_to_buffer(&t, CopyPolicy::Never).unwrap();
+        let buf = t.to_arrow_buffer(CopyPolicy::Never).unwrap();
         drop(t);
-        let mut v = tensor_from_buffer(&buf, DType::F64, &[2], CopyPolicy::Never).unwrap();
+        let mut v =
+            TensorView::from_arrow_buffer(&buf, DType::F64, &[2], CopyPolicy::Never).unwrap();
         drop(buf);
         assert!(matches!(
             v.as_array_mut::<f64, ndarray::Ix1>().map(|_| ()),
@@ -363,23 +363,23 @@ mod arrow_paths {
 #[cfg(feature = "tch")]
 mod tch_paths {
     use super::*;
-    use dlbridge::interop::torch::{tch_from_dlpack, to_tch, to_tch_with, CopyPolicy};
+    use dlbridge::{CopyPolicy, ManagedTensorVersioned};
 
     #[test]
     fn tch_from_dlpack_refuses_read_only_and_releases() {
         static CALLS: AtomicUsize = AtomicUsize::new(0);
-        let r = tch_from_dlpack(foreign_managed(READ_ONLY, &CALLS)).map(|_| ());
+        let r = ManagedTensorVersioned::into_tch(foreign_managed(READ_ONLY, &CALLS)).map(|_| ());
         assert!(matches!(r, Err(Error::ReadOnly(_))), "{r:?}");
         assert_eq!(CALLS.load(SeqCst), 1, "the refused tensor was deleted once");
         for (name, src) in read_only_sources() {
             let handles = src.owner().strong_count();
-            let r = tch_from_dlpack(src.to_dlpack_versioned()).map(|_| ());
+            let r = ManagedTensorVersioned::into_tch(src.to_dlpack_versioned()).map(|_| ());
             assert!(matches!(r, Err(Error::ReadOnly(_))), "{name}: {r:?}");
             assert_eq!(src.owner().strong_count(), handles, "{name}: export leaked");
         }
         // Writable exports are accepted.
         let w = TensorView::from_vec(vec![1i32, 2], &[2]).unwrap();
-        let t = tch_from_dlpack(w.to_dlpack_versioned()).unwrap();
+        let t = ManagedTensorVersioned::into_tch(w.to_dlpack_versioned()).unwrap();
         assert_eq!(t.data_ptr() as *const u8, w.data_ptr());
     }
 
@@ -387,7 +387,7 @@ mod tch_paths {
     fn to_tch_refuses_read_only() {
         for (name, src) in read_only_sources() {
             for (how, v) in std::iter::once(("itself", src.clone())).chain(derived(&src)) {
-                let r = to_tch(&v).map(|_| ());
+                let r = v.to_tch().map(|_| ());
                 assert!(
                     matches!(r, Err(Error::ReadOnly(_))),
                     "{name} / {how}: {r:?}"
@@ -395,7 +395,7 @@ mod tch_paths {
             }
             // An explicit copy is allowed, and writing it leaves the source alone.
             let before = src.to_vec::<i32>().unwrap();
-            let mut c = to_tch_with(&src, CopyPolicy::IfNeeded).unwrap();
+            let mut c = src.to_tch_with(CopyPolicy::IfNeeded).unwrap();
             assert_ne!(c.data_ptr() as *const u8, src.data_ptr());
             let _ = c.fill_(-1);
             assert_eq!(src.to_vec::<i32>().unwrap(), before, "{name}");

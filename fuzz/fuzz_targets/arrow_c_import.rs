@@ -18,7 +18,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use arbitrary::Arbitrary;
 use dlbridge::interop::arrow::c_data::{field_from_c_schema, import_c_array};
-use dlbridge::interop::arrow::{ArrowImportOptions, CopyPolicy};
+use dlbridge::interop::arrow::ArrowImportOptions;
+use dlbridge::CopyPolicy;
 use libfuzzer_sys::fuzz_target;
 
 #[repr(C)]

@@ -96,11 +96,12 @@ fuzz_target!(|input: (u8, Vec<Op>)| {
                 v.permute(&order)
             }
             Op::Transpose => v.transpose(),
-            Op::Reshape { dims } => v.reshape(
+            // A negative byte asks for an inferred extent; more than one of them must be refused.
+            Op::Reshape { dims } => v.reshape_infer(
                 &dims
                     .iter()
                     .take(6)
-                    .map(|&d| isize::from(d))
+                    .map(|&d| usize::try_from(d).ok())
                     .collect::<Vec<_>>(),
             ),
             Op::Broadcast { lead, dims } => {

@@ -9,4 +9,4 @@ pub mod arrow;
 pub mod ndarray;
 #[cfg(feature = "tch")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tch")))]
-pub mod torch;
+pub mod tch;

@@ -34,7 +34,7 @@
 //! [`TensorView::check_unique_writable`] — not read-only ([`Error::ReadOnly`]) and no other
 //! handle (view, export, owner clone) on the same memory ([`Error::NotUnique`]) — and a layout in
 //! which no two elements share memory ([`TensorView::has_internal_overlap`], e.g. broadcast
-//! views, [`Error::InvalidArgument`]).
+//! views, [`Error::Overlapping`]).
 //!
 //! ```
 //! use dlbridge::TensorView;
@@ -151,7 +151,7 @@ impl TensorView {
     /// [`Error::UnsupportedDevice`] for device memory, [`Error::Misaligned`] when the first
     /// element is not aligned for `T`, [`Error::InvalidShape`] when a fixed `D` has another
     /// number of dimensions (use [`IxDyn`](type@::ndarray::IxDyn) to accept any), and
-    /// [`Error::InvalidArgument`] for `bool` tensors holding bytes other than 0 and 1, and
+    /// [`Error::InvalidBool`] for `bool` tensors holding bytes other than 0 and 1, and
     /// [`Error::ForeignWriter`] while a writable export of the memory lives (as
     /// [`TensorView::as_slice`]).
     ///
@@ -199,7 +199,7 @@ impl TensorView {
     /// Checks everything [`TensorView::as_array`] checks, plus: the view is writable and the
     /// only handle on its memory ([`TensorView::check_unique_writable`]: [`Error::ReadOnly`],
     /// [`Error::NotUnique`]), and no two of its elements overlap
-    /// ([`TensorView::has_internal_overlap`], conservative: [`Error::InvalidArgument`]).
+    /// ([`TensorView::has_internal_overlap`], conservative: [`Error::Overlapping`]).
     ///
     /// ```
     /// use dlbridge::TensorView;
@@ -225,9 +225,7 @@ impl TensorView {
             flipped,
         } = self.ndarray_layout::<T, D>()?;
         if self.has_internal_overlap() {
-            return Err(Error::InvalidArgument(
-                "a mutable array view needs a layout whose elements do not overlap".into(),
-            ));
+            return Err(Error::Overlapping);
         }
         self.check_unique_writable()?;
         // SAFETY: as in `as_array`, plus: the memory is writable (not read-only), this view is

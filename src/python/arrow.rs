@@ -29,10 +29,8 @@ use super::to_py_err;
 use crate::interop::arrow::c_data::{
     field_from_c_schema, import_c_array, import_c_stream, ImportedArray,
 };
-use crate::interop::arrow::{
-    tensor_to_arrow, ArrowExportOptions, ArrowImportOptions, CopyPolicy, TensorColumn,
-};
-use crate::{Error, SliceArg, TensorView};
+use crate::interop::arrow::{ArrowExportOptions, ArrowImportOptions, TensorColumn};
+use crate::{CopyPolicy, Error, SliceArg, TensorView};
 
 const ARROW_SCHEMA: &CStr = c"arrow_schema";
 const ARROW_ARRAY: &CStr = c"arrow_array";
@@ -146,9 +144,7 @@ fn field_of(view: &TensorView) -> PyResult<Field> {
     } else {
         view.slice(0, SliceArg::range(0, 0)).map_err(to_py_err)?
     };
-    Ok(tensor_to_arrow(&empty, &export_options())
-        .map_err(to_py_err)?
-        .field)
+    Ok(empty.to_arrow(&export_options()).map_err(to_py_err)?.field)
 }
 
 /// `__arrow_c_schema__`: an `"arrow_schema"` capsule of the tensor's field.
@@ -220,7 +216,7 @@ pub(crate) fn array_capsules<'py>(
     requested_schema: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let (schema, array) = no_panic(|| {
-        let column = tensor_to_arrow(view, &export_options()).map_err(to_py_err)?;
+        let column = view.to_arrow(&export_options()).map_err(to_py_err)?;
         let (field, array) = export_field(column, requested_schema)?;
         let schema = FFI_ArrowSchema::try_from(&field).map_err(arrow_err)?;
         Ok((schema, FFI_ArrowArray::new(&array.to_data())))

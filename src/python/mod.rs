@@ -38,9 +38,21 @@ pub use tensor::Tensor;
 pub(crate) fn to_py_err(e: Error) -> PyErr {
     let msg = e.to_string();
     match e {
-        Error::InvalidArgument(_) | Error::UnsupportedArrowType(_) => PyValueError::new_err(msg),
-        Error::DtypeMismatch { .. } => PyTypeError::new_err(msg),
-        Error::Foreign { .. } => PyRuntimeError::new_err(msg),
+        Error::AxisOutOfRange { .. }
+        | Error::ArgumentCount { .. }
+        | Error::NotAPermutation { .. }
+        | Error::InvalidStep(_)
+        | Error::Overlapping
+        | Error::InvalidBool { .. }
+        | Error::UnknownDtypeName(_)
+        | Error::NothingToWrite(_)
+        | Error::MalformedArrow(_)
+        | Error::InvalidExtensionMetadata(_)
+        | Error::Nulls(_)
+        | Error::UnrepresentableFill { .. }
+        | Error::UnsupportedTensor(_) => PyValueError::new_err(msg),
+        Error::DtypeMismatch { .. } | Error::UnsupportedArrowType(_) => PyTypeError::new_err(msg),
+        Error::Foreign(_) => PyRuntimeError::new_err(msg),
         _ => PyBufferError::new_err(msg),
     }
 }

@@ -24,11 +24,8 @@ use ::arrow_array::{make_array, ArrayRef};
 use ::arrow_data::ArrayData;
 use ::arrow_schema::{DataType, Field};
 
-use super::{
-    arrow_err, dtype_of_arrow, tensor_from_array_data, tensor_from_arrow, ArrowImportOptions,
-    CopyPolicy, FixedShapeTensorMeta,
-};
-use crate::{Error, Result, TensorView};
+use super::{arrow_err, dtype_of_arrow, ArrowImportOptions, FixedShapeTensorMeta};
+use crate::{CopyPolicy, Error, ForeignError, Result, TensorView};
 
 /// Deepest nesting of fixed-size lists accepted (one per tensor dimension).
 const MAX_DEPTH: usize = crate::MAX_NDIM;
@@ -80,7 +77,7 @@ const _: () = {
 };
 
 fn invalid(what: impl Into<String>) -> Error {
-    Error::InvalidArgument(format!("malformed Arrow C data: {}", what.into()))
+    Error::MalformedArrow(format!("C data interface: {}", what.into()))
 }
 
 /// The message of a caught panic (`"panic"` when it carries none).
@@ -183,7 +180,7 @@ unsafe fn check_tensor_format(schema: *const RawSchema) -> Result<()> {
     let s = unsafe { &*schema };
     // SAFETY: checked non-null and UTF-8.
     let format = unsafe { c_str(s.format, "ArrowSchema.format") }?;
-    let unsupported = || Error::UnsupportedArrowType(format!("with format {format:?}"));
+    let unsupported = || Error::UnsupportedArrowType(format!("Arrow type with format {format:?}"));
     if !s.dictionary.is_null() {
         return Err(unsupported());
     }
@@ -237,7 +234,7 @@ pub unsafe fn field_from_c_schema(schema: *const FFI_ArrowSchema) -> Result<Fiel
 }
 
 /// The number of buffers and children an array of `data_type` has, or an error when a tensor
-/// cannot come from that type (element types are those [`dtype_of_arrow`] maps).
+/// cannot come from that type (element types are those with a [`DType`](crate::DType)).
 fn tensor_layout(data_type: &DataType) -> Result<(i64, Option<(&DataType, usize)>)> {
     match data_type {
         DataType::FixedSizeList(item, size) => {
@@ -413,9 +410,9 @@ impl ImportedArray {
             self.data.validate().map_err(arrow_err)?;
             let array: ArrayRef =
                 no_panic("building the Arrow array", || Ok(make_array(self.data)))?;
-            tensor_from_arrow(&self.field, array.as_ref(), opts)?
+            TensorView::from_arrow(&self.field, array.as_ref(), opts)?
         } else {
-            tensor_from_array_data(&self.data, opts)?
+            TensorView::from_arrow_data(&self.data, opts)?
         };
         view.flags.is_copied |= self.realigned;
         Ok(view)
@@ -483,10 +480,10 @@ impl OwnedStream {
             // SAFETY: a non-null error message is NUL-terminated and lives until the next call.
             .map(|p| unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
             .unwrap_or_else(|| format!("error code {code}"));
-        Error::Foreign {
-            library: "arrow",
-            message: format!("{what}: {detail}"),
-        }
+        Error::Foreign(ForeignError::from_message(
+            "arrow",
+            format!("{what}: {detail}"),
+        ))
     }
 }
 

@@ -3,9 +3,11 @@
 //!
 //! | from | to | how | cost |
 //! |---|---|---|---|
-//! | `&tch::Tensor` | `TensorView` | [`TensorView::from_tch`] / [`from_tch`] / `TryFrom` | O(ndim) |
-//! | `&TensorView` | `tch::Tensor` | [`TensorView::to_tch`] / [`to_tch`] / `TryFrom` | O(ndim) |
+//! | `&tch::Tensor` | `TensorView` | [`TensorView::from_tch`] / `TryFrom` | O(ndim) |
+//! | `&TensorView` | `tch::Tensor` | [`TensorView::to_tch`] / `TryFrom` | O(ndim) |
 //! | `&TensorView` | `tch::Tensor` (copy if needed) | [`TensorView::to_tch_with`]`(`[`CopyPolicy::IfNeeded`]`)` | O(ndim), or O(numel) when copying |
+//! | `&tch::Tensor` | [`ManagedTensorVersioned`] | [`ManagedTensorVersioned::from_tch`] / `TryFrom` | O(ndim) |
+//! | [`ManagedTensorVersioned`] | `tch::Tensor` | [`ManagedTensorVersioned::into_tch`] / `TryFrom` | O(ndim) |
 //!
 //! Both directions go through ATen's own DLPack converters (`at::toDLPackVersioned`,
 //! `at::fromDLPackVersioned`), reached through a small C++ shim (`csrc/torch_dlpack.cpp`,
@@ -27,10 +29,10 @@
 //!   float8 kinds (e5m2, e4m3fn, e5m2fnuz, e4m3fnuz, e8m0fnu); other dtypes (sub-byte integers,
 //!   float6/float4, vector lanes, ...) give [`Error::UnsupportedDtype`].
 //! - **Torch tensors DLPack cannot describe** are refused by `from_tch`, never exported with
-//!   wrong data: `requires_grad` ([`Error::InvalidArgument`]: `detach()` first), lazily
+//!   wrong data: `requires_grad` ([`Error::UnsupportedTensor`]: `detach()` first), lazily
 //!   conjugated or negated views ([`Error::CopyRequired`]: `resolve_conj()` / `resolve_neg()`),
 //!   sparse or other non-strided layouts ([`Error::NotContiguous`]: `to_dense()`), quantized
-//!   tensors ([`Error::InvalidArgument`]: `dequantize()`).
+//!   tensors ([`Error::UnsupportedTensor`]: `dequantize()`).
 //!
 //! `tch::Kind` lacks some dtypes torch has (uint16/32/64, float8_e8m0fnu): such tensors convert
 //! fine, but `tch::Tensor::kind()` panics on them; use `f_kind()` or [`scalar_type_name`].
@@ -59,7 +61,10 @@ use dlpark::ffi::DLManagedTensorVersioned;
 use tch::Tensor;
 use torch_sys::C_tensor;
 
-use crate::{DType, DTypeCode, Device, Error, ManagedTensorVersioned, Order, Result, TensorView};
+use crate::{
+    CopyPolicy, DType, DTypeCode, Device, Error, ForeignError, ManagedTensorVersioned, Order,
+    Result, TensorView,
+};
 
 mod sys {
     use super::*;
@@ -127,14 +132,9 @@ impl ErrBuf {
         }
     }
     fn foreign(&self) -> Error {
-        Error::Foreign {
-            library: LIBTORCH,
-            message: self.message(),
-        }
+        Error::Foreign(ForeignError::from_message(LIBTORCH, self.message()))
     }
 }
-
-pub use crate::CopyPolicy;
 
 /// Refuse torch tensors whose memory DLPack cannot describe faithfully.
 fn check_exportable(t: &Tensor) -> Result<()> {
@@ -148,12 +148,12 @@ fn check_exportable(t: &Tensor) -> Result<()> {
         return Err(err.foreign());
     }
     let refuse = if bits & prop::UNDEFINED != 0 {
-        Error::InvalidArgument("the torch tensor is undefined".into())
+        Error::UnsupportedTensor("the torch tensor is undefined")
     } else if bits & prop::NOT_STRIDED != 0 {
         Error::NotContiguous("a sparse or other non-strided torch layout; call to_dense()".into())
     } else if bits & prop::QUANTIZED != 0 {
-        Error::InvalidArgument(
-            "quantized torch tensors have no DLPack form; call dequantize() first".into(),
+        Error::UnsupportedTensor(
+            "quantized torch tensors have no DLPack form; call dequantize() first",
         )
     } else if bits & prop::CONJ != 0 {
         Error::CopyRequired(
@@ -164,10 +164,8 @@ fn check_exportable(t: &Tensor) -> Result<()> {
             "the torch tensor has its negative bit set; call resolve_neg() first".into(),
         )
     } else if bits & prop::REQUIRES_GRAD != 0 {
-        Error::InvalidArgument(
-            "the torch tensor requires grad and DLPack cannot carry autograd; call detach() \
-             first"
-                .into(),
+        Error::UnsupportedTensor(
+            "the torch tensor requires grad and DLPack cannot carry autograd; call detach() first",
         )
     } else {
         return Ok(());
@@ -175,90 +173,96 @@ fn check_exportable(t: &Tensor) -> Result<()> {
     Err(refuse)
 }
 
-/// Export a torch tensor as an owned DLPack 1.x managed tensor, without copying (ATen's
-/// `toDLPackVersioned` on a `detach()`ed alias, so later in-place metadata changes of `t` do not
-/// reach the export). The managed tensor keeps the torch storage alive until it is dropped.
-///
-/// Refuses what DLPack cannot describe (see the [module docs](self)).
-///
-/// ```
-/// let t = tch::Tensor::from_slice(&[1u8, 2, 3]);
-/// let managed = dlbridge::interop::torch::tch_to_dlpack(&t)?;
-/// assert_eq!(managed.dl_tensor()?.data as usize, t.data_ptr() as usize);
-/// # Ok::<(), dlbridge::Error>(())
-/// ```
-pub fn tch_to_dlpack(t: &Tensor) -> Result<ManagedTensorVersioned> {
-    let mut out: *mut DLManagedTensorVersioned = std::ptr::null_mut();
-    let mut err = ErrBuf::new();
-    // SAFETY: `t.as_ptr()` is a live `at::Tensor*`, borrowed for the call; `out` and `err` are
-    // valid out-parameters. The shim catches every C++ exception.
-    let rc = unsafe {
-        sys::dlbridge_torch_to_dlpack_versioned(t.as_ptr(), &mut out, err.ptr(), err.len())
-    };
-    if rc != 0 {
-        // The shim refuses what DLPack cannot carry; ask which property it was, for a typed
-        // error (only on this failure path, so the success path makes a single shim call).
-        check_exportable(t)?;
-        return Err(err.foreign());
+impl ManagedTensorVersioned {
+    /// Export a torch tensor as an owned DLPack 1.x managed tensor, without copying (ATen's
+    /// `toDLPackVersioned` on a `detach()`ed alias, so later in-place metadata changes of `t` do not
+    /// reach the export). The managed tensor keeps the torch storage alive until it is dropped.
+    ///
+    /// Refuses what DLPack cannot describe (see the [module docs](self)).
+    ///
+    /// ```
+    /// let t = tch::Tensor::from_slice(&[1u8, 2, 3]);
+    /// let managed = dlbridge::ManagedTensorVersioned::from_tch(&t)?;
+    /// assert_eq!(managed.dl_tensor()?.data as usize, t.data_ptr() as usize);
+    /// let back = managed.into_tch()?; // the same storage again
+    /// assert_eq!(back.data_ptr(), t.data_ptr());
+    /// # Ok::<(), dlbridge::Error>(())
+    /// ```
+    pub fn from_tch(t: &Tensor) -> Result<ManagedTensorVersioned> {
+        let mut out: *mut DLManagedTensorVersioned = std::ptr::null_mut();
+        let mut err = ErrBuf::new();
+        // SAFETY: `t.as_ptr()` is a live `at::Tensor*`, borrowed for the call; `out` and `err` are
+        // valid out-parameters. The shim catches every C++ exception.
+        let rc = unsafe {
+            sys::dlbridge_torch_to_dlpack_versioned(t.as_ptr(), &mut out, err.ptr(), err.len())
+        };
+        if rc != 0 {
+            // The shim refuses what DLPack cannot carry; ask which property it was, for a typed
+            // error (only on this failure path, so the success path makes a single shim call).
+            check_exportable(t)?;
+            return Err(err.foreign());
+        }
+        // SAFETY: on success the shim hands over a fresh managed tensor made by ATen, referenced by
+        // nobody else, whose deleter releases the torch storage; the handle calls it exactly once.
+        unsafe { ManagedTensorVersioned::from_raw(out) }.ok_or(Error::NullPointer(
+            "managed tensor returned by toDLPackVersioned",
+        ))
     }
-    // SAFETY: on success the shim hands over a fresh managed tensor made by ATen, referenced by
-    // nobody else, whose deleter releases the torch storage; the handle calls it exactly once.
-    unsafe { ManagedTensorVersioned::from_raw(out) }.ok_or(Error::NullPointer(
-        "managed tensor returned by toDLPackVersioned",
-    ))
-}
 
-/// Import an owned DLPack 1.x managed tensor into torch, without copying: the resulting tensor's
-/// storage owns `managed` and calls its deleter exactly once, when torch frees the storage. On
-/// error the deleter has also run exactly once (here, or inside ATen), as for every consumer.
-///
-/// Torch tensors are always writable, so a managed tensor flagged read-only is refused
-/// ([`Error::ReadOnly`]); so are non-CPU devices and dtypes ATen cannot take. Anything else
-/// ATen refuses comes back as [`Error::Foreign`] (e.g. ATen 2.13 rejects a 0-d tensor with a
-/// non-zero `byte_offset`; [`TensorView::to_tch`] avoids that by folding the offset into the
-/// pointer).
-pub fn tch_from_dlpack(managed: ManagedTensorVersioned) -> Result<Tensor> {
-    let (major, minor) = managed.version();
-    if major != 1 {
-        return Err(Error::VersionMismatch { major, minor });
-    }
-    if managed.flags() & dlpark::DlpackFlags::READ_ONLY.bits() != 0 {
-        return Err(Error::ReadOnly(
-            "torch tensors are always writable; a read-only DLPack tensor needs a copy",
-        ));
-    }
-    let tensor = managed.dl_tensor()?;
-    let device = Device::from_dlpack(tensor.device);
-    if device != Device::CPU {
-        return Err(Error::UnsupportedDevice {
-            device,
-            reason: "dlbridge hands only CPU memory to torch",
-        });
-    }
-    check_torch_dtype(DType::from_dlpack(tensor.dtype)?)?;
-    let raw = managed.into_raw();
-    let mut out: *mut C_tensor = std::ptr::null_mut();
-    let mut err = ErrBuf::new();
-    // SAFETY: `raw` is a live managed tensor we owned (the handle's invariant), handed to the
-    // shim: on status 0 or 2 ATen has taken it over (status 2: already deleted), on status 1 it
-    // is untouched and ours again (see csrc/torch_dlpack.cpp). `out`/`err` are valid.
-    let rc =
-        unsafe { sys::dlbridge_torch_from_dlpack_versioned(raw, &mut out, err.ptr(), err.len()) };
-    match rc {
-        0 if out.is_null() => Err(Error::NullPointer("tensor returned by fromDLPackVersioned")),
-        0 => {
-            // SAFETY: status 0 gives a fresh `new at::Tensor`, which `from_ptr` takes ownership
-            // of (tch frees it with `at_free` on drop).
-            Ok(unsafe { Tensor::from_ptr(out) })
+    /// Import an owned DLPack 1.x managed tensor into torch, without copying: the resulting tensor's
+    /// storage owns `managed` and calls its deleter exactly once, when torch frees the storage. On
+    /// error the deleter has also run exactly once (here, or inside ATen), as for every consumer.
+    ///
+    /// Torch tensors are always writable, so a managed tensor flagged read-only is refused
+    /// ([`Error::ReadOnly`]); so are non-CPU devices and dtypes ATen cannot take. Anything else
+    /// ATen refuses comes back as [`Error::Foreign`] (e.g. ATen 2.13 rejects a 0-d tensor with a
+    /// non-zero `byte_offset`; [`TensorView::to_tch`] avoids that by folding the offset into the
+    /// pointer).
+    pub fn into_tch(self) -> Result<Tensor> {
+        let managed = self;
+        let (major, minor) = managed.version();
+        if major != 1 {
+            return Err(Error::VersionMismatch { major, minor });
         }
-        1 => {
-            // SAFETY: status 1: the shim did not consume `raw`; we own it again and the handle
-            // deletes it (once) when dropped here.
-            drop(unsafe { ManagedTensorVersioned::from_raw(raw) });
-            Err(err.foreign())
+        if managed.flags() & dlpark::DlpackFlags::READ_ONLY.bits() != 0 {
+            return Err(Error::ReadOnly(
+                "torch tensors are always writable; a read-only DLPack tensor needs a copy",
+            ));
         }
-        // Status 2: ATen already ran the deleter; `raw` must not be touched again.
-        _ => Err(err.foreign()),
+        let tensor = managed.dl_tensor()?;
+        let device = Device::from_dlpack(tensor.device);
+        if device != Device::CPU {
+            return Err(Error::UnsupportedDevice {
+                device,
+                reason: "dlbridge hands only CPU memory to torch",
+            });
+        }
+        check_torch_dtype(DType::from_dlpack(tensor.dtype)?)?;
+        let raw = managed.into_raw();
+        let mut out: *mut C_tensor = std::ptr::null_mut();
+        let mut err = ErrBuf::new();
+        // SAFETY: `raw` is a live managed tensor we owned (the handle's invariant), handed to the
+        // shim: on status 0 or 2 ATen has taken it over (status 2: already deleted), on status 1 it
+        // is untouched and ours again (see csrc/torch_dlpack.cpp). `out`/`err` are valid.
+        let rc = unsafe {
+            sys::dlbridge_torch_from_dlpack_versioned(raw, &mut out, err.ptr(), err.len())
+        };
+        match rc {
+            0 if out.is_null() => Err(Error::NullPointer("tensor returned by fromDLPackVersioned")),
+            0 => {
+                // SAFETY: status 0 gives a fresh `new at::Tensor`, which `from_ptr` takes ownership
+                // of (tch frees it with `at_free` on drop).
+                Ok(unsafe { Tensor::from_ptr(out) })
+            }
+            1 => {
+                // SAFETY: status 1: the shim did not consume `raw`; we own it again and the handle
+                // deletes it (once) when dropped here.
+                drop(unsafe { ManagedTensorVersioned::from_raw(raw) });
+                Err(err.foreign())
+            }
+            // Status 2: ATen already ran the deleter; `raw` must not be touched again.
+            _ => Err(err.foreign()),
+        }
     }
 }
 
@@ -267,7 +271,7 @@ pub fn tch_from_dlpack(managed: ManagedTensorVersioned) -> Result<Tensor> {
 ///
 /// ```
 /// let t = tch::Tensor::from_slice(&[1.5f32]);
-/// assert_eq!(dlbridge::interop::torch::scalar_type_name(&t)?, "Float");
+/// assert_eq!(dlbridge::interop::tch::scalar_type_name(&t)?, "Float");
 /// # Ok::<(), dlbridge::Error>(())
 /// ```
 pub fn scalar_type_name(t: &Tensor) -> Result<String> {
@@ -327,7 +331,7 @@ impl TensorView {
     /// # Ok::<(), dlbridge::Error>(())
     /// ```
     pub fn from_tch(t: &Tensor) -> Result<TensorView> {
-        TensorView::from_dlpack_versioned(tch_to_dlpack(t)?)
+        TensorView::from_dlpack_versioned(ManagedTensorVersioned::from_tch(t)?)
     }
 
     /// A torch tensor sharing this view's memory, without copying: same address, shape,
@@ -359,7 +363,7 @@ impl TensorView {
     /// strides, misaligned elements). Otherwise it never copies.
     ///
     /// ```
-    /// use dlbridge::{interop::torch::CopyPolicy, Error, TensorView};
+    /// use dlbridge::{CopyPolicy, Error, TensorView};
     /// static DATA: [i32; 3] = [7, 8, 9];
     /// let v = TensorView::from_static(&DATA, &[3])?; // read-only
     /// assert!(matches!(v.to_tch(), Err(Error::ReadOnly(_))));
@@ -387,9 +391,9 @@ impl TensorView {
                 return Err(reason);
             }
             let dense = self.to_contiguous(Order::C)?;
-            return tch_from_dlpack(export_for_torch(dense));
+            return export_for_torch(dense).into_tch();
         }
-        tch_from_dlpack(export_for_torch(self.clone()))
+        export_for_torch(self.clone()).into_tch()
     }
 
     /// Why torch cannot share this (CPU, supported-dtype) view's memory, if it cannot.
@@ -455,21 +459,6 @@ fn export_for_torch(view: TensorView) -> ManagedTensorVersioned {
     managed
 }
 
-/// The free-function form of [`TensorView::from_tch`].
-pub fn from_tch(t: &Tensor) -> Result<TensorView> {
-    TensorView::from_tch(t)
-}
-
-/// The free-function form of [`TensorView::to_tch`].
-pub fn to_tch(view: &TensorView) -> Result<Tensor> {
-    view.to_tch()
-}
-
-/// The free-function form of [`TensorView::to_tch_with`].
-pub fn to_tch_with(view: &TensorView, copy: CopyPolicy) -> Result<Tensor> {
-    view.to_tch_with(copy)
-}
-
 impl TryFrom<&Tensor> for TensorView {
     type Error = Error;
     /// [`TensorView::from_tch`].
@@ -483,5 +472,21 @@ impl TryFrom<&TensorView> for Tensor {
     /// [`TensorView::to_tch`] (never copies).
     fn try_from(view: &TensorView) -> Result<Tensor> {
         view.to_tch()
+    }
+}
+
+impl TryFrom<&Tensor> for ManagedTensorVersioned {
+    type Error = Error;
+    /// [`ManagedTensorVersioned::from_tch`].
+    fn try_from(t: &Tensor) -> Result<ManagedTensorVersioned> {
+        ManagedTensorVersioned::from_tch(t)
+    }
+}
+
+impl TryFrom<ManagedTensorVersioned> for Tensor {
+    type Error = Error;
+    /// [`ManagedTensorVersioned::into_tch`].
+    fn try_from(managed: ManagedTensorVersioned) -> Result<Tensor> {
+        managed.into_tch()
     }
 }
