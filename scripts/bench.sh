@@ -6,7 +6,7 @@ out="$DLBRIDGE_CACHE/bench"
 mkdir -p "$out"
 cargo bench --all-features --bench core --bench ndarray --bench arrow --bench torch -- \
   --warm-up-time 1 --measurement-time "${BENCH_SECONDS:-3}" 2>&1 | grep -E '^[a-z_0-9]+/|time:' || true
-maturin develop --quiet --release
+maturin develop --quiet --release -m python/Cargo.toml
 python benchmarks/bench_python.py --json "$out/python.json"
 python benchmarks/memory_rss.py --json "$out/memory.json"
 echo

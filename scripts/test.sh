@@ -12,10 +12,11 @@ cargo fmt --manifest-path fuzz/Cargo.toml --all -- --check
 
 step "clippy (all features, all targets)"
 cargo clippy --quiet --all-targets --all-features -- -D warnings
+cargo clippy --quiet -p dlbridge-python -- -D warnings
 
 step "clippy (no features, then each feature alone: the feature gates hold)"
 cargo clippy --quiet --lib --tests --no-default-features -- -D warnings
-for feature in ndarray arrow arrow-ipc tch python; do
+for feature in ndarray arrow arrow-ipc tch pyo3; do
   echo "-- feature $feature"
   cargo clippy --quiet --lib --tests --no-default-features --features "$feature" -- -D warnings
 done
@@ -35,12 +36,12 @@ for example in tour ndarray_compute arrow_ipc torch_roundtrip stride_tricks c_st
   fi
 done
 
-step "Python module (maturin)"
-maturin develop --quiet --release
-step "ruff, and stubtest (dlbridge.pyi against the built module)"
+step "Python module (maturin; the python/ crate, built on dlbridge's public pyo3 API)"
+maturin develop --quiet --release -m python/Cargo.toml
+step "ruff, and stubtest (python/dlbridge.pyi against the built module)"
 python -m ruff check .
-# Run from the repository root: mypy then reads ./dlbridge.pyi, the stub of record.
-python -m mypy.stubtest dlbridge --allowlist python_tests/stubtest-allowlist.txt
+# Run from python/: mypy then reads ./dlbridge.pyi, the stub of record.
+(cd python && python -m mypy.stubtest dlbridge --allowlist ../python_tests/stubtest-allowlist.txt)
 step "pytest and the Python examples"
 python -m pytest python_tests -q -p no:cacheprovider
 for example in examples/python/*.py; do

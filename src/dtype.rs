@@ -348,7 +348,7 @@ impl TryFrom<u8> for DTypeCode {
     type Error = Error;
     /// [`DTypeCode::from_u8`], with [`Error::UnknownDtype`] for codes DLPack 1.3 does not define.
     fn try_from(code: u8) -> Result<DTypeCode> {
-        DTypeCode::from_u8(code).ok_or(Error::UnknownDtype {
+        DTypeCode::from_u8(code).ok_or_else(|| Error::UnknownDtype {
             code,
             bits: 0,
             lanes: 0,

@@ -196,10 +196,14 @@ pub enum Error {
 /// # }
 /// ```
 #[derive(Debug, Clone)]
-pub struct ForeignError {
+pub struct ForeignError(Arc<ForeignErrorInner>);
+
+/// Behind one pointer, so that [`Error`] stays small and cheap to move and drop.
+#[derive(Debug)]
+struct ForeignErrorInner {
     library: &'static str,
     message: String,
-    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
 impl ForeignError {
@@ -208,43 +212,43 @@ impl ForeignError {
         library: &'static str,
         error: impl std::error::Error + Send + Sync + 'static,
     ) -> Self {
-        ForeignError {
+        ForeignError(Arc::new(ForeignErrorInner {
             library,
             message: error.to_string(),
-            source: Some(Arc::new(error)),
-        }
+            source: Some(Box::new(error)),
+        }))
     }
 
     /// A library's failure known only by its message (a C++ exception's `what()`, a C stream's
     /// `get_last_error`).
     pub fn from_message(library: &'static str, message: impl Into<String>) -> Self {
-        ForeignError {
+        ForeignError(Arc::new(ForeignErrorInner {
             library,
             message: message.into(),
             source: None,
-        }
+        }))
     }
 
     /// Which library reported the failure (`"arrow"`, `"libtorch"`).
     pub fn library(&self) -> &'static str {
-        self.library
+        self.0.library
     }
 
     /// The library's message.
     pub fn message(&self) -> &str {
-        &self.message
+        &self.0.message
     }
 }
 
 impl fmt::Display for ForeignError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.library, self.message)
+        write!(f, "{}: {}", self.0.library, self.0.message)
     }
 }
 
 impl std::error::Error for ForeignError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        let source: &(dyn std::error::Error + Send + Sync + 'static) = self.source.as_deref()?;
+        let source: &(dyn std::error::Error + Send + Sync + 'static) = self.0.source.as_deref()?;
         Some(source)
     }
 }
@@ -252,7 +256,7 @@ impl std::error::Error for ForeignError {
 /// Equal when the library and the message are: the wrapped error itself need not be comparable.
 impl PartialEq for ForeignError {
     fn eq(&self, other: &Self) -> bool {
-        self.library == other.library && self.message == other.message
+        self.library() == other.library() && self.message() == other.message()
     }
 }
 
@@ -260,3 +264,19 @@ impl Eq for ForeignError {}
 
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::Error;
+
+    /// Every fallible call returns `Result<_, Error>`: a large error would make every success
+    /// path move more bytes (foreign errors sit behind one pointer for this reason).
+    #[test]
+    fn error_stays_small() {
+        assert!(
+            std::mem::size_of::<Error>() <= 40,
+            "{}",
+            std::mem::size_of::<Error>()
+        );
+    }
+}

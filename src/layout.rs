@@ -25,7 +25,7 @@ pub(crate) fn layout_span(shape: &[usize], strides: &[isize], itemsize: usize) -
     for &n in shape {
         numel = numel
             .checked_mul(n)
-            .ok_or(Error::Overflow("element count"))?;
+            .ok_or_else(|| Error::Overflow("element count"))?;
     }
     if numel > isize::MAX as usize {
         return Err(Error::Overflow("element count"));
@@ -38,7 +38,7 @@ pub(crate) fn layout_span(shape: &[usize], strides: &[isize], itemsize: usize) -
             nonzero = nonzero
                 .checked_mul(n.max(1))
                 .filter(|&c| c <= isize::MAX as usize)
-                .ok_or(Error::Overflow("element count of the non-empty axes"))?;
+                .ok_or_else(|| Error::Overflow("element count of the non-empty axes"))?;
         }
         return Ok(Span { numel, bytes: None });
     }
@@ -49,14 +49,20 @@ pub(crate) fn layout_span(shape: &[usize], strides: &[isize], itemsize: usize) -
         let reach = last
             .checked_mul(s)
             .and_then(|r| r.checked_mul(item))
-            .ok_or(Error::Overflow("byte span"))?;
+            .ok_or_else(|| Error::Overflow("byte span"))?;
         if reach < 0 {
-            lo = lo.checked_add(reach).ok_or(Error::Overflow("byte span"))?;
+            lo = lo
+                .checked_add(reach)
+                .ok_or_else(|| Error::Overflow("byte span"))?;
         } else {
-            hi = hi.checked_add(reach).ok_or(Error::Overflow("byte span"))?;
+            hi = hi
+                .checked_add(reach)
+                .ok_or_else(|| Error::Overflow("byte span"))?;
         }
     }
-    let end = hi.checked_add(item).ok_or(Error::Overflow("byte span"))?;
+    let end = hi
+        .checked_add(item)
+        .ok_or_else(|| Error::Overflow("byte span"))?;
     Ok(Span {
         numel,
         bytes: Some((lo, end)),

@@ -14,7 +14,7 @@
 //! | [`interop::ndarray`] | `ndarray` | `ArrayView`/`ArrayViewMut`/`Array`/`ArcArray` |
 //! | [`interop::arrow`] | `arrow` | `Buffer`, primitive and fixed-size-list arrays, `arrow.fixed_shape_tensor` |
 //! | [`interop::tch`] | `tch` | `tch::Tensor`, through ATen's DLPack converters |
-//! | `python` | `python` | the `dlbridge` Python module |
+//! | [`python`] | `pyo3` | pyo3 conversions: `TensorView` in and out of your own `#[pyfunction]`, and the `Tensor` class |
 //!
 //! Ownership rules, upheld everywhere: memory stays valid while any view, export or consumer can
 //! reach it; each producer's deleter runs exactly once; read-only memory never yields a writable
@@ -61,8 +61,9 @@ pub mod format;
 pub mod interop;
 mod layout;
 mod owner;
-#[cfg(feature = "python")]
-mod python;
+#[cfg(feature = "pyo3")]
+#[cfg_attr(docsrs, doc(cfg(feature = "pyo3")))]
+pub mod python;
 mod tensor;
 pub mod view;
 

@@ -23,40 +23,45 @@ use std::sync::Arc;
 /// write the memory at any time, so safe Rust gets no `&[T]` of it (see
 /// [`TensorView::as_slice`](crate::TensorView::as_slice)).
 #[derive(Clone)]
-pub struct Owner(Arc<dyn Held>);
+pub struct Owner(Arc<Keep<dyn Held>>);
 
-/// What an [`Owner`] points to: a value plus the owners it depends on.
+/// The shared allocation: the counter every export and slice touches as a plain field (no
+/// virtual call on the hot paths), then the held value behind a vtable.
+struct Keep<H: ?Sized> {
+    writable_exports: AtomicUsize,
+    held: H,
+}
+
+/// What an [`Owner`] holds: a value plus the owners it depends on.
 trait Held: Send + Sync {
     fn value(&self) -> &(dyn Any + Send + Sync);
     fn dependencies(&self) -> &[Owner];
-    fn writable_exports(&self) -> &AtomicUsize;
 }
 
-struct Keep<T> {
+/// A value and its dependencies, dropped in that order (field order).
+struct Holding<T> {
     value: T,
     dependencies: Vec<Owner>,
-    writable_exports: AtomicUsize,
 }
 
-impl<T> Keep<T> {
-    fn new(value: T, dependencies: Vec<Owner>) -> Keep<T> {
-        Keep {
-            value,
-            dependencies,
-            writable_exports: AtomicUsize::new(0),
-        }
-    }
-}
-
-impl<T: Any + Send + Sync> Held for Keep<T> {
+impl<T: Any + Send + Sync> Held for Holding<T> {
     fn value(&self) -> &(dyn Any + Send + Sync) {
         &self.value
     }
     fn dependencies(&self) -> &[Owner] {
         &self.dependencies
     }
-    fn writable_exports(&self) -> &AtomicUsize {
-        &self.writable_exports
+}
+
+impl<T> Keep<Holding<T>> {
+    fn new(value: T, dependencies: Vec<Owner>) -> Keep<Holding<T>> {
+        Keep {
+            writable_exports: AtomicUsize::new(0),
+            held: Holding {
+                value,
+                dependencies,
+            },
+        }
     }
 }
 
@@ -76,6 +81,7 @@ impl Owner {
         let mut keep = Arc::new(Keep::new(value, Vec::new()));
         let seen = f(&mut Arc::get_mut(&mut keep)
             .expect("a fresh Arc has one handle")
+            .held
             .value);
         (Owner(keep), seen)
     }
@@ -118,7 +124,7 @@ impl Owner {
         if self.writable_exports() != 0 {
             return None;
         }
-        self.0.value().downcast_ref::<T>()
+        self.0.held.value().downcast_ref::<T>()
     }
 
     /// True when both handles keep the same value alive.
@@ -128,8 +134,8 @@ impl Owner {
 
     /// Call `f` on this owner's value and, depth first, on the values of its dependencies.
     pub fn visit(&self, f: &mut dyn FnMut(&(dyn Any + Send + Sync))) {
-        f(self.0.value());
-        for dependency in self.0.dependencies() {
+        f(self.0.held.value());
+        for dependency in self.0.held.dependencies() {
             dependency.visit(f);
         }
     }
@@ -137,19 +143,19 @@ impl Owner {
     /// How many writable foreign aliases of the memory live now (acquire: when it reads 0, the
     /// writes made through the aliases happen before what the caller does next).
     pub fn writable_exports(&self) -> usize {
-        self.0.writable_exports().load(Ordering::Acquire)
+        self.0.writable_exports.load(Ordering::Acquire)
     }
 
     /// Count one more writable foreign alias of the memory (ended by
     /// [`Owner::end_writable_export`]).
     pub(crate) fn begin_writable_export(&self) {
-        self.0.writable_exports().fetch_add(1, Ordering::Relaxed);
+        self.0.writable_exports.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The alias counted by [`Owner::begin_writable_export`] is gone.
     pub(crate) fn end_writable_export(&self) {
         // Release: the foreign code's writes happen before a later acquire load that sees 0.
-        self.0.writable_exports().fetch_sub(1, Ordering::Release);
+        self.0.writable_exports.fetch_sub(1, Ordering::Release);
     }
 }
 
@@ -182,19 +188,19 @@ impl AlignedBuffer {
         // SAFETY: the layout has a non-zero size.
         let raw = unsafe { alloc::alloc(layout) };
         // A refused allocation is an error, not an abort: sizes come from tensor metadata.
-        let ptr = NonNull::new(raw).ok_or(crate::Error::AllocationFailed(len))?;
+        let ptr = NonNull::new(raw).ok_or_else(|| crate::Error::AllocationFailed(len))?;
         Ok(AlignedBuffer { ptr, layout })
     }
 
     /// Allocate `len` zeroed bytes (at least one): the memory of tensors made by the Python
     /// exchange API's allocator.
-    #[cfg(feature = "python")]
+    #[cfg(feature = "pyo3")]
     pub(crate) fn new_zeroed(len: usize) -> crate::Result<AlignedBuffer> {
         let layout = Layout::from_size_align(len.max(1), Self::ALIGN)
             .map_err(|_| crate::Error::Overflow("buffer size"))?;
         // SAFETY: the layout has a non-zero size.
         let raw = unsafe { alloc::alloc_zeroed(layout) };
-        let ptr = NonNull::new(raw).ok_or(crate::Error::AllocationFailed(len))?;
+        let ptr = NonNull::new(raw).ok_or_else(|| crate::Error::AllocationFailed(len))?;
         Ok(AlignedBuffer { ptr, layout })
     }
 

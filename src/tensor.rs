@@ -263,7 +263,7 @@ impl TensorView {
         }
         let start = (data as usize)
             .checked_add(byte_offset)
-            .ok_or(Error::Overflow("data pointer + byte offset"))?;
+            .ok_or_else(|| Error::Overflow("data pointer + byte offset"))?;
         let span = match dtype.storage_size(flags.subbyte_padded) {
             Some(size) => layout_span(&shape, &strides, size)?,
             None => {
@@ -288,10 +288,10 @@ impl TensorView {
                 }
                 let first = start
                     .checked_add_signed(lo)
-                    .ok_or(Error::Overflow("lowest address"))?;
+                    .ok_or_else(|| Error::Overflow("lowest address"))?;
                 let last = start
                     .checked_add_signed(end)
-                    .ok_or(Error::Overflow("highest address"))?;
+                    .ok_or_else(|| Error::Overflow("highest address"))?;
                 first..last
             }
         };
@@ -607,7 +607,7 @@ impl TensorView {
 
     /// Byte offset of the element at `index`, relative to the first element.
     pub fn offset_of(&self, index: &[usize]) -> Result<isize> {
-        let size = self.itemsize().ok_or(Error::UnsupportedDtype {
+        let size = self.itemsize().ok_or_else(|| Error::UnsupportedDtype {
             dtype: self.dtype,
             reason: "bit-packed elements have no byte offset",
         })?;

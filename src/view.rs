@@ -152,7 +152,7 @@ impl TensorView {
     }
 
     fn require_byte_elements(&self, op: &'static str) -> Result<usize> {
-        self.itemsize().ok_or(Error::UnsupportedDtype {
+        self.itemsize().ok_or_else(|| Error::UnsupportedDtype {
             dtype: self.dtype,
             reason: op,
         })
@@ -169,9 +169,7 @@ impl TensorView {
         let byte_offset = self
             .byte_offset
             .checked_add_signed(shift)
-            .ok_or(Error::OutOfBounds(
-                "view starts before its base pointer".into(),
-            ))?;
+            .ok_or_else(|| Error::OutOfBounds("view starts before its base pointer".into()))?;
         let parts = Parts {
             data: self.data,
             byte_offset,
@@ -226,15 +224,15 @@ impl TensorView {
                 let step = (first as isize)
                     .checked_mul(s)
                     .and_then(|x| x.checked_mul(size))
-                    .ok_or(Error::Overflow("slice offset"))?;
+                    .ok_or_else(|| Error::Overflow("slice offset"))?;
                 shift = shift
                     .checked_add(step)
-                    .ok_or(Error::Overflow("slice offset"))?;
+                    .ok_or_else(|| Error::Overflow("slice offset"))?;
             }
             shape.push(count);
             strides.push(
                 s.checked_mul(arg.step)
-                    .ok_or(Error::Overflow("slice stride"))?,
+                    .ok_or_else(|| Error::Overflow("slice stride"))?,
             );
         }
         self.restrided(shape, strides, shift)
@@ -253,7 +251,7 @@ impl TensorView {
         let shift = (index as isize)
             .checked_mul(self.strides[axis])
             .and_then(|x| x.checked_mul(size))
-            .ok_or(Error::Overflow("index offset"))?;
+            .ok_or_else(|| Error::Overflow("index offset"))?;
         let mut shape = self.shape.to_vec();
         let mut strides = self.strides.to_vec();
         shape.remove(axis);
@@ -306,7 +304,7 @@ impl TensorView {
         let known = shape
             .iter()
             .try_fold(1usize, |acc, &n| acc.checked_mul(n))
-            .ok_or(Error::Overflow("reshape"))?;
+            .ok_or_else(|| Error::Overflow("reshape"))?;
         if known != numel {
             return Err(Error::InvalidShape(format!(
                 "cannot reshape {numel} elements into {shape:?}"
@@ -478,7 +476,7 @@ impl TensorView {
         }
         let shift = offset
             .checked_mul(size)
-            .ok_or(Error::Overflow("as_strided offset"))?;
+            .ok_or_else(|| Error::Overflow("as_strided offset"))?;
         self.restrided(shape.to_vec(), strides.to_vec(), shift)
     }
 
@@ -487,7 +485,7 @@ impl TensorView {
     /// length divisible by the new itemsize; the last extent and the other strides are rescaled.
     pub fn reinterpret(&self, dtype: DType) -> Result<TensorView> {
         let old = self.require_byte_elements("reinterpreting bit-packed elements")?;
-        let new = dtype.itemsize().ok_or(Error::UnsupportedDtype {
+        let new = dtype.itemsize().ok_or_else(|| Error::UnsupportedDtype {
             dtype,
             reason: "reinterpreting as bit-packed elements",
         })?;
@@ -551,7 +549,11 @@ fn infer_shape(shape: &[Option<usize>], numel: usize) -> Result<Vec<usize>> {
                     "{shape:?} leaves more than one extent to infer"
                 )))
             }
-            Some(n) => known = known.checked_mul(*n).ok_or(Error::Overflow("reshape"))?,
+            Some(n) => {
+                known = known
+                    .checked_mul(*n)
+                    .ok_or_else(|| Error::Overflow("reshape"))?
+            }
         }
     }
     let mut out: Vec<usize> = shape.iter().map(|n| n.unwrap_or(0)).collect();

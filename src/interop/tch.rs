@@ -204,9 +204,8 @@ impl ManagedTensorVersioned {
         }
         // SAFETY: on success the shim hands over a fresh managed tensor made by ATen, referenced by
         // nobody else, whose deleter releases the torch storage; the handle calls it exactly once.
-        unsafe { ManagedTensorVersioned::from_raw(out) }.ok_or(Error::NullPointer(
-            "managed tensor returned by toDLPackVersioned",
-        ))
+        unsafe { ManagedTensorVersioned::from_raw(out) }
+            .ok_or_else(|| Error::NullPointer("managed tensor returned by toDLPackVersioned"))
     }
 
     /// Import an owned DLPack 1.x managed tensor into torch, without copying: the resulting tensor's

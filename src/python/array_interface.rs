@@ -5,7 +5,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
 use super::buffer::{self, Exported};
-use super::{to_py_err, PyObjectOwner};
+use super::errors::to_py_err;
+use super::runtime::PyObjectOwner;
 use crate::format::parse_typestr;
 use crate::tensor::Parts;
 use crate::{Device, Flags, Owner, TensorView};

@@ -1,11 +1,11 @@
-//! The Arrow PyCapsule interface (cargo features `python` + `arrow`), both ways.
+//! The Arrow PyCapsule interface (cargo features `pyo3` + `arrow`), both ways.
 //!
 //! - Export: `Tensor.__arrow_c_schema__()` and `Tensor.__arrow_c_array__()` hand out
 //!   `"arrow_schema"` / `"arrow_array"` capsules over the tensor's memory, so `pa.array(t)` is
 //!   zero-copy: 1-D tensors become primitive arrays, N-D tensors `arrow.fixed_shape_tensor`
 //!   columns (the schema is exported from the `Field`, so the extension metadata travels).
 //!   Layouts Arrow cannot express (strided, transposed, negative strides) and booleans
-//!   (bit-packed in Arrow) are copied to C order; dtypes Arrow lacks raise `BufferError`.
+//!   (bit-packed in Arrow) are copied to C order; dtypes Arrow lacks raise `TypeError`.
 //! - Import: [`arrow_view`] reads any `__arrow_c_array__` producer, or a single-chunk
 //!   `__arrow_c_stream__` producer (pyarrow `ChunkedArray`), as a read-only view that keeps the
 //!   producer's buffers alive (the imported `ArrayData` owns the producer's release callback).
@@ -25,7 +25,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
-use super::to_py_err;
+use super::errors::to_py_err;
 use crate::interop::arrow::c_data::{
     field_from_c_schema, import_c_array, import_c_stream, ImportedArray,
 };
@@ -296,27 +296,4 @@ fn import_arrow(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> PyResult<Option<T
         return imported.into_tensor(&opts).map(Some).map_err(to_py_err);
     }
     Ok(None)
-}
-
-/// Share an Arrow array through the Arrow PyCapsule interface only, without copying.
-///
-/// Accepts any object with `__arrow_c_array__` (pyarrow arrays, `FixedShapeTensorArray`,
-/// `dlbridge.Tensor`, ...) or a single-chunk `__arrow_c_stream__` (pyarrow `ChunkedArray`).
-/// `arrow.fixed_shape_tensor` columns give `[rows, *shape]`. The result is read-only and keeps
-/// the Arrow buffers alive. Booleans are copied to bytes unless `copy=False` (`BufferError`);
-/// nulls raise `ValueError`; `copy=True` always copies.
-#[pyfunction]
-#[pyo3(signature = (obj, /, *, copy=None))]
-pub(crate) fn from_arrow<'py>(
-    obj: &Bound<'py, PyAny>,
-    copy: Option<bool>,
-) -> PyResult<Bound<'py, super::Tensor>> {
-    let py = obj.py();
-    match arrow_view(obj, copy)? {
-        Some(view) => super::new_tensor(py, super::import::finish(view, copy)?),
-        None => Err(PyTypeError::new_err(format!(
-            "{} implements neither __arrow_c_array__ nor __arrow_c_stream__",
-            obj.get_type().name()?
-        ))),
-    }
 }

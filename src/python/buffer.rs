@@ -8,7 +8,8 @@ use pyo3::exceptions::PyBufferError;
 use pyo3::ffi;
 use pyo3::prelude::*;
 
-use super::{to_py_err, with_gil};
+use super::errors::to_py_err;
+use super::runtime::with_gil;
 use crate::tensor::Parts;
 use crate::{Device, Flags, Owner, TensorView};
 

@@ -9,7 +9,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 
-use super::to_py_err;
+use super::errors::to_py_err;
 use crate::{ManagedTensorLegacy, ManagedTensorVersioned, TensorView};
 
 pub(crate) const DLTENSOR: &CStr = c"dltensor";

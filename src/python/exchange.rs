@@ -1,54 +1,35 @@
-//! The DLPack C exchange API (`__dlpack_c_exchange_api__`), both ways:
-//! - export: a static `DLPackExchangeAPI` for `dlbridge.Tensor` (version 1.3, CPU only);
+//! The DLPack C exchange API (`__dlpack_c_exchange_api__`):
 //! - import: the producer type's table, looked up once per type and cached, called without any
-//!   Python method call or capsule.
+//!   Python method call or capsule;
+//! - export: the parts of [`Tensor`](super::Tensor)'s table that do not depend on the tensor
+//!   type (the allocator, the stream query, the C-entry wrapper); the table itself and the
+//!   functions reading tensors are in `tensor.rs`.
 
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::sync::Mutex;
 
 use dlpark::ffi::{
-    DLDeviceType, DLManagedTensorVersioned, DLPackExchangeAPI, DLPackExchangeAPIHeader,
-    DLPackVersion, DLTensor,
+    DLDeviceType, DLManagedTensorVersioned, DLPackExchangeAPI, DLPackExchangeAPIHeader, DLTensor,
 };
-use pyo3::exceptions::{PyAttributeError, PyBufferError, PyRuntimeError, PyTypeError};
+use pyo3::exceptions::{PyAttributeError, PyBufferError, PyRuntimeError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyString, PyType};
 
-use super::{tensor::Tensor, to_py_err};
+use super::errors::to_py_err;
 use crate::owner::AlignedBuffer;
 use crate::tensor::Parts;
 use crate::{DType, Device, ManagedTensorVersioned, Owner, TensorView};
 
 const CAPSULE_NAME: &CStr = c"dlpack_exchange_api";
 
-/// The table is plain function pointers and a null `prev_api`: safe to share between threads.
-#[repr(transparent)]
-struct StaticApi(DLPackExchangeAPI);
-
-// SAFETY: the table is immutable, its only pointer (`prev_api`) is null, and every function it
-// points to may be called from any thread (they take the GIL contract from the caller).
-unsafe impl Sync for StaticApi {}
-
-static API: StaticApi = StaticApi(DLPackExchangeAPI {
-    header: DLPackExchangeAPIHeader {
-        version: DLPackVersion {
-            major: crate::dlpack::DLPACK_VERSION.0,
-            minor: crate::dlpack::DLPACK_VERSION.1,
-        },
-        prev_api: std::ptr::null_mut(),
-    },
-    managed_tensor_allocator: Some(managed_tensor_allocator),
-    managed_tensor_from_py_object_no_sync: Some(managed_tensor_from_py_object),
-    managed_tensor_to_py_object_no_sync: Some(managed_tensor_to_py_object),
-    dltensor_from_py_object_no_sync: Some(dltensor_from_py_object),
-    current_work_stream: Some(current_work_stream),
-});
-
-/// The `"dlpack_exchange_api"` capsule set on `dlbridge.Tensor`.
-pub(crate) fn api_capsule(py: Python<'_>) -> PyResult<Py<PyAny>> {
-    let ptr = std::ptr::from_ref(&API.0).cast_mut().cast::<c_void>();
-    // SAFETY: the pointer is to a static that lives for the whole process; the capsule has no
+/// A `"dlpack_exchange_api"` capsule over `table`, for a type's `__dlpack_c_exchange_api__`.
+pub(crate) fn table_capsule(
+    py: Python<'_>,
+    table: &'static DLPackExchangeAPI,
+) -> PyResult<Py<PyAny>> {
+    let ptr = std::ptr::from_ref(table).cast_mut().cast::<c_void>();
+    // SAFETY: the pointer is to a table that lives for the whole process; the capsule has no
     // destructor, so it never frees it. GIL held (we have `py`).
     let cap = unsafe { ffi::PyCapsule_New(ptr, CAPSULE_NAME.as_ptr(), None) };
     if cap.is_null() {
@@ -59,13 +40,13 @@ pub(crate) fn api_capsule(py: Python<'_>) -> PyResult<Py<PyAny>> {
 }
 
 /// Raise `err` as the pending Python exception and return -1 (the C convention).
-fn fail(py: Python<'_>, err: PyErr) -> c_int {
+pub(crate) fn fail(py: Python<'_>, err: PyErr) -> c_int {
     err.restore(py);
     -1
 }
 
 /// Run a C entry point body attached to Python, containing panics.
-fn entry(body: impl for<'py> FnOnce(Python<'py>) -> PyResult<()>) -> c_int {
+pub(crate) fn entry(body: impl for<'py> FnOnce(Python<'py>) -> PyResult<()>) -> c_int {
     // The exchange API functions that take PyObjects are called with the GIL held.
     Python::attach(
         |py| match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(py))) {
@@ -79,99 +60,8 @@ fn entry(body: impl for<'py> FnOnce(Python<'py>) -> PyResult<()>) -> c_int {
     )
 }
 
-/// Borrow `py_object` as a `dlbridge.Tensor`.
-///
-/// # Safety
-/// `py_object` must be a live Python object and the GIL held.
-unsafe fn as_tensor<'a, 'py>(
-    py: Python<'py>,
-    py_object: *mut c_void,
-) -> PyResult<Borrowed<'a, 'py, Tensor>> {
-    if py_object.is_null() {
-        return Err(PyTypeError::new_err("NULL object"));
-    }
-    // SAFETY: per the contract, a live object borrowed for the duration of the call.
-    let any = unsafe { Borrowed::from_ptr(py, py_object.cast::<ffi::PyObject>()) };
-    any.cast::<Tensor>()
-        .map_err(|_| PyTypeError::new_err("expected a dlbridge.Tensor"))
-}
-
-unsafe extern "C" fn managed_tensor_from_py_object(
-    py_object: *mut c_void,
-    out: *mut *mut DLManagedTensorVersioned,
-) -> c_int {
-    entry(|py| {
-        if out.is_null() {
-            return Err(PyTypeError::new_err("NULL out pointer"));
-        }
-        // SAFETY: the exchange API contract: a live object of our type, GIL held.
-        let t = unsafe { as_tensor(py, py_object) }?;
-        let managed = t.get().view.to_dlpack_versioned();
-        // SAFETY: `out` is non-null (checked) and points to the caller's slot.
-        unsafe { *out = managed.into_raw() };
-        Ok(())
-    })
-}
-
-unsafe extern "C" fn managed_tensor_to_py_object(
-    tensor: *mut DLManagedTensorVersioned,
-    out_py_object: *mut *mut c_void,
-) -> c_int {
-    entry(|py| {
-        // SAFETY: the contract hands us ownership of `tensor` (stolen, even on failure: the
-        // import below runs the deleter when it refuses the tensor).
-        let managed = unsafe { ManagedTensorVersioned::from_raw(tensor) }
-            .ok_or_else(|| PyTypeError::new_err("NULL managed tensor"))?;
-        let view = TensorView::from_dlpack_versioned(managed).map_err(to_py_err)?;
-        view.require_host("dlbridge tensors live in host memory")
-            .map_err(to_py_err)?;
-        if out_py_object.is_null() {
-            return Err(PyTypeError::new_err("NULL out pointer"));
-        }
-        let obj = Bound::new(py, Tensor::from_view(view))?;
-        // SAFETY: `out_py_object` is non-null; the caller receives a new reference.
-        unsafe { *out_py_object = obj.into_ptr().cast::<c_void>() };
-        Ok(())
-    })
-}
-
-unsafe extern "C" fn dltensor_from_py_object(py_object: *mut c_void, out: *mut DLTensor) -> c_int {
-    entry(|py| {
-        if out.is_null() {
-            return Err(PyTypeError::new_err("NULL out pointer"));
-        }
-        // SAFETY: the exchange API contract: a live object of our type, GIL held.
-        let t = unsafe { as_tensor(py, py_object) }?;
-        let tensor = t.get();
-        let v = &tensor.view;
-        if v.is_read_only() {
-            // A borrowed DLTensor has no flags: it would hand read-only memory out as writable.
-            return Err(PyBufferError::new_err(
-                "read-only tensor: a borrowed DLTensor cannot carry READ_ONLY; \
-                 use managed_tensor_from_py_object_no_sync",
-            ));
-        }
-        let dims = tensor.dims_i64();
-        let ndim = v.ndim();
-        let dims_ptr = dims.as_ptr().cast_mut();
-        // SAFETY: `out` is non-null; the shape/strides arrays live inside the Tensor object,
-        // which the caller keeps alive while it uses the borrowed DLTensor (DLPack contract).
-        unsafe {
-            *out = DLTensor {
-                data: v.base_ptr().cast::<c_void>(),
-                device: v.device().to_dlpack(),
-                ndim: ndim as i32,
-                dtype: v.dtype().to_dlpack(),
-                shape: dims_ptr,
-                strides: dims_ptr.add(ndim),
-                byte_offset: v.byte_offset() as u64,
-            };
-        }
-        Ok(())
-    })
-}
-
-unsafe extern "C" fn current_work_stream(
+/// The exchange API's `current_work_stream` for CPU tensors: no stream (NULL).
+pub(crate) unsafe extern "C" fn current_work_stream(
     _device_type: DLDeviceType,
     _device_id: i32,
     out_current_stream: *mut *mut c_void,
@@ -224,7 +114,8 @@ unsafe fn allocate(prototype: *const DLTensor) -> Result<ManagedTensorVersioned,
     Ok(view.into_dlpack_versioned())
 }
 
-unsafe extern "C" fn managed_tensor_allocator(
+/// The exchange API's `managed_tensor_allocator`: zeroed, C-contiguous CPU tensors.
+pub(crate) unsafe extern "C" fn managed_tensor_allocator(
     prototype: *mut DLTensor,
     out: *mut *mut DLManagedTensorVersioned,
     error_ctx: *mut c_void,

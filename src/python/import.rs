@@ -1,12 +1,16 @@
-//! `dlbridge.from_dlpack` and `dlbridge.asarray`.
+//! Importing any Python array-like as a [`TensorView`]: `from_dlpack`, `asarray`, `from_arrow`.
 
 use pyo3::exceptions::{PyBufferError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyString, PyTuple};
 
+#[cfg(feature = "arrow")]
+use super::arrow;
 use super::buffer::{ByteOrder, Exported};
-use super::{array_interface, buffer, capsule, exchange, new_tensor, to_py_err, Tensor};
+use super::errors::to_py_err;
+use super::tensor::Tensor;
+use super::{array_interface, buffer, capsule, exchange};
 use crate::{Order, TensorView};
 
 /// `max_version` we ask producers for (DLPack 1.3), built once.
@@ -38,7 +42,7 @@ fn check_device(device: Option<&Bound<'_, PyAny>>) -> PyResult<bool> {
 }
 
 /// Apply the `copy` policy to an imported view.
-pub(crate) fn finish(view: TensorView, copy: Option<bool>) -> PyResult<TensorView> {
+fn finish(view: TensorView, copy: Option<bool>) -> PyResult<TensorView> {
     if !view.device().is_host_accessible() {
         return Err(PyBufferError::new_err(format!(
             "the tensor lives on {}; dlbridge only imports host memory",
@@ -145,27 +149,26 @@ fn from_tensor(t: &Bound<'_, Tensor>, copy: Option<bool>) -> PyResult<TensorView
     finish(view, copy)
 }
 
-/// Import any DLPack producer (or capsule) without copying.
+/// Import any DLPack producer (or capsule) without copying: the array API's `from_dlpack`.
 ///
 /// Looks up the C exchange API on `type(x)` first (cached per type), then calls
 /// `x.__dlpack__(max_version=(1, 3), ...)` (retrying without keywords on `TypeError`), then
-/// accepts a bare `"dltensor"`/`"dltensor_versioned"` capsule. `copy=True` always copies,
-/// `copy=False` never does; `device` may only name the CPU.
-#[pyfunction]
-#[pyo3(signature = (x, /, *, device=None, copy=None))]
-pub(crate) fn from_dlpack<'py>(
-    x: &Bound<'py, PyAny>,
-    device: Option<&Bound<'py, PyAny>>,
+/// accepts a bare `"dltensor"`/`"dltensor_versioned"` capsule. `copy=Some(true)` always copies,
+/// `copy=Some(false)` never does (`BufferError` when it would have to); `device` may only name
+/// the CPU (`None`, `"cpu"`, `(1, 0)`; others raise `ValueError`). Objects without DLPack raise
+/// `TypeError`.
+pub fn from_dlpack(
+    x: &Bound<'_, PyAny>,
+    device: Option<&Bound<'_, PyAny>>,
     copy: Option<bool>,
-) -> PyResult<Bound<'py, Tensor>> {
-    let py = x.py();
+) -> PyResult<TensorView> {
     let device_requested = check_device(device)?;
     if let Ok(t) = x.cast::<Tensor>() {
-        return new_tensor(py, from_tensor(t, copy)?);
+        return from_tensor(t, copy);
     }
     let info = exchange::type_info(x)?;
     match dlpack_view(x, info, device_requested, copy)? {
-        Some(view) => new_tensor(py, finish(view, copy)?),
+        Some(view) => finish(view, copy),
         None => Err(PyTypeError::new_err(format!(
             "{} does not support the DLPack protocol (no __dlpack__, not a DLPack capsule)",
             x.get_type().name()?
@@ -190,47 +193,42 @@ fn finish_exported(e: Exported, copy: Option<bool>) -> PyResult<TensorView> {
 /// Share any array-like: DLPack producers, the Arrow PyCapsule interface (`__arrow_c_array__`,
 /// single-chunk `__arrow_c_stream__`; feature `arrow`), the buffer protocol,
 /// `__array_interface__`, tried in that order (Arrow also when DLPack refuses the object, as
-/// pyarrow does for booleans and nulls).
+/// pyarrow does for booleans and nulls). This is what `TensorView`'s `FromPyObject` does.
 ///
 /// Zero-copy whenever the layout allows. Data in non-native byte order is copied (byte-swapped)
-/// unless `copy=False`, which raises `BufferError`; `copy=True` always copies. Objects that
-/// implement none of the protocols raise `TypeError`.
-#[pyfunction]
-#[pyo3(signature = (obj, /, *, copy=None))]
-pub(crate) fn asarray<'py>(
-    obj: &Bound<'py, PyAny>,
-    copy: Option<bool>,
-) -> PyResult<Bound<'py, Tensor>> {
+/// unless `copy=Some(false)`, which raises `BufferError`; `copy=Some(true)` always copies.
+/// Objects that implement none of the protocols raise `TypeError`.
+pub fn asarray(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> PyResult<TensorView> {
     let py = obj.py();
     if let Ok(t) = obj.cast::<Tensor>() {
-        return new_tensor(py, from_tensor(t, copy)?);
+        return from_tensor(t, copy);
     }
     let info = exchange::type_info(obj)?;
     let mut dlpack_error = None;
     if info.api.is_some() || info.has_dlpack || capsule::is_capsule(obj) {
         match dlpack_view(obj, info, false, copy) {
-            Ok(Some(view)) => return new_tensor(py, finish(view, copy)?),
+            Ok(Some(view)) => return finish(view, copy),
             Ok(None) => {}
             // e.g. numpy refuses byte-swapped arrays: fall through to the other protocols.
             Err(e) if e.is_instance_of::<PyBufferError>(py) => dlpack_error = Some(e),
             // pyarrow refuses nulls and booleans over DLPack (ArrowTypeError): its Arrow
             // interface can still carry them (booleans as a copy, nulls as a clear error).
             #[cfg(feature = "arrow")]
-            Err(e) if super::arrow::has_arrow(obj) => dlpack_error = Some(e),
+            Err(e) if arrow::has_arrow(obj) => dlpack_error = Some(e),
             Err(e) => return Err(e),
         }
     }
     // The buffer protocol before Arrow: its check is one C call, while looking for the Arrow
     // dunders costs attribute lookups (and no object of the ecosystem exposes both).
     if let Some(held) = buffer::get_buffer(obj)? {
-        return new_tensor(py, finish_exported(held, copy)?);
+        return finish_exported(held, copy);
     }
     #[cfg(feature = "arrow")]
-    if let Some(view) = super::arrow::arrow_view(obj, copy)? {
-        return new_tensor(py, finish(view, copy)?);
+    if let Some(view) = arrow::arrow_view(obj, copy)? {
+        return finish(view, copy);
     }
     if let Some(held) = array_interface::get_interface(obj)? {
-        return new_tensor(py, finish_exported(held, copy)?);
+        return finish_exported(held, copy);
     }
     if let Some(e) = dlpack_error {
         return Err(e);
@@ -240,4 +238,24 @@ pub(crate) fn asarray<'py>(
          __array_interface__",
         obj.get_type().name()?
     )))
+}
+
+/// Share an Arrow array through the Arrow PyCapsule interface only, without copying.
+///
+/// Accepts any object with `__arrow_c_array__` (pyarrow arrays, `FixedShapeTensorArray`,
+/// `dlbridge.Tensor`, ...) or a single-chunk `__arrow_c_stream__` (pyarrow `ChunkedArray`).
+/// `arrow.fixed_shape_tensor` columns give `[rows, *shape]`. The result is read-only and keeps
+/// the Arrow buffers alive. Booleans are copied to bytes unless `copy=Some(false)`
+/// (`BufferError`); nulls raise `ValueError`; `copy=Some(true)` always copies; other objects
+/// raise `TypeError`.
+#[cfg(feature = "arrow")]
+#[cfg_attr(docsrs, doc(cfg(feature = "arrow")))]
+pub fn from_arrow(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> PyResult<TensorView> {
+    match arrow::arrow_view(obj, copy)? {
+        Some(view) => finish(view, copy),
+        None => Err(PyTypeError::new_err(format!(
+            "{} implements neither __arrow_c_array__ nor __arrow_c_stream__",
+            obj.get_type().name()?
+        ))),
+    }
 }

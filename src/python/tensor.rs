@@ -8,8 +8,16 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
-use super::{capsule, device_tuple, exchange, to_py_err};
-use crate::{DType, DTypeCode, Device, Order, TensorView};
+use dlpark::ffi::{
+    DLManagedTensorVersioned, DLPackExchangeAPI, DLPackExchangeAPIHeader, DLPackVersion, DLTensor,
+};
+
+use super::buffer::BufferOwner;
+use super::device::device_tuple;
+use super::errors::to_py_err;
+use super::runtime::PyObjectOwner;
+use super::{capsule, exchange};
+use crate::{DType, DTypeCode, Device, ManagedTensorVersioned, Order, TensorView};
 
 /// A strided tensor shared without copying (see the module docs).
 #[pyclass(frozen, weakref, module = "dlbridge", name = "Tensor")]
@@ -21,6 +29,11 @@ pub struct Tensor {
 }
 
 impl Tensor {
+    /// The view this tensor carries (clone it to keep the memory beyond the tensor).
+    pub fn view(&self) -> &TensorView {
+        &self.view
+    }
+
     pub(crate) fn from_view(view: TensorView) -> Tensor {
         Tensor {
             view,
@@ -113,7 +126,7 @@ impl Tensor {
     /// runs through another object the collector can clear, and a tensor's memory stays valid
     /// for as long as the tensor exists.
     fn __traverse__(&self, visit: pyo3::PyVisit<'_>) -> Result<(), pyo3::PyTraverseError> {
-        super::visit_python_objects(self.view.owner(), &visit)
+        visit_python_objects(self.view.owner(), &visit)
     }
 
     /// The extent of each dimension.
@@ -277,7 +290,7 @@ impl Tensor {
     /// The DLPack C exchange API (a `"dlpack_exchange_api"` capsule on the type).
     #[classattr]
     fn __dlpack_c_exchange_api__(py: Python<'_>) -> PyResult<Py<PyAny>> {
-        exchange::api_capsule(py)
+        exchange::table_capsule(py, &API.0)
     }
 
     /// numpy's array interface (version 3): zero-copy for numpy; numpy keeps this object alive.
@@ -416,4 +429,144 @@ impl Tensor {
             }
         }
     }
+}
+
+/// Report to Python's garbage collector every Python object `owner` holds a strong reference
+/// to, so that reference cycles through tensors are collected (`tp_traverse`).
+fn visit_python_objects(
+    owner: &crate::Owner,
+    visit: &pyo3::PyVisit<'_>,
+) -> Result<(), pyo3::PyTraverseError> {
+    let mut result = Ok(());
+    owner.visit(&mut |value| {
+        if result.is_err() {
+            return;
+        }
+        if let Some(held) = value.downcast_ref::<PyObjectOwner>() {
+            result = held.object().map_or(Ok(()), |obj| visit.call(obj));
+        } else if let Some(held) = value.downcast_ref::<BufferOwner>() {
+            result = held.traverse(visit);
+        }
+    });
+    result
+}
+
+// ---------------------------------------------------------------------------------------------
+// The DLPack C exchange API of `Tensor`
+// ---------------------------------------------------------------------------------------------
+
+/// The table is plain function pointers and a null `prev_api`: safe to share between threads.
+#[repr(transparent)]
+struct StaticApi(DLPackExchangeAPI);
+
+// SAFETY: the table is immutable, its only pointer (`prev_api`) is null, and every function it
+// points to may be called from any thread (they take the GIL contract from the caller).
+unsafe impl Sync for StaticApi {}
+
+/// `Tensor`'s DLPack exchange table (version 1.3, CPU only).
+static API: StaticApi = StaticApi(DLPackExchangeAPI {
+    header: DLPackExchangeAPIHeader {
+        version: DLPackVersion {
+            major: crate::dlpack::DLPACK_VERSION.0,
+            minor: crate::dlpack::DLPACK_VERSION.1,
+        },
+        prev_api: std::ptr::null_mut(),
+    },
+    managed_tensor_allocator: Some(exchange::managed_tensor_allocator),
+    managed_tensor_from_py_object_no_sync: Some(managed_tensor_from_py_object),
+    managed_tensor_to_py_object_no_sync: Some(managed_tensor_to_py_object),
+    dltensor_from_py_object_no_sync: Some(dltensor_from_py_object),
+    current_work_stream: Some(exchange::current_work_stream),
+});
+
+/// Borrow `py_object` as a `dlbridge.Tensor`.
+///
+/// # Safety
+/// `py_object` must be a live Python object and the GIL held.
+unsafe fn as_tensor<'a, 'py>(
+    py: Python<'py>,
+    py_object: *mut c_void,
+) -> PyResult<Borrowed<'a, 'py, Tensor>> {
+    if py_object.is_null() {
+        return Err(PyTypeError::new_err("NULL object"));
+    }
+    // SAFETY: per the contract, a live object borrowed for the duration of the call.
+    let any = unsafe { Borrowed::from_ptr(py, py_object.cast::<ffi::PyObject>()) };
+    any.cast::<Tensor>()
+        .map_err(|_| PyTypeError::new_err("expected a dlbridge.Tensor"))
+}
+
+unsafe extern "C" fn managed_tensor_from_py_object(
+    py_object: *mut c_void,
+    out: *mut *mut DLManagedTensorVersioned,
+) -> c_int {
+    exchange::entry(|py| {
+        if out.is_null() {
+            return Err(PyTypeError::new_err("NULL out pointer"));
+        }
+        // SAFETY: the exchange API contract: a live object of our type, GIL held.
+        let t = unsafe { as_tensor(py, py_object) }?;
+        let managed = t.get().view.to_dlpack_versioned();
+        // SAFETY: `out` is non-null (checked) and points to the caller's slot.
+        unsafe { *out = managed.into_raw() };
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn managed_tensor_to_py_object(
+    tensor: *mut DLManagedTensorVersioned,
+    out_py_object: *mut *mut c_void,
+) -> c_int {
+    exchange::entry(|py| {
+        // SAFETY: the contract hands us ownership of `tensor` (stolen, even on failure: the
+        // import below runs the deleter when it refuses the tensor).
+        let managed = unsafe { ManagedTensorVersioned::from_raw(tensor) }
+            .ok_or_else(|| PyTypeError::new_err("NULL managed tensor"))?;
+        let view = TensorView::from_dlpack_versioned(managed).map_err(to_py_err)?;
+        view.require_host("dlbridge tensors live in host memory")
+            .map_err(to_py_err)?;
+        if out_py_object.is_null() {
+            return Err(PyTypeError::new_err("NULL out pointer"));
+        }
+        let obj = Bound::new(py, Tensor::from_view(view))?;
+        // SAFETY: `out_py_object` is non-null; the caller receives a new reference.
+        unsafe { *out_py_object = obj.into_ptr().cast::<c_void>() };
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn dltensor_from_py_object(py_object: *mut c_void, out: *mut DLTensor) -> c_int {
+    exchange::entry(|py| {
+        if out.is_null() {
+            return Err(PyTypeError::new_err("NULL out pointer"));
+        }
+        // SAFETY: the exchange API contract: a live object of our type, GIL held.
+        let t = unsafe { as_tensor(py, py_object) }?;
+        let tensor = t.get();
+        let v = &tensor.view;
+        if v.is_read_only() {
+            // A borrowed DLTensor has no flags: it would hand read-only memory out as writable.
+            return Err(PyBufferError::new_err(
+                "read-only tensor: a borrowed DLTensor cannot carry READ_ONLY; \
+                 use managed_tensor_from_py_object_no_sync",
+            ));
+        }
+        let dims = tensor.dims_i64();
+        let ndim = v.ndim();
+        let dims_ptr = dims.as_ptr().cast_mut();
+        // SAFETY: `out` is non-null; the shape/strides arrays live inside the Tensor object,
+        // which the caller keeps alive while it uses the borrowed DLTensor (DLPack contract).
+        unsafe {
+            *out = DLTensor {
+                data: v.base_ptr().cast::<c_void>(),
+                device: v.device().to_dlpack(),
+                ndim: ndim as i32,
+                dtype: v.dtype().to_dlpack(),
+                shape: dims_ptr,
+                strides: dims_ptr.add(ndim),
+                byte_offset: v.byte_offset() as u64,
+            };
+        }
+        Ok(())
+    })
 }

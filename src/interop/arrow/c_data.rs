@@ -278,7 +278,7 @@ unsafe fn check_array(array: *const RawArray, data_type: &DataType, depth: usize
     let end = a
         .length
         .checked_add(a.offset)
-        .ok_or(Error::Overflow("Arrow offset + length"))?;
+        .ok_or_else(|| Error::Overflow("Arrow offset + length"))?;
     if a.null_count > a.length {
         return Err(invalid(format!(
             "null_count {} exceeds length {}",
@@ -339,7 +339,7 @@ unsafe fn check_array(array: *const RawArray, data_type: &DataType, depth: usize
         let needed = usize::try_from(end)
             .ok()
             .and_then(|e| e.checked_mul(size))
-            .ok_or(Error::Overflow("fixed-size list child length"))?;
+            .ok_or_else(|| Error::Overflow("fixed-size list child length"))?;
         // SAFETY: checked by the recursive call; a non-negative length.
         let has = unsafe { (*c).length } as u64;
         if has < needed as u64 {

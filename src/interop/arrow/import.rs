@@ -61,7 +61,7 @@ impl TensorView {
             .data
             .offset()
             .checked_add(leaf.start)
-            .ok_or(Error::Overflow("leaf offset"))?;
+            .ok_or_else(|| Error::Overflow("leaf offset"))?;
         let view = if dtype == DType::BOOL {
             if !opts.copy.allows_copy() && opts.null_fill.is_none() {
                 return Err(Error::CopyRequired(
@@ -70,7 +70,7 @@ impl TensorView {
             }
             let end = first
                 .checked_add(leaf.count)
-                .ok_or(Error::Overflow("bit range"))?;
+                .ok_or_else(|| Error::Overflow("bit range"))?;
             if end > values.len().saturating_mul(8) {
                 return Err(Error::OutOfBounds(format!(
                     "{end} bits needed, the Arrow buffer has {} bytes",
@@ -89,7 +89,7 @@ impl TensorView {
             let size = dtype.itemsize().unwrap_or(1);
             let start = first
                 .checked_mul(size)
-                .ok_or(Error::Overflow("leaf byte offset"))?;
+                .ok_or_else(|| Error::Overflow("leaf byte offset"))?;
             view_over_buffer(values, start, dtype, &shape, opts)?
         };
         match opts.null_fill {
@@ -126,7 +126,7 @@ impl TensorView {
             .shape
             .iter()
             .try_fold(1usize, |a, &n| a.checked_mul(n))
-            .ok_or(Error::Overflow("row size"))?;
+            .ok_or_else(|| Error::Overflow("row size"))?;
         if usize::try_from(*size).ok() != Some(row) {
             return Err(Error::InvalidShape(format!(
                 "{FIXED_SHAPE_TENSOR} shape {:?} holds {row} values, the list holds {size}",
@@ -155,20 +155,20 @@ fn view_over_buffer(
     shape: &[usize],
     opts: &ArrowImportOptions,
 ) -> Result<TensorView> {
-    let size = dtype.itemsize().ok_or(Error::UnsupportedDtype {
+    let size = dtype.itemsize().ok_or_else(|| Error::UnsupportedDtype {
         dtype,
         reason: "bit-packed elements cannot be viewed in an Arrow buffer",
     })?;
     let numel = shape
         .iter()
         .try_fold(1usize, |a, &n| a.checked_mul(n))
-        .ok_or(Error::Overflow("element count"))?;
+        .ok_or_else(|| Error::Overflow("element count"))?;
     let nbytes = numel
         .checked_mul(size)
-        .ok_or(Error::Overflow("byte size"))?;
+        .ok_or_else(|| Error::Overflow("byte size"))?;
     let end = start
         .checked_add(nbytes)
-        .ok_or(Error::Overflow("byte range"))?;
+        .ok_or_else(|| Error::Overflow("byte range"))?;
     if end > buffer.len() {
         return Err(Error::OutOfBounds(format!(
             "{numel} {dtype} elements from byte {start} need {end} bytes, the Arrow buffer has {}",
@@ -243,10 +243,10 @@ fn flatten(data: &ArrayData) -> Result<(Vec<Level<'_>>, Vec<usize>)> {
                     .offset()
                     .checked_add(start)
                     .and_then(|s| s.checked_mul(size))
-                    .ok_or(Error::Overflow("list child offset"))?;
+                    .ok_or_else(|| Error::Overflow("list child offset"))?;
                 count = count
                     .checked_mul(size)
-                    .ok_or(Error::Overflow("list child length"))?;
+                    .ok_or_else(|| Error::Overflow("list child length"))?;
                 shape.push(size);
                 cur = child;
                 if shape.len() > crate::MAX_NDIM {

@@ -13,9 +13,7 @@ use crate::{Error, Result};
 fn schema_of(batches: &[RecordBatch]) -> Result<Arc<Schema>> {
     let schema = batches
         .first()
-        .ok_or(Error::NothingToWrite(
-            "an Arrow IPC file or stream needs a record batch",
-        ))?
+        .ok_or_else(|| Error::NothingToWrite("an Arrow IPC file or stream needs a record batch"))?
         .schema();
     Ok(schema)
 }

@@ -1,0 +1,61 @@
+//! The `dlbridge` Python module, built on the public pyo3 API of the `dlbridge` crate
+//! (`dlbridge::python`), exactly as any extension author would build one.
+
+use dlbridge::TensorView;
+use pyo3::prelude::*;
+
+/// Import any DLPack producer (or capsule) without copying.
+///
+/// Looks up the C exchange API on `type(x)` first (cached per type), then calls
+/// `x.__dlpack__(max_version=(1, 3), ...)` (retrying without keywords on `TypeError`), then
+/// accepts a bare `"dltensor"`/`"dltensor_versioned"` capsule. `copy=True` always copies,
+/// `copy=False` never does; `device` may only name the CPU.
+#[pyfunction]
+#[pyo3(signature = (x, /, *, device=None, copy=None))]
+fn from_dlpack(
+    x: &Bound<'_, PyAny>,
+    device: Option<&Bound<'_, PyAny>>,
+    copy: Option<bool>,
+) -> PyResult<TensorView> {
+    dlbridge::python::from_dlpack(x, device, copy)
+}
+
+/// Share any array-like: DLPack producers, the Arrow PyCapsule interface (`__arrow_c_array__`,
+/// single-chunk `__arrow_c_stream__`), the buffer protocol, `__array_interface__`, tried in that
+/// order (Arrow also when DLPack refuses the object, as pyarrow does for booleans and nulls).
+///
+/// Zero-copy whenever the layout allows. Data in non-native byte order is copied (byte-swapped)
+/// unless `copy=False`, which raises `BufferError`; `copy=True` always copies. Objects that
+/// implement none of the protocols raise `TypeError`.
+#[pyfunction]
+#[pyo3(signature = (obj, /, *, copy=None))]
+fn asarray(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> PyResult<TensorView> {
+    dlbridge::python::asarray(obj, copy)
+}
+
+/// Share an Arrow array through the Arrow PyCapsule interface only, without copying.
+///
+/// Accepts any object with `__arrow_c_array__` (pyarrow arrays, `FixedShapeTensorArray`,
+/// `dlbridge.Tensor`, ...) or a single-chunk `__arrow_c_stream__` (pyarrow `ChunkedArray`).
+/// `arrow.fixed_shape_tensor` columns give `[rows, *shape]`. The result is read-only and keeps
+/// the Arrow buffers alive. Booleans are copied to bytes unless `copy=False` (`BufferError`);
+/// nulls raise `ValueError`; `copy=True` always copies.
+#[pyfunction]
+#[pyo3(signature = (obj, /, *, copy=None))]
+fn from_arrow(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> PyResult<TensorView> {
+    dlbridge::python::from_arrow(obj, copy)
+}
+
+/// `dlbridge`: zero-copy tensor exchange (DLPack, buffer protocol, `__array_interface__`, Arrow).
+#[pymodule]
+#[pyo3(name = "dlbridge")]
+fn dlbridge_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add_class::<dlbridge::python::Tensor>()?;
+    m.add_function(wrap_pyfunction!(from_dlpack, m)?)?;
+    m.add_function(wrap_pyfunction!(asarray, m)?)?;
+    m.add_function(wrap_pyfunction!(from_arrow, m)?)?;
+    m.add("DLDeviceType", dlbridge::python::dl_device_type(py)?)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

@@ -1,0 +1,82 @@
+//! Living with the interpreter: attaching from any thread, shutdown, and Python objects as
+//! memory owners.
+
+use pyo3::prelude::*;
+
+/// `Py_IsFinalizing` (3.13+) or `_Py_IsFinalizing` (3.11, 3.12), found at run time: neither is in
+/// the stable ABI this module is built for, and each exists in only some of the versions it runs
+/// on. `None` when neither is exported.
+fn finalizing_probe() -> Option<unsafe extern "C" fn() -> std::ffi::c_int> {
+    static PROBE: std::sync::OnceLock<Option<unsafe extern "C" fn() -> std::ffi::c_int>> =
+        std::sync::OnceLock::new();
+    *PROBE.get_or_init(|| {
+        #[cfg(unix)]
+        for name in [c"Py_IsFinalizing", c"_Py_IsFinalizing"] {
+            // SAFETY: dlsym with RTLD_DEFAULT searches the loaded images (the interpreter is one)
+            // for a NUL-terminated symbol name; it does not call the symbol.
+            let symbol = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
+            if !symbol.is_null() {
+                // SAFETY: both functions are `int (*)(void)` in every CPython that exports them.
+                return Some(unsafe {
+                    std::mem::transmute::<
+                        *mut libc::c_void,
+                        unsafe extern "C" fn() -> std::ffi::c_int,
+                    >(symbol)
+                });
+            }
+        }
+        None
+    })
+}
+
+/// True while the interpreter is shutting down (`sys.is_finalizing()`): not merely after `atexit`
+/// handlers ran, which a program may trigger itself.
+fn interpreter_finalizing() -> bool {
+    // SAFETY: both functions only read a runtime flag and may be called without the GIL.
+    finalizing_probe().is_some_and(|probe| unsafe { probe() } != 0)
+}
+
+/// Run `f` attached to the interpreter, from any thread; `None` (and `f` not run) when this
+/// thread is not attached and the interpreter is shutting down or gone, where attaching could
+/// hang or crash. A thread that already holds the GIL (the one running the finalizer, say) may
+/// always release references.
+pub(crate) fn with_gil<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Option<R> {
+    extern "C" {
+        // Exported by every CPython since 3.4, though outside the limited API pyo3 binds here.
+        fn PyGILState_Check() -> std::ffi::c_int;
+    }
+    // SAFETY: PyGILState_Check may be called from any thread, with or without the GIL.
+    let attached = unsafe { PyGILState_Check() } == 1;
+    if !attached && interpreter_finalizing() {
+        return None;
+    }
+    Python::try_attach(f)
+}
+
+/// A Python object kept alive as the [`crate::Owner`] of memory it exposes. Dropping it takes
+/// the GIL (from any thread) to release the reference, or leaks it at interpreter shutdown.
+/// Views over it report it to Python's garbage collector (see `Tensor.__traverse__`).
+pub(crate) struct PyObjectOwner(Option<Py<PyAny>>);
+
+impl PyObjectOwner {
+    pub(crate) fn new(obj: Py<PyAny>) -> PyObjectOwner {
+        PyObjectOwner(Some(obj))
+    }
+
+    /// The object held (for the garbage collector's traversal).
+    pub(crate) fn object(&self) -> Option<&Py<PyAny>> {
+        self.0.as_ref()
+    }
+}
+
+impl Drop for PyObjectOwner {
+    fn drop(&mut self) {
+        if let Some(obj) = self.0.take() {
+            let mut slot = Some(obj);
+            if with_gil(|_py| drop(slot.take())).is_none() {
+                // Interpreter finalizing: dropping a `Py` now would touch a dying interpreter.
+                std::mem::forget(slot);
+            }
+        }
+    }
+}
