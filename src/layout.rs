@@ -127,6 +127,11 @@ pub(crate) fn covers_span(shape: &[usize], strides: &[isize], itemsize: isize) -
     if shape.contains(&0) {
         return true;
     }
+    // The common case, without allocating or sorting: C-contiguous elements.
+    let numel = shape.iter().try_fold(1usize, |count, &n| count.checked_mul(n));
+    if numel.is_some_and(|numel| dense(shape.iter().zip(strides).rev(), numel)) {
+        return true;
+    }
     let mut axes: Vec<(usize, usize)> = shape
         .iter()
         .zip(strides)
