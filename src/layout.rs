@@ -128,7 +128,9 @@ pub(crate) fn covers_span(shape: &[usize], strides: &[isize], itemsize: isize) -
         return true;
     }
     // The common case, without allocating or sorting: C-contiguous elements.
-    let numel = shape.iter().try_fold(1usize, |count, &n| count.checked_mul(n));
+    let numel = shape
+        .iter()
+        .try_fold(1usize, |count, &n| count.checked_mul(n));
     if numel.is_some_and(|numel| dense(shape.iter().zip(strides).rev(), numel)) {
         return true;
     }
