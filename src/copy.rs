@@ -42,10 +42,10 @@ impl CopyPolicy {
 
 /// One axis of a copy: extent, source and destination strides in bytes.
 #[derive(Clone, Copy, Debug)]
-struct Axis {
-    n: usize,
-    src: isize,
-    dst: isize,
+pub(crate) struct Axis {
+    pub(crate) n: usize,
+    pub(crate) src: isize,
+    pub(crate) dst: isize,
 }
 
 /// Side of the square tiles used for transposing copies, in elements.
@@ -178,21 +178,7 @@ unsafe fn copy_elements(src: &TensorView, dst: *mut u8, dst_strides: &[isize]) {
     if src.numel() == 0 {
         return;
     }
-    let sz = size as isize;
-    let mut axes: Vec<Axis> = src
-        .shape
-        .iter()
-        .zip(src.strides.iter().zip(dst_strides))
-        .filter(|(&n, _)| n != 1)
-        .map(|(&n, (&s, &d))| Axis {
-            n,
-            src: s * sz,
-            dst: d * sz,
-        })
-        .collect();
-    // Outermost first: decreasing destination stride.
-    axes.sort_by_key(|a| std::cmp::Reverse(a.dst.unsigned_abs()));
-    let axes = coalesce(axes);
+    let axes = plan(src, size, dst_strides, size);
     let src_ptr = src.data_ptr();
     // SAFETY: forwarded from the caller.
     unsafe {
@@ -205,6 +191,32 @@ unsafe fn copy_elements(src: &TensorView, dst: *mut u8, dst_strides: &[isize]) {
             _ => walk_dyn(src_ptr, dst, &axes, size),
         }
     }
+}
+
+/// The axes of a copy from `src` (elements of `src_size` bytes) to a destination with element
+/// strides `dst_strides` (elements of `dst_size` bytes): byte strides, extent-1 axes dropped,
+/// outermost (largest destination step) first, neighbours that step contiguously merged.
+pub(crate) fn plan(
+    src: &TensorView,
+    src_size: usize,
+    dst_strides: &[isize],
+    dst_size: usize,
+) -> Vec<Axis> {
+    let (ss, ds) = (src_size as isize, dst_size as isize);
+    let mut axes: Vec<Axis> = src
+        .shape
+        .iter()
+        .zip(src.strides.iter().zip(dst_strides))
+        .filter(|(&n, _)| n != 1)
+        .map(|(&n, (&s, &d))| Axis {
+            n,
+            src: s * ss,
+            dst: d * ds,
+        })
+        .collect();
+    // Outermost first: decreasing destination stride.
+    axes.sort_by_key(|a| std::cmp::Reverse(a.dst.unsigned_abs()));
+    coalesce(axes)
 }
 
 /// Merge neighbouring axes that step contiguously on both sides (outer = inner * extent).
@@ -228,7 +240,7 @@ fn coalesce(axes: Vec<Axis>) -> Vec<Axis> {
 
 /// Call `f(src_offset, dst_offset)` for every index of `outer` (row-major odometer).
 #[inline(always)]
-fn for_each_outer(outer: &[Axis], mut f: impl FnMut(isize, isize)) {
+pub(crate) fn for_each_outer(outer: &[Axis], mut f: impl FnMut(isize, isize)) {
     let mut idx = vec![0usize; outer.len()];
     let (mut so, mut d) = (0isize, 0isize);
     loop {

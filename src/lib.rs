@@ -52,6 +52,7 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod cast;
 mod copy;
 mod device;
 pub mod dlpack;

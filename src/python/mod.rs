@@ -1,5 +1,6 @@
-//! Python interop through pyo3 (feature `pyo3`): [`TensorView`] as the argument and return
-//! type of your own `#[pyfunction]`, and [`Tensor`], the Python class that carries a view.
+//! Python interop through pyo3 (feature `pyo3`): [`TensorView`](crate::TensorView) as the
+//! argument and return type of your own `#[pyfunction]`, and [`Tensor`], the Python class that
+//! carries a view.
 //!
 //! - **In:** `TensorView: FromPyObject` accepts any array-like without copying, as
 //!   [`asarray`] does: numpy arrays, torch tensors, jax arrays, pyarrow arrays, dlbridge tensors
