@@ -12,7 +12,7 @@ cargo fmt --manifest-path fuzz/Cargo.toml --all -- --check
 
 step "clippy (all features, all targets)"
 cargo clippy --quiet --all-targets --all-features -- -D warnings
-cargo clippy --quiet -p dlbridge-python -- -D warnings
+cargo clippy --quiet -p dlbridge-python -p dlbridge-example -- -D warnings
 
 step "clippy (no features, then each feature alone: the feature gates hold)"
 cargo clippy --quiet --lib --tests --no-default-features -- -D warnings
@@ -38,6 +38,8 @@ done
 
 step "Python module (maturin; the python/ crate, built on dlbridge's public pyo3 API)"
 maturin develop --quiet --release -m python/Cargo.toml
+# The example extension (another crate on the same public API; python_tests/test_extension.py).
+maturin develop --quiet --release -m examples/pyo3-extension/Cargo.toml
 step "ruff, and stubtest (python/dlbridge.pyi against the built module)"
 python -m ruff check .
 # Run from python/: mypy then reads ./dlbridge.pyi, the stub of record.

@@ -16,6 +16,9 @@
 //!   cannot be described or shared as asked (dtype, layout, device, read-only, a copy
 //!   forbidden by `copy=False`), `ValueError` for invalid arguments, `TypeError` for objects
 //!   that implement no protocol and for type mismatches.
+//! - **Checked arguments:** [`Requirements`] states the dtype, dimensions, shape, layout and
+//!   writability a function needs, raising a message that says what was expected and found,
+//!   or meeting them by a copy (and the cast kernel) when allowed.
 //!
 //! Memory stays alive as long as any holder needs it: a view imported from Python keeps the
 //! producer alive (releasing it takes the GIL from whatever thread drops the view, and does
@@ -51,7 +54,7 @@
 //! this API.
 
 // Layers, each using only those above it: errors, runtime, device, capsule → buffer,
-// array_interface, arrow, exchange (import side) → tensor → import → convert.
+// array_interface, arrow, exchange (import side) → tensor → import → convert, requirements.
 mod array_interface;
 #[cfg(feature = "arrow")]
 mod arrow;
@@ -62,6 +65,7 @@ mod device;
 mod errors;
 mod exchange;
 mod import;
+mod requirements;
 mod runtime;
 mod tensor;
 
@@ -69,4 +73,5 @@ pub use device::dl_device_type;
 #[cfg(feature = "arrow")]
 pub use import::from_arrow;
 pub use import::{asarray, from_dlpack};
+pub use requirements::Requirements;
 pub use tensor::Tensor;

@@ -1,0 +1,95 @@
+//! An example Python extension built with dlbridge, as an extension author writes one: every
+//! function takes any framework's tensor (numpy, torch, jax, pyarrow, dlbridge, ...) without
+//! copying it, and returns tensors that every framework reads without copying.
+
+use std::str::FromStr;
+
+use dlbridge::python::Requirements;
+use dlbridge::{DType, TensorView};
+use ndarray::{Axis, Ix2};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+/// The sum of any real tensor, as float64 (a reduction over any input: other dtypes and
+/// layouts are converted by a copy, which the GIL-free loop then reads).
+#[pyfunction]
+fn total(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<f64> {
+    let x = Requirements::new()
+        .dtype(DType::F64)
+        .c_contiguous()
+        .allow_copy()
+        .extract(x)?;
+    py.detach(|| Ok(x.as_slice::<f64>()?.iter().sum()))
+}
+
+/// `x` as checked by a `Requirements` built from the keywords: the tensor shares the caller's
+/// memory unless `allow_copy` made a copy (`is_copied`). For testing the checks' messages.
+#[pyfunction]
+#[pyo3(signature = (x, *, dtype=None, ndim=None, shape=None, c_contiguous=false,
+                    f_contiguous=false, writable=false, allow_copy=false))]
+#[allow(clippy::too_many_arguments)]
+fn require(
+    x: &Bound<'_, PyAny>,
+    dtype: Option<&str>,
+    ndim: Option<usize>,
+    shape: Option<Vec<Option<usize>>>,
+    c_contiguous: bool,
+    f_contiguous: bool,
+    writable: bool,
+    allow_copy: bool,
+) -> PyResult<TensorView> {
+    let mut req = Requirements::new();
+    if let Some(name) = dtype {
+        let dtype = DType::from_str(name).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        req = req.dtype(dtype);
+    }
+    if let Some(ndim) = ndim {
+        req = req.ndim(ndim);
+    }
+    if let Some(shape) = &shape {
+        req = req.shape(shape);
+    }
+    if c_contiguous {
+        req = req.c_contiguous();
+    }
+    if f_contiguous {
+        req = req.f_contiguous();
+    }
+    if writable {
+        req = req.writable();
+    }
+    if allow_copy {
+        req = req.allow_copy();
+    }
+    req.extract(x)
+}
+
+/// `0, 1, ..., n-1` as float32, allocated by Rust and returned without a copy.
+#[pyfunction]
+fn ramp(n: usize) -> PyResult<TensorView> {
+    Ok(TensorView::from_vec(
+        (0..n).map(|i| i as f32).collect(),
+        &[n],
+    )?)
+}
+
+/// The Euclidean norm of every row of a 2-D float64 tensor, computed with ndarray outside the
+/// GIL; any framework's tensor in, a new tensor out.
+#[pyfunction]
+fn row_norms(py: Python<'_>, x: TensorView) -> PyResult<TensorView> {
+    let norms = py.detach(|| -> dlbridge::Result<_> {
+        let rows = x.as_array::<f64, Ix2>()?;
+        Ok(rows.map_axis(Axis(1), |row| row.dot(&row).sqrt()))
+    })?;
+    Ok(TensorView::from_ndarray(norms)?)
+}
+
+/// The example extension.
+#[pymodule]
+fn dlbridge_example(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(total, m)?)?;
+    m.add_function(wrap_pyfunction!(require, m)?)?;
+    m.add_function(wrap_pyfunction!(ramp, m)?)?;
+    m.add_function(wrap_pyfunction!(row_norms, m)?)?;
+    Ok(())
+}

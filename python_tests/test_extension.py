@@ -1,0 +1,153 @@
+"""The example extension (examples/pyo3-extension), built with dlbridge's public pyo3 API:
+any framework's tensor into a #[pyfunction] without a copy, checked requirements with clear
+errors, tensors returned that every framework and the dlbridge module share."""
+
+import gc
+import sys
+import weakref
+
+import dlbridge_example as ex
+import jax.numpy as jnp
+import numpy as np
+import pyarrow as pa
+import pytest
+import torch
+
+import dlbridge
+from conftest import addr
+
+
+def test_reduction_over_every_framework():
+    values = np.arange(12, dtype=np.float64).reshape(3, 4)
+    want = float(values.sum())
+    inputs = [
+        values,
+        values.T,  # strided: copied for the reduction
+        values.astype(np.float32),  # another dtype: cast
+        torch.arange(12, dtype=torch.int32).reshape(3, 4),
+        jnp.arange(12, dtype=jnp.float32),
+        pa.array(np.arange(12, dtype=np.int64)),
+        dlbridge.asarray(values),
+        memoryview(values),
+    ]
+    for x in inputs:
+        assert ex.total(x) == want, type(x)
+
+
+def test_matching_input_is_shared_not_copied():
+    a = np.arange(6, dtype=np.float64).reshape(2, 3)
+    t = ex.require(a, dtype="float64", shape=[None, 3], c_contiguous=True, writable=True)
+    assert (t.data_ptr, t.is_copied, t.readonly) == (addr(a), False, False)
+    torch_in = torch.ones(4, 5)
+    t = ex.require(torch_in, dtype="float32", ndim=2)
+    assert (t.data_ptr, t.is_copied) == (torch_in.data_ptr(), False)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "message"),
+    [
+        ({"dtype": "float32"}, TypeError, "expected float32, got float64"),
+        ({"ndim": 3}, TypeError, "expected 3 dimensions, got 2"),
+        ({"ndim": 1}, TypeError, "expected 1 dimension, got 2"),
+        ({"shape": [None, 3]}, ValueError, r"expected shape \(\*, 3\), got \(4, 5\)"),
+        ({"shape": [4]}, TypeError, "expected 1 dimension, got 2"),
+        ({"c_contiguous": True, "_transpose": True}, TypeError,
+         r"expected a C-contiguous tensor, got strides \(1, 4\)"),
+        ({"f_contiguous": True}, TypeError, "expected a F-contiguous tensor"),
+    ],
+)
+def test_mismatches_name_expected_and_found(kwargs, exc, message):
+    a = np.zeros((4, 5))
+    if kwargs.pop("_transpose", False):
+        a = np.zeros((5, 4)).T
+    with pytest.raises(exc, match=message):
+        ex.require(a, **kwargs)
+
+
+def test_allow_copy_meets_dtype_layout_and_writability():
+    a = np.arange(20, dtype=np.float64).reshape(4, 5)
+    t = ex.require(a.T, dtype="float32", c_contiguous=True, allow_copy=True)
+    assert t.is_copied and t.dtype == "float32" and t.shape == (5, 4)
+    np.testing.assert_array_equal(np.asarray(t), a.T.astype(np.float32))
+    f = ex.require(a, f_contiguous=True, allow_copy=True)
+    assert f.is_copied and f.strides == (1, 4)
+    np.testing.assert_array_equal(np.asarray(f), a)
+    # Shape and dimensions are never "fixed" by a copy.
+    with pytest.raises(ValueError, match="expected shape"):
+        ex.require(a, shape=[5, 4], allow_copy=True)
+    # A cast the kernel does not do is still a TypeError.
+    with pytest.raises(TypeError, match="expected complex64, got float64"):
+        ex.require(a, dtype="complex64", allow_copy=True)
+
+
+def test_read_only_input_where_writable_is_required():
+    a = np.arange(6.0)
+    a.flags.writeable = False
+    with pytest.raises(BufferError, match="expected a writable tensor, got a read-only one"):
+        ex.require(a, writable=True)
+    j = jnp.arange(6.0)  # JAX arrays are immutable
+    with pytest.raises(BufferError, match="read-only"):
+        ex.require(j, writable=True)
+    t = ex.require(a, writable=True, allow_copy=True)
+    assert t.is_copied and not t.readonly and t.data_ptr != addr(a)
+
+
+def test_byte_swapped_input_is_refused_without_allow_copy():
+    big = np.arange(4, dtype=">f8")
+    with pytest.raises(BufferError):
+        ex.require(big)
+    t = ex.require(big, allow_copy=True)
+    assert t.is_copied
+    np.testing.assert_array_equal(np.asarray(t), np.arange(4.0))
+
+
+@pytest.mark.parametrize("obj", [None, 3, "abc", [1.0, 2.0], object()])
+def test_objects_that_are_not_tensors(obj):
+    with pytest.raises(TypeError):
+        ex.total(obj)
+    with pytest.raises(TypeError):
+        ex.row_norms(obj)
+
+
+def test_returned_tensor_is_shared_by_every_framework():
+    t = ex.ramp(5)
+    assert type(t).__name__ == "Tensor"
+    n = np.asarray(t)
+    assert addr(n) == t.data_ptr
+    assert torch.from_dlpack(t).data_ptr() == t.data_ptr
+    assert memoryview(t).tobytes() == np.arange(5, dtype=np.float32).tobytes()
+    col = pa.array(t)
+    assert col.buffers()[1].address == t.data_ptr
+    # The dlbridge module takes it (another extension's Tensor type) without a copy.
+    d = dlbridge.from_dlpack(t)
+    assert type(d) is not type(t) and d.data_ptr == t.data_ptr
+    back = ex.require(d)
+    assert back.data_ptr == t.data_ptr
+    # The numpy view keeps the Rust allocation alive after every tensor is gone.
+    del t, d, back, col
+    gc.collect()
+    np.testing.assert_array_equal(n, np.arange(5, dtype=np.float32))
+
+
+def test_imported_memory_lives_as_long_as_the_returned_tensor():
+    a = np.arange(6, dtype=np.float64).reshape(2, 3)
+    gone = weakref.ref(a)
+    before = sys.getrefcount(a)
+    t = ex.require(a)
+    assert sys.getrefcount(a) > before
+    a = None
+    gc.collect()
+    assert gone() is not None, "the Tensor keeps the numpy array alive"
+    assert np.asarray(t).sum() == 15.0
+    del t
+    gc.collect()
+    assert gone() is None, "released once the Tensor is gone"
+
+
+def test_ndarray_computation_outside_the_gil():
+    x = torch.tensor([[3.0, 4.0], [6.0, 8.0]], dtype=torch.float64)
+    norms = ex.row_norms(x)
+    np.testing.assert_array_equal(np.asarray(norms), [5.0, 10.0])
+    assert ex.row_norms(np.array([[3.0, 4.0]]).T.copy().T).shape == (1,)
+    with pytest.raises(TypeError, match="float64"):
+        ex.row_norms(np.ones((2, 2), dtype=np.float32))
