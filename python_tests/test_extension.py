@@ -151,3 +151,54 @@ def test_ndarray_computation_outside_the_gil():
     assert ex.row_norms(np.array([[3.0, 4.0]]).T.copy().T).shape == (1,)
     with pytest.raises(TypeError, match="float64"):
         ex.row_norms(np.ones((2, 2), dtype=np.float32))
+
+
+def test_framework_of_each_library():
+    cases = {
+        "Numpy": np.zeros(2),
+        "Torch": torch.zeros(2),
+        "Jax": jnp.zeros(2),
+        "Arrow": pa.array([1.0, 2.0]),
+        "Dlbridge": dlbridge.asarray(np.zeros(2)),
+    }
+    for name, obj in cases.items():
+        assert ex.framework_of(obj) == name, type(obj)
+    assert ex.framework_of(memoryview(b"ab")) == "Dlbridge"
+    assert ex.framework_of(pa.chunked_array([[1.0]])) == "Arrow"
+
+
+def test_answers_in_the_callers_framework_without_copies():
+    n = ex.ramp_like(np.zeros(1), 4)
+    assert type(n) is np.ndarray and n.tolist() == [0.0, 1.0, 2.0, 3.0]
+    t = ex.ramp_like(torch.zeros(1), 4)
+    assert type(t) is torch.Tensor and t.tolist() == [0.0, 1.0, 2.0, 3.0]
+    j = ex.ramp_like(jnp.zeros(1), 4)
+    assert isinstance(j, jax_array_type()) and j.tolist() == [0.0, 1.0, 2.0, 3.0]
+    a = ex.ramp_like(pa.array([1.0]), 4)
+    assert isinstance(a, pa.FloatArray) and a.to_pylist() == [0.0, 1.0, 2.0, 3.0]
+    d = ex.ramp_like(object(), 4)
+    assert type(d).__name__ == "Tensor"
+    # The same memory everywhere: numpy in, every framework out.
+    src = np.arange(12, dtype=np.float32).reshape(3, 4)
+    assert addr(ex.reframe(src, np.zeros(1))) == addr(src)
+    assert ex.reframe(src, torch.zeros(1)).data_ptr() == addr(src)
+    rows = ex.reframe(src, pa.array([1.0]))
+    assert isinstance(rows, pa.FixedShapeTensorArray)
+    assert rows.storage.values.buffers()[1].address == addr(src)
+
+
+def test_read_only_memory_reaches_torch_only_as_a_copy():
+    src = np.arange(4.0)
+    src.flags.writeable = False
+    t = ex.reframe(src, torch.zeros(1))
+    assert t.data_ptr() != addr(src)
+    t += 1  # writing the copy leaves the read-only source alone
+    assert src.tolist() == [0.0, 1.0, 2.0, 3.0]
+    n = ex.reframe(src, np.zeros(1))
+    assert addr(n) == addr(src) and not n.flags.writeable
+
+
+def jax_array_type():
+    import jax
+
+    return jax.Array

@@ -19,6 +19,9 @@
 //! - **Checked arguments:** [`Requirements`] states the dtype, dimensions, shape, layout and
 //!   writability a function needs, raising a message that says what was expected and found,
 //!   or meeting them by a copy (and the cast kernel) when allowed.
+//! - **Answering in kind:** [`Framework::of`] tells which library an argument comes from and
+//!   [`Framework::wrap`] returns a result as a numpy array, torch tensor, jax array or pyarrow
+//!   array over the same memory.
 //!
 //! Memory stays alive as long as any holder needs it: a view imported from Python keeps the
 //! producer alive (releasing it takes the GIL from whatever thread drops the view, and does
@@ -54,7 +57,7 @@
 //! this API.
 
 // Layers, each using only those above it: errors, runtime, device, capsule → buffer,
-// array_interface, arrow, exchange (import side) → tensor → import → convert, requirements.
+// array_interface, arrow, exchange (import side) → tensor → framework, import → convert, requirements.
 mod array_interface;
 #[cfg(feature = "arrow")]
 mod arrow;
@@ -64,12 +67,14 @@ mod convert;
 mod device;
 mod errors;
 mod exchange;
+mod framework;
 mod import;
 mod requirements;
 mod runtime;
 mod tensor;
 
 pub use device::dl_device_type;
+pub use framework::Framework;
 #[cfg(feature = "arrow")]
 pub use import::from_arrow;
 pub use import::{asarray, from_dlpack};

@@ -4,7 +4,7 @@
 
 use std::str::FromStr;
 
-use dlbridge::python::Requirements;
+use dlbridge::python::{Framework, Requirements};
 use dlbridge::{DType, TensorView};
 use ndarray::{Axis, Ix2};
 use pyo3::exceptions::PyValueError;
@@ -73,6 +73,34 @@ fn ramp(n: usize) -> PyResult<TensorView> {
     )?)
 }
 
+/// `0, 1, ..., n-1` as float32 in the framework of `like` (numpy in, numpy out; torch in, torch
+/// out; ...), over the Rust allocation.
+#[pyfunction]
+fn ramp_like<'py>(
+    py: Python<'py>,
+    like: &Bound<'py, PyAny>,
+    n: usize,
+) -> PyResult<Bound<'py, PyAny>> {
+    let values = TensorView::from_vec((0..n).map(|i| i as f32).collect(), &[n])?;
+    Framework::of(like).wrap(py, values)
+}
+
+/// `x` (any tensor) handed over in the framework of `like`, sharing memory where it can.
+#[pyfunction]
+fn reframe<'py>(
+    py: Python<'py>,
+    x: TensorView,
+    like: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    Framework::of(like).wrap(py, x)
+}
+
+/// The name of `x`'s framework as `Framework::of` sees it.
+#[pyfunction]
+fn framework_of(x: &Bound<'_, PyAny>) -> String {
+    format!("{:?}", Framework::of(x))
+}
+
 /// The Euclidean norm of every row of a 2-D float64 tensor, computed with ndarray outside the
 /// GIL; any framework's tensor in, a new tensor out.
 #[pyfunction]
@@ -91,5 +119,8 @@ fn dlbridge_example(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(require, m)?)?;
     m.add_function(wrap_pyfunction!(ramp, m)?)?;
     m.add_function(wrap_pyfunction!(row_norms, m)?)?;
+    m.add_function(wrap_pyfunction!(ramp_like, m)?)?;
+    m.add_function(wrap_pyfunction!(framework_of, m)?)?;
+    m.add_function(wrap_pyfunction!(reframe, m)?)?;
     Ok(())
 }
