@@ -8,6 +8,8 @@ cargo bench --all-features --bench core --bench ndarray --bench arrow --bench to
   --warm-up-time 1 --measurement-time "${BENCH_SECONDS:-3}" 2>&1 | grep -E '^[a-z_0-9]+/|time:' || true
 maturin develop --quiet --release -m python/Cargo.toml
 python benchmarks/bench_python.py --json "$out/python.json"
+maturin develop --quiet --release -m benchmarks/pyo3-bench/Cargo.toml
+python benchmarks/bench_extension.py
 python benchmarks/memory_rss.py --json "$out/memory.json"
 echo
 python benchmarks/report.py "$CARGO_TARGET_DIR/criterion" "$out/python.json" "$out/memory.json"

@@ -12,7 +12,7 @@ cargo fmt --manifest-path fuzz/Cargo.toml --all -- --check
 
 step "clippy (all features, all targets)"
 cargo clippy --quiet --all-targets --all-features -- -D warnings
-cargo clippy --quiet -p dlbridge-python -p dlbridge-example -- -D warnings
+cargo clippy --quiet -p dlbridge-python -p dlbridge-example -p dlbridge-pyo3-bench -- -D warnings
 
 step "clippy (no features, then each feature alone: the feature gates hold)"
 cargo clippy --quiet --lib --tests --no-default-features -- -D warnings

@@ -1,0 +1,61 @@
+//! The same `#[pyfunction]`s written with dlbridge and with its peers, for
+//! `benchmarks/bench_extension.py`: the cost of taking a tensor argument and of returning a
+//! Rust-allocated array.
+
+use dlbridge::python::Framework;
+use dlbridge::TensorView;
+use numpy::{PyArray1, PyReadonlyArrayDyn, PyUntypedArrayMethods};
+use pyo3::prelude::*;
+
+/// A `TensorView` argument (any framework): its element count.
+#[pyfunction]
+fn take_dlbridge(x: TensorView) -> usize {
+    x.numel()
+}
+
+/// rust-numpy's read-only array argument (numpy only): its element count.
+#[pyfunction]
+fn take_numpy(x: PyReadonlyArrayDyn<'_, f64>) -> usize {
+    x.len()
+}
+
+/// dlpark's DLPack import (`dlpark::python::from_dlpack`; dlpark 0.10 has no `FromPyObject`
+/// type): the element count.
+#[pyfunction]
+fn take_dlpark(x: &Bound<'_, PyAny>) -> PyResult<usize> {
+    let imported = dlpark::python::from_dlpack(x.as_borrowed(), None, None)?;
+    let tensor = imported
+        .validate()
+        .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
+    Ok(tensor.shape().iter().product::<i64>() as usize)
+}
+
+/// A fresh 1 KiB `Vec<f64>` as a numpy array through `Framework::Numpy.wrap`.
+#[pyfunction]
+fn wrap_dlbridge(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    let view = TensorView::from_vec(vec![0f64; 128], &[128])?;
+    Framework::Numpy.wrap(py, view)
+}
+
+/// The same with rust-numpy's `PyArray1::from_vec`.
+#[pyfunction]
+fn wrap_numpy(py: Python<'_>) -> Bound<'_, PyArray1<f64>> {
+    PyArray1::from_vec(py, vec![0f64; 128])
+}
+
+/// The same returned as a dlbridge `Tensor` (no framework conversion).
+#[pyfunction]
+fn return_tensor() -> PyResult<TensorView> {
+    Ok(TensorView::from_vec(vec![0f64; 128], &[128])?)
+}
+
+#[pymodule]
+fn dlbridge_pyo3_bench(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(take_dlbridge, m)?)?;
+    m.add_function(wrap_pyfunction!(take_numpy, m)?)?;
+    m.add_function(wrap_pyfunction!(take_dlpark, m)?)?;
+    m.add_function(wrap_pyfunction!(wrap_dlbridge, m)?)?;
+    m.add_function(wrap_pyfunction!(wrap_numpy, m)?)?;
+    m.add_function(wrap_pyfunction!(return_tensor, m)?)?;
+    Ok(())
+}
