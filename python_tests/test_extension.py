@@ -7,6 +7,7 @@ import sys
 import weakref
 
 import dlbridge_example as ex
+import dlbridge_pyo3_bench as bench
 import jax.numpy as jnp
 import numpy as np
 import pyarrow as pa
@@ -202,3 +203,75 @@ def jax_array_type():
     import jax
 
     return jax.Array
+
+
+# --------------------------------------------------------------- writing the caller's arrays
+
+
+def test_in_place_kernels_write_numpy_and_torch_memory():
+    a = np.arange(6, dtype=np.float64)
+    ex.scale_inplace(a, 2.0)
+    assert a.tolist() == [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]
+    t = torch.arange(4, dtype=torch.float32)
+    ex.scale_inplace(t, 0.5)
+    assert t.tolist() == [0.0, 0.5, 1.0, 1.5]
+    d = dlbridge.asarray(np.ones(3))
+    ex.scale_inplace(d, 3.0)
+    assert np.asarray(d).tolist() == [3.0, 3.0, 3.0]
+    m = np.arange(6, dtype=np.float64).reshape(2, 3)
+    ex.double_2d(m.T)  # strided: through an ndarray view, no copy
+    assert m.tolist() == [[0.0, 2.0, 4.0], [6.0, 8.0, 10.0]]
+    ex.add_into(m[0], m[1])  # disjoint rows of one array: fine
+    assert m[0].tolist() == [6.0, 10.0, 14.0]
+
+
+def test_in_place_kernels_refuse_read_only_and_copies():
+    a = np.arange(4.0)
+    a.flags.writeable = False
+    with pytest.raises(BufferError, match="read-only"):
+        ex.scale_inplace(a, 2.0)
+    with pytest.raises(BufferError, match="read-only"):
+        ex.scale_inplace(jnp.arange(4.0), 2.0)
+    # A layout that would need a copy is refused: writing a copy would not reach the caller.
+    b = np.arange(6.0).reshape(2, 3)
+    with pytest.raises(TypeError, match="C-contiguous"):
+        ex.scale_inplace(b.T, 2.0)
+    assert b.tolist() == np.arange(6.0).reshape(2, 3).tolist()
+    with pytest.raises(TypeError, match="expected float64, got float32"):
+        ex.double_2d(np.zeros((2, 2), dtype=np.float32))
+
+
+def test_overlapping_borrows_raise_and_end_with_the_guard():
+    a = np.arange(6, dtype=np.float64)
+    with pytest.raises(BufferError, match="already"):
+        ex.add_into(a, a)
+    with pytest.raises(BufferError, match="already"):
+        ex.add_into(a[1:], a[:-1])  # overlapping slices
+    assert a.tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    # While a guard lives: a second mutable borrow, or a shared one, of the same memory raises
+    # (in this extension and in another one built with dlbridge); other memory is free.
+    with pytest.raises(BufferError, match="already"):
+        ex.with_mut(a, lambda: ex.scale_inplace(a, 2.0))
+    with pytest.raises(BufferError, match="mutably borrowed"):
+        ex.with_mut(a, lambda: ex.total(a))
+    with pytest.raises(BufferError, match="mutably borrowed"):
+        ex.with_mut(a, lambda: bench.take_dlbridge(a))
+    other = np.ones(3)
+    assert ex.with_mut(a, lambda: ex.total(other)) == 3.0
+    # Python code itself is not restricted (the documented convention).
+    assert ex.with_mut(a, lambda: float(a.sum())) == 15.0
+    # Every borrow ended, on error paths too.
+    ex.scale_inplace(a, 2.0)
+    assert a.tolist() == [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]
+
+
+def test_returned_views_do_not_keep_a_borrow():
+    a = np.arange(3, dtype=np.float64)
+    r = ex.require(a)  # a Tensor over a: Python reaches it only through the protocols
+    ex.scale_inplace(a, 2.0)
+    assert np.asarray(r).tolist() == [0.0, 2.0, 4.0]
+
+
+def test_registry_is_one_per_process():
+    registry = sys.modules["_dlbridge_borrow_registry"]
+    assert type(registry.api).__name__ == "PyCapsule"

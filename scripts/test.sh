@@ -38,8 +38,10 @@ done
 
 step "Python module (maturin; the python/ crate, built on dlbridge's public pyo3 API)"
 maturin develop --quiet --release -m python/Cargo.toml
-# The example extension (another crate on the same public API; python_tests/test_extension.py).
+# The example extension and the benchmark extension: two more crates on the same public API,
+# which python_tests/test_extension.py uses together (the borrow registry spans extensions).
 maturin develop --quiet --release -m examples/pyo3-extension/Cargo.toml
+maturin develop --quiet --release -m benchmarks/pyo3-bench/Cargo.toml
 step "ruff, and stubtest (python/dlbridge.pyi against the built module)"
 python -m ruff check .
 # Run from python/: mypy then reads ./dlbridge.pyi, the stub of record.

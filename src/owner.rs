@@ -29,6 +29,8 @@ pub struct Owner(Arc<Keep<dyn Held>>);
 /// virtual call on the hot paths), then the held value behind a vtable.
 struct Keep<H: ?Sized> {
     writable_exports: AtomicUsize,
+    /// Whether `held` has dependencies, whose writable exports count as this owner's too.
+    has_dependencies: bool,
     held: H,
 }
 
@@ -57,6 +59,7 @@ impl<T> Keep<Holding<T>> {
     fn new(value: T, dependencies: Vec<Owner>) -> Keep<Holding<T>> {
         Keep {
             writable_exports: AtomicUsize::new(0),
+            has_dependencies: !dependencies.is_empty(),
             held: Holding {
                 value,
                 dependencies,
@@ -142,8 +145,33 @@ impl Owner {
 
     /// How many writable foreign aliases of the memory live now (acquire: when it reads 0, the
     /// writes made through the aliases happen before what the caller does next).
+    ///
+    /// An owner that wraps other owners ([`Owner::with_dependencies`]) counts theirs too: the
+    /// memory is theirs.
     pub fn writable_exports(&self) -> usize {
-        self.0.writable_exports.load(Ordering::Acquire)
+        let own = self.0.writable_exports.load(Ordering::Acquire);
+        if !self.0.has_dependencies {
+            return own;
+        }
+        own + self
+            .0
+            .held
+            .dependencies()
+            .iter()
+            .map(Owner::writable_exports)
+            .sum::<usize>()
+    }
+
+    /// Whether the held value is a `T` (whatever the exports; for the crate's own wrappers).
+    #[cfg(feature = "pyo3")]
+    pub(crate) fn holds<T: Any>(&self) -> bool {
+        self.0.held.value().is::<T>()
+    }
+
+    /// The owners this one depends on.
+    #[cfg(feature = "pyo3")]
+    pub(crate) fn dependencies(&self) -> &[Owner] {
+        self.0.held.dependencies()
     }
 
     /// Count one more writable foreign alias of the memory (ended by

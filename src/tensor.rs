@@ -710,6 +710,18 @@ impl TensorView {
         Ok(unsafe { std::slice::from_raw_parts(self.data_ptr().cast::<T>(), n) })
     }
 
+    /// The checks a mutable slice needs besides the aliasing rule (writable, then as
+    /// `check_slice`): the element count.
+    #[cfg(feature = "pyo3")]
+    pub(crate) fn check_mut_slice<T: Element>(&self) -> Result<usize> {
+        if self.flags.read_only {
+            return Err(Error::ReadOnly(
+                "a read-only tensor never yields a mutable slice",
+            ));
+        }
+        self.check_slice::<T>()
+    }
+
     /// The checks every slice of the elements needs (dtype, host, alignment, C-contiguity, valid
     /// values): the element count.
     fn check_slice<T: Element>(&self) -> Result<usize> {

@@ -1,7 +1,7 @@
 //! The `dlbridge` Python module, built on the public pyo3 API of the `dlbridge` crate
 //! (`dlbridge::python`), exactly as any extension author would build one.
 
-use dlbridge::TensorView;
+use dlbridge::python::Tensor;
 use pyo3::prelude::*;
 
 /// Import any DLPack producer (or capsule) without copying.
@@ -12,12 +12,12 @@ use pyo3::prelude::*;
 /// `copy=False` never does; `device` may only name the CPU.
 #[pyfunction]
 #[pyo3(signature = (x, /, *, device=None, copy=None))]
-fn from_dlpack(
-    x: &Bound<'_, PyAny>,
-    device: Option<&Bound<'_, PyAny>>,
+fn from_dlpack<'py>(
+    x: &Bound<'py, PyAny>,
+    device: Option<&Bound<'py, PyAny>>,
     copy: Option<bool>,
-) -> PyResult<TensorView> {
-    dlbridge::python::from_dlpack(x, device, copy)
+) -> PyResult<Bound<'py, Tensor>> {
+    dlbridge::python::from_dlpack_tensor(x, device, copy)
 }
 
 /// Share any array-like: DLPack producers, the Arrow PyCapsule interface (`__arrow_c_array__`,
@@ -29,8 +29,8 @@ fn from_dlpack(
 /// implement none of the protocols raise `TypeError`.
 #[pyfunction]
 #[pyo3(signature = (obj, /, *, copy=None))]
-fn asarray(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> PyResult<TensorView> {
-    dlbridge::python::asarray(obj, copy)
+fn asarray<'py>(obj: &Bound<'py, PyAny>, copy: Option<bool>) -> PyResult<Bound<'py, Tensor>> {
+    dlbridge::python::asarray_tensor(obj, copy)
 }
 
 /// Share an Arrow array through the Arrow PyCapsule interface only, without copying.
@@ -42,8 +42,8 @@ fn asarray(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> PyResult<TensorView> {
 /// nulls raise `ValueError`; `copy=True` always copies.
 #[pyfunction]
 #[pyo3(signature = (obj, /, *, copy=None))]
-fn from_arrow(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> PyResult<TensorView> {
-    dlbridge::python::from_arrow(obj, copy)
+fn from_arrow<'py>(obj: &Bound<'py, PyAny>, copy: Option<bool>) -> PyResult<Bound<'py, Tensor>> {
+    dlbridge::python::from_arrow_tensor(obj, copy)
 }
 
 /// `dlbridge`: zero-copy tensor exchange (DLPack, buffer protocol, `__array_interface__`, Arrow).
@@ -51,7 +51,7 @@ fn from_arrow(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> PyResult<TensorView
 #[pyo3(name = "dlbridge")]
 fn dlbridge_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
-    m.add_class::<dlbridge::python::Tensor>()?;
+    m.add_class::<Tensor>()?;
     m.add_function(wrap_pyfunction!(from_dlpack, m)?)?;
     m.add_function(wrap_pyfunction!(asarray, m)?)?;
     m.add_function(wrap_pyfunction!(from_arrow, m)?)?;

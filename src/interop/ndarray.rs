@@ -213,6 +213,29 @@ impl TensorView {
     /// # Ok::<(), dlbridge::Error>(())
     /// ```
     pub fn as_array_mut<T: Element, D: Dimension>(&mut self) -> Result<ArrayViewMut<'_, T, D>> {
+        // SAFETY: `true`: the aliasing rule is checked inside.
+        unsafe { self.array_view_mut(true) }
+    }
+
+    /// [`TensorView::as_array_mut`] without the aliasing rule (everything else is checked).
+    ///
+    /// # Safety
+    /// No other reference to these elements (Rust or foreign) may be used while the returned
+    /// view lives.
+    #[cfg(feature = "pyo3")]
+    pub(crate) unsafe fn array_view_mut_unchecked<T: Element, D: Dimension>(
+        &mut self,
+    ) -> Result<ArrayViewMut<'_, T, D>> {
+        // SAFETY: forwarded.
+        unsafe { self.array_view_mut(false) }
+    }
+
+    /// # Safety
+    /// With `check_unique` false, as [`TensorView::array_view_mut_unchecked`].
+    unsafe fn array_view_mut<T: Element, D: Dimension>(
+        &mut self,
+        check_unique: bool,
+    ) -> Result<ArrayViewMut<'_, T, D>> {
         if self.is_read_only() {
             return Err(Error::ReadOnly(
                 "a read-only tensor never yields ArrayViewMut",
@@ -227,11 +250,14 @@ impl TensorView {
         if self.has_internal_overlap() {
             return Err(Error::Overlapping);
         }
-        self.check_unique_writable()?;
-        // SAFETY: as in `as_array`, plus: the memory is writable (not read-only), this view is
-        // the only handle on its owner and is mutably borrowed for the returned lifetime, so no
-        // other Rust reference reaches these bytes; distinct indices address distinct elements
-        // (no internal overlap), as `ArrayViewMut` requires.
+        if check_unique {
+            self.check_unique_writable()?;
+        }
+        // SAFETY: as in `as_array`, plus: the memory is writable (not read-only), no other
+        // reference reaches these bytes while the view lives (the unique-handle rule just
+        // checked, or the caller's contract), and
+        // distinct indices address distinct elements (no internal overlap), as `ArrayViewMut`
+        // requires.
         let mut view = unsafe {
             match strides {
                 Some(strides) => ArrayViewMut::from_shape_ptr(dim.strides(strides), low),

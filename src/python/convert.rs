@@ -2,6 +2,7 @@
 
 use pyo3::prelude::*;
 
+use super::borrow::unshared;
 use super::import::asarray;
 use super::tensor::Tensor;
 use crate::TensorView;
@@ -11,7 +12,10 @@ use crate::TensorView;
 /// capsules, the Arrow PyCapsule interface (feature `arrow`), the buffer protocol and
 /// `__array_interface__`. Read-only producers give read-only views. Raises what `asarray`
 /// raises: `TypeError` for objects that are not array-like, `BufferError` for data that cannot
-/// be shared as it is (device memory, non-native byte order needs `asarray(obj, Some(true))`).
+/// be shared as it is (device memory, non-native byte order needs `asarray(obj, Some(true))`),
+/// or whose memory is mutably borrowed by a live
+/// [`Requirements::extract_mut`](super::Requirements::extract_mut) guard. The view holds a
+/// shared borrow of the memory while it (or a clone) lives.
 impl<'a, 'py> FromPyObject<'a, 'py> for TensorView {
     type Error = PyErr;
 
@@ -28,7 +32,9 @@ impl<'py> IntoPyObject<'py> for TensorView {
     type Error = PyErr;
 
     fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, Tensor>> {
-        Bound::new(py, Tensor::from_view(self))
+        // Python code reaches the memory only through the protocols; Rust code that takes the
+        // tensor back imports it again (and borrows again).
+        Bound::new(py, Tensor::from_view(unshared(self)))
     }
 }
 

@@ -10,7 +10,7 @@ use super::arrow;
 use super::buffer::{ByteOrder, Exported};
 use super::errors::to_py_err;
 use super::tensor::Tensor;
-use super::{array_interface, buffer, capsule, exchange};
+use super::{array_interface, borrow, buffer, capsule, exchange};
 use crate::{Order, TensorView};
 
 /// `max_version` we ask producers for (DLPack 1.3), built once.
@@ -157,7 +157,27 @@ fn from_tensor(t: &Bound<'_, Tensor>, copy: Option<bool>) -> PyResult<TensorView
 /// `copy=Some(false)` never does (`BufferError` when it would have to); `device` may only name
 /// the CPU (`None`, `"cpu"`, `(1, 0)`; others raise `ValueError`). Objects without DLPack raise
 /// `TypeError`.
+///
+/// The view holds a shared borrow of the memory while it (or a clone) lives, so no
+/// [`Requirements::extract_mut`](super::Requirements::extract_mut) guard can alias it.
 pub fn from_dlpack(
+    x: &Bound<'_, PyAny>,
+    device: Option<&Bound<'_, PyAny>>,
+    copy: Option<bool>,
+) -> PyResult<TensorView> {
+    borrow::shared(x.py(), import_dlpack(x, device, copy)?)
+}
+
+/// [`from_dlpack`] as a Python `Tensor` (what the `dlbridge` module's `from_dlpack` returns).
+pub fn from_dlpack_tensor<'py>(
+    x: &Bound<'py, PyAny>,
+    device: Option<&Bound<'py, PyAny>>,
+    copy: Option<bool>,
+) -> PyResult<Bound<'py, Tensor>> {
+    Bound::new(x.py(), Tensor::from_view(import_dlpack(x, device, copy)?))
+}
+
+fn import_dlpack(
     x: &Bound<'_, PyAny>,
     device: Option<&Bound<'_, PyAny>>,
     copy: Option<bool>,
@@ -198,7 +218,24 @@ fn finish_exported(e: Exported, copy: Option<bool>) -> PyResult<TensorView> {
 /// Zero-copy whenever the layout allows. Data in non-native byte order is copied (byte-swapped)
 /// unless `copy=Some(false)`, which raises `BufferError`; `copy=Some(true)` always copies.
 /// Objects that implement none of the protocols raise `TypeError`.
+///
+/// The view holds a shared borrow of the memory while it (or a clone) lives, so no
+/// [`Requirements::extract_mut`](super::Requirements::extract_mut) guard can alias it.
 pub fn asarray(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> PyResult<TensorView> {
+    borrow::shared(obj.py(), import_any(obj, copy)?)
+}
+
+/// [`asarray`] as a Python `Tensor` (what the `dlbridge` module's `asarray` returns).
+pub fn asarray_tensor<'py>(
+    obj: &Bound<'py, PyAny>,
+    copy: Option<bool>,
+) -> PyResult<Bound<'py, Tensor>> {
+    Bound::new(obj.py(), Tensor::from_view(import_any(obj, copy)?))
+}
+
+/// [`asarray`] without the borrow: for views that go straight into a `Tensor` or are checked
+/// further before they are handed out.
+pub(crate) fn import_any(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> PyResult<TensorView> {
     let py = obj.py();
     if let Ok(t) = obj.cast::<Tensor>() {
         return from_tensor(t, copy);
@@ -251,6 +288,21 @@ pub fn asarray(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> PyResult<TensorVie
 #[cfg(feature = "arrow")]
 #[cfg_attr(docsrs, doc(cfg(feature = "arrow")))]
 pub fn from_arrow(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> PyResult<TensorView> {
+    borrow::shared(obj.py(), import_arrow(obj, copy)?)
+}
+
+/// [`from_arrow`] as a Python `Tensor` (what the `dlbridge` module's `from_arrow` returns).
+#[cfg(feature = "arrow")]
+#[cfg_attr(docsrs, doc(cfg(feature = "arrow")))]
+pub fn from_arrow_tensor<'py>(
+    obj: &Bound<'py, PyAny>,
+    copy: Option<bool>,
+) -> PyResult<Bound<'py, Tensor>> {
+    Bound::new(obj.py(), Tensor::from_view(import_arrow(obj, copy)?))
+}
+
+#[cfg(feature = "arrow")]
+fn import_arrow(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> PyResult<TensorView> {
     match arrow::arrow_view(obj, copy)? {
         Some(view) => finish(view, copy),
         None => Err(PyTypeError::new_err(format!(

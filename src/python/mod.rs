@@ -16,6 +16,11 @@
 //!   cannot be described or shared as asked (dtype, layout, device, read-only, a copy
 //!   forbidden by `copy=False`), `ValueError` for invalid arguments, `TypeError` for objects
 //!   that implement no protocol and for type mismatches.
+//! - **Writing in place:** [`Requirements::extract_mut`] gives a [`TensorMut`] guard with
+//!   `as_mut_slice` (and `as_array_mut` with `ndarray`) over the caller's memory. Every import
+//!   that hands Rust a view registers the bytes it reaches in a process-wide borrow registry
+//!   shared by all extensions built with dlbridge, so a mutable borrow never coexists with
+//!   another view of overlapping memory; see `extract_mut` for what stays convention.
 //! - **Checked arguments:** [`Requirements`] states the dtype, dimensions, shape, layout and
 //!   writability a function needs, raising a message that says what was expected and found,
 //!   or meeting them by a copy (and the cast kernel) when allowed.
@@ -61,6 +66,7 @@
 mod array_interface;
 #[cfg(feature = "arrow")]
 mod arrow;
+mod borrow;
 mod buffer;
 mod capsule;
 mod convert;
@@ -75,8 +81,8 @@ mod tensor;
 
 pub use device::dl_device_type;
 pub use framework::Framework;
+pub use import::{asarray, asarray_tensor, from_dlpack, from_dlpack_tensor};
 #[cfg(feature = "arrow")]
-pub use import::from_arrow;
-pub use import::{asarray, from_dlpack};
-pub use requirements::Requirements;
+pub use import::{from_arrow, from_arrow_tensor};
+pub use requirements::{Requirements, TensorMut};
 pub use tensor::Tensor;

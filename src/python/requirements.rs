@@ -6,9 +6,10 @@ use std::fmt::Write;
 use pyo3::exceptions::{PyBufferError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
+use super::borrow::{self, Borrow};
 use super::errors::to_py_err;
-use super::import::asarray;
-use crate::{DType, Device, Order, TensorView};
+use super::import::import_any;
+use crate::{DType, Device, Element, Order, TensorView};
 
 /// What a tensor argument must be: dtype, number of dimensions, shape (with wildcards),
 /// contiguity, writability, device. Built once (it is `Clone`), then applied to any array-like
@@ -122,12 +123,47 @@ impl Requirements {
 
     /// `obj` as a view meeting every requirement: shared when it does, copied when it does
     /// not and copies are allowed, else an exception naming what was expected and found.
+    ///
+    /// The view holds a shared borrow of the caller's memory while it (or a clone) lives: an
+    /// [`extract_mut`](Requirements::extract_mut) of overlapping memory raises `BufferError`
+    /// meanwhile, and this raises while such a guard lives.
     pub fn extract(&self, obj: &Bound<'_, PyAny>) -> PyResult<TensorView> {
         // Without `allow_copy`, `copy=False` makes producers refuse rather than copy (numpy for
         // byte-swapped data, say), and dlbridge itself never copies.
         let copy = if self.allow_copy { None } else { Some(false) };
-        let view = asarray(obj, copy)?;
-        self.meet(view)
+        let view = import_any(obj, copy)?;
+        borrow::shared(obj.py(), self.meet(view)?)
+    }
+
+    /// `obj`'s memory to write in place, from safe Rust: a guard that holds an exclusive
+    /// borrow of it until dropped (on error paths too). The requirements apply as in
+    /// [`extract`](Requirements::extract), plus [`writable`](Requirements::writable); nothing
+    /// is ever copied (writing a copy would not reach the caller), so `allow_copy` is ignored.
+    ///
+    /// Raises `BufferError` for read-only memory and while any other dlbridge view of
+    /// overlapping memory lives, in this extension or any other built with dlbridge
+    /// ("already borrowed"); disjoint parts of one array (rows, blocks) may be borrowed
+    /// together.
+    ///
+    /// What is checked: every dlbridge import in the process (`extract`, `extract_mut`,
+    /// `TensorView` arguments, [`asarray`](super::asarray) and friends) registers the bytes it
+    /// reaches, so safe Rust never holds `&mut [T]` and another `&[T]` or `&mut [T]` of the
+    /// same memory. What remains convention, as with numpy's own C API: Python code and native
+    /// code that does not use dlbridge (numpy in another thread, say) can still read or write
+    /// the memory while the guard lives; do not share an array with other threads while a
+    /// kernel writes it.
+    pub fn extract_mut(&self, obj: &Bound<'_, PyAny>) -> PyResult<TensorMut> {
+        let strict = Requirements {
+            writable: true,
+            allow_copy: false,
+            ..self.clone()
+        };
+        let view = strict.meet(import_any(obj, Some(false))?)?;
+        let borrow = borrow::borrow(obj.py(), &view, true)?;
+        Ok(TensorMut {
+            view,
+            _borrow: borrow,
+        })
     }
 
     /// Check (and with `allow_copy`, convert) an imported view.
@@ -243,4 +279,70 @@ fn tuple(items: &[String]) -> String {
     }
     out.push(')');
     out
+}
+
+/// Exclusive, writable access to a caller's tensor, from
+/// [`Requirements::extract_mut`]: the borrow ends when the guard is dropped. `Send`, so the
+/// writing may happen inside `py.detach(...)`.
+///
+/// ```no_run
+/// use dlbridge::python::Requirements;
+/// use pyo3::prelude::*;
+///
+/// /// Scale a float32 numpy array or torch tensor in place.
+/// #[pyfunction]
+/// fn scale(py: Python<'_>, x: &Bound<'_, PyAny>, factor: f32) -> PyResult<()> {
+///     let mut x = Requirements::new().c_contiguous().extract_mut(x)?;
+///     py.detach(|| -> dlbridge::Result<()> {
+///         x.as_mut_slice::<f32>()?.iter_mut().for_each(|v| *v *= factor);
+///         Ok(())
+///     })?;
+///     Ok(())
+/// }
+/// ```
+pub struct TensorMut {
+    view: TensorView,
+    _borrow: Borrow,
+}
+
+impl TensorMut {
+    /// The view (read access: shape, strides, dtype, ...).
+    pub fn view(&self) -> &TensorView {
+        &self.view
+    }
+
+    /// The elements as a mutable slice: C-contiguous host memory of element type `T`
+    /// ([`Error::DtypeMismatch`](crate::Error::DtypeMismatch),
+    /// [`Error::NotContiguous`](crate::Error::NotContiguous),
+    /// [`Error::Misaligned`](crate::Error::Misaligned) otherwise).
+    pub fn as_mut_slice<T: Element>(&mut self) -> crate::Result<&mut [T]> {
+        let n = self.checked_len::<T>()?;
+        if n == 0 {
+            return Ok(&mut []);
+        }
+        // SAFETY: the view is writable host memory the producer keeps alive while the view
+        // (owned by this guard) lives; dtype, alignment and C-contiguity were checked, so `n`
+        // elements of `T` start at the first element; the exclusive borrow registered for the
+        // bytes the view reaches excludes every other dlbridge view of them (shared or
+        // mutable) while the guard lives, and `&mut self` excludes a second slice from this
+        // guard. Writers outside dlbridge are the documented convention of `extract_mut`.
+        Ok(unsafe {
+            std::slice::from_raw_parts_mut(self.view.data_ptr().cast_mut().cast::<T>(), n)
+        })
+    }
+
+    /// The elements as a mutable ndarray view (any strides whose elements do not overlap).
+    #[cfg(feature = "ndarray")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "ndarray")))]
+    pub fn as_array_mut<T: Element, D: ndarray::Dimension>(
+        &mut self,
+    ) -> crate::Result<ndarray::ArrayViewMut<'_, T, D>> {
+        // SAFETY: as in `as_mut_slice`: the exclusive borrow and `&mut self` make this the only
+        // view of the memory in dlbridge while it lives; the function checks the elements.
+        unsafe { self.view.array_view_mut_unchecked::<T, D>() }
+    }
+
+    fn checked_len<T: Element>(&self) -> crate::Result<usize> {
+        self.view.check_mut_slice::<T>()
+    }
 }

@@ -29,11 +29,6 @@ pub struct Tensor {
 }
 
 impl Tensor {
-    /// The view this tensor carries (clone it to keep the memory beyond the tensor).
-    pub fn view(&self) -> &TensorView {
-        &self.view
-    }
-
     pub(crate) fn from_view(view: TensorView) -> Tensor {
         Tensor {
             view,

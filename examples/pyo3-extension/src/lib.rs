@@ -95,6 +95,68 @@ fn reframe<'py>(
     Framework::of(like).wrap(py, x)
 }
 
+/// Multiply a float32 or float64 tensor by `factor` in place (a numpy array, a torch tensor,
+/// any writable C-contiguous tensor), outside the GIL.
+#[pyfunction]
+fn scale_inplace(py: Python<'_>, x: &Bound<'_, PyAny>, factor: f64) -> PyResult<()> {
+    let mut x = Requirements::new().c_contiguous().extract_mut(x)?;
+    let dtype = x.view().dtype();
+    py.detach(|| -> dlbridge::Result<()> {
+        match dtype {
+            DType::F32 => x
+                .as_mut_slice::<f32>()?
+                .iter_mut()
+                .for_each(|v| *v *= factor as f32),
+            _ => x
+                .as_mut_slice::<f64>()?
+                .iter_mut()
+                .for_each(|v| *v *= factor),
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// `dst += src` for float64 tensors of one shape: `dst` borrowed mutably, `src` shared, so
+/// passing overlapping memory raises `BufferError` instead of aliasing.
+#[pyfunction]
+fn add_into(dst: &Bound<'_, PyAny>, src: &Bound<'_, PyAny>) -> PyResult<()> {
+    let need = Requirements::new().dtype(DType::F64).c_contiguous();
+    let mut dst = need.extract_mut(dst)?;
+    let src = need.extract(src)?;
+    if src.shape() != dst.view().shape() {
+        return Err(PyValueError::new_err("dst and src differ in shape"));
+    }
+    let src = src.as_slice::<f64>()?;
+    for (d, s) in dst.as_mut_slice::<f64>()?.iter_mut().zip(src) {
+        *d += s;
+    }
+    Ok(())
+}
+
+/// Double every element of a 2-D float64 tensor in place through an ndarray view (any
+/// strides).
+#[pyfunction]
+fn double_2d(x: &Bound<'_, PyAny>) -> PyResult<()> {
+    let mut x = Requirements::new()
+        .dtype(DType::F64)
+        .ndim(2)
+        .extract_mut(x)?;
+    x.as_array_mut::<f64, Ix2>()?.map_inplace(|v| *v *= 2.0);
+    Ok(())
+}
+
+/// Call `callback()` while holding a mutable borrow of `x` (for testing what else may borrow it
+/// meanwhile, from this extension or another).
+#[pyfunction]
+fn with_mut<'py>(
+    x: &Bound<'py, PyAny>,
+    callback: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let _guard = Requirements::new().extract_mut(x)?;
+    callback.call0()
+}
+
 /// The name of `x`'s framework as `Framework::of` sees it.
 #[pyfunction]
 fn framework_of(x: &Bound<'_, PyAny>) -> String {
@@ -122,5 +184,9 @@ fn dlbridge_example(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ramp_like, m)?)?;
     m.add_function(wrap_pyfunction!(framework_of, m)?)?;
     m.add_function(wrap_pyfunction!(reframe, m)?)?;
+    m.add_function(wrap_pyfunction!(scale_inplace, m)?)?;
+    m.add_function(wrap_pyfunction!(add_into, m)?)?;
+    m.add_function(wrap_pyfunction!(double_2d, m)?)?;
+    m.add_function(wrap_pyfunction!(with_mut, m)?)?;
     Ok(())
 }

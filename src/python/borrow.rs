@@ -1,0 +1,237 @@
+//! The borrow registry: which byte ranges of memory Rust code holds views of, shared or
+//! exclusive, across every extension built with dlbridge in the process.
+//!
+//! Each extension links its own copy of dlbridge, so the registry cannot be a static: the
+//! first extension to need it creates it and publishes a versioned table of C functions in a
+//! capsule (module `_dlbridge_borrow_registry` in `sys.modules`, attribute `api`); the others
+//! find it there. Creation happens with the GIL held, so two extensions cannot both create one.
+//! The table and its state are leaked on purpose: they live as long as the process, like the
+//! extension modules that use them.
+//!
+//! Rule: an exclusive borrow conflicts with any borrow of an overlapping byte range; shared
+//! borrows coexist. Ranges are the lowest to one-past-highest byte a view reaches, so views of
+//! interleaved elements (`a[::2]` and `a[1::2]`) conservatively conflict, while disjoint rows or
+//! blocks do not.
+
+use std::ffi::{c_int, c_void, CStr};
+use std::sync::{Mutex, OnceLock};
+
+use pyo3::exceptions::{PyBufferError, PyRuntimeError};
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyModule};
+
+use crate::layout::layout_span;
+use crate::{Owner, TensorView};
+
+const MODULE: &str = "_dlbridge_borrow_registry";
+const CAPSULE: &CStr = c"dlbridge.borrow_registry";
+const VERSION: u32 = 1;
+
+/// The published table. Its layout is a contract between dlbridge versions: append only, and
+/// bump `VERSION` for incompatible changes.
+#[repr(C)]
+struct RegistryApi {
+    version: u32,
+    state: *const c_void,
+    /// 0: granted; 1: conflicts with a live borrow.
+    acquire: unsafe extern "C" fn(*const c_void, usize, usize, c_int) -> c_int,
+    release: unsafe extern "C" fn(*const c_void, usize, usize, c_int),
+}
+
+/// The registry's state: the live borrows.
+struct State(Mutex<Vec<Entry>>);
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Entry {
+    lo: usize,
+    hi: usize,
+    exclusive: bool,
+}
+
+/// # Safety
+/// `state` is the `State` this table was published with.
+unsafe extern "C" fn acquire(
+    state: *const c_void,
+    lo: usize,
+    hi: usize,
+    exclusive: c_int,
+) -> c_int {
+    // SAFETY: per the contract: a leaked, never freed State.
+    let state = unsafe { &*state.cast::<State>() };
+    let exclusive = exclusive != 0;
+    let mut entries = state.0.lock().unwrap_or_else(|e| e.into_inner());
+    let conflict = entries
+        .iter()
+        .any(|e| e.lo < hi && lo < e.hi && (exclusive || e.exclusive));
+    if conflict {
+        return 1;
+    }
+    entries.push(Entry { lo, hi, exclusive });
+    0
+}
+
+/// # Safety
+/// `state` is the `State` this table was published with.
+unsafe extern "C" fn release(state: *const c_void, lo: usize, hi: usize, exclusive: c_int) {
+    // SAFETY: per the contract: a leaked, never freed State.
+    let state = unsafe { &*state.cast::<State>() };
+    let entry = Entry {
+        lo,
+        hi,
+        exclusive: exclusive != 0,
+    };
+    let mut entries = state.0.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(k) = entries.iter().position(|e| *e == entry) {
+        entries.swap_remove(k);
+    }
+}
+
+/// A process-lived table (found or published).
+#[derive(Clone, Copy)]
+struct ApiRef(&'static RegistryApi);
+
+// SAFETY: the table is immutable after publication and its functions lock the state's mutex.
+unsafe impl Send for ApiRef {}
+// SAFETY: as above.
+unsafe impl Sync for ApiRef {}
+
+/// The registry of this process: found in `sys.modules`, or published there.
+fn registry(py: Python<'_>) -> PyResult<ApiRef> {
+    static FOUND: OnceLock<ApiRef> = OnceLock::new();
+    if let Some(api) = FOUND.get() {
+        return Ok(*api);
+    }
+    let modules = py
+        .import("sys")?
+        .getattr("modules")?
+        .cast_into::<PyDict>()?;
+    let api = match modules.get_item(MODULE)? {
+        Some(module) => {
+            let capsule = module.getattr("api")?;
+            // SAFETY: GIL held; a live object. The name check makes any other capsule fail.
+            let ptr = unsafe { ffi::PyCapsule_GetPointer(capsule.as_ptr(), CAPSULE.as_ptr()) };
+            if ptr.is_null() {
+                return Err(PyErr::fetch(py));
+            }
+            // SAFETY: a capsule of this name holds a leaked, process-lived RegistryApi.
+            let api: &'static RegistryApi = unsafe { &*ptr.cast::<RegistryApi>() };
+            if api.version != VERSION {
+                return Err(PyRuntimeError::new_err(format!(
+                    "another extension registered dlbridge borrow registry version {}, this one \
+                     speaks {VERSION}",
+                    api.version
+                )));
+            }
+            api
+        }
+        None => {
+            let state: &'static State = Box::leak(Box::new(State(Mutex::new(Vec::new()))));
+            let api: &'static RegistryApi = Box::leak(Box::new(RegistryApi {
+                version: VERSION,
+                state: std::ptr::from_ref(state).cast(),
+                acquire,
+                release,
+            }));
+            let ptr = std::ptr::from_ref(api).cast_mut().cast::<c_void>();
+            // SAFETY: GIL held; the pointer is process-lived and the capsule has no destructor.
+            let capsule = unsafe { ffi::PyCapsule_New(ptr, CAPSULE.as_ptr(), None) };
+            if capsule.is_null() {
+                return Err(PyErr::fetch(py));
+            }
+            // SAFETY: a new reference.
+            let capsule = unsafe { Bound::from_owned_ptr(py, capsule) };
+            let module = PyModule::new(py, MODULE)?;
+            module.add("api", capsule)?;
+            modules.set_item(MODULE, module)?;
+            api
+        }
+    };
+    Ok(*FOUND.get_or_init(|| ApiRef(api)))
+}
+
+/// A live borrow of a byte range, released when dropped (from any thread; no GIL needed).
+pub(crate) struct Borrow {
+    api: ApiRef,
+    lo: usize,
+    hi: usize,
+    exclusive: bool,
+}
+
+impl Drop for Borrow {
+    fn drop(&mut self) {
+        // SAFETY: the table's own state; the entry was pushed by `acquire`.
+        unsafe {
+            (self.api.0.release)(
+                self.api.0.state,
+                self.lo,
+                self.hi,
+                c_int::from(self.exclusive),
+            )
+        };
+    }
+}
+
+/// The bytes `view` reaches, lowest to one past highest (empty for empty tensors).
+fn byte_range(view: &TensorView) -> (usize, usize) {
+    let start = view.data_ptr() as usize;
+    let reach = match view.itemsize() {
+        Some(size) => layout_span(view.shape(), view.strides(), size)
+            .ok()
+            .and_then(|span| span.bytes),
+        // Bit-packed: always C-contiguous, `nbytes` from the first element.
+        None => (view.nbytes() > 0).then(|| (0, view.nbytes() as isize)),
+    };
+    match reach {
+        Some((lo, hi)) => (start.wrapping_add_signed(lo), start.wrapping_add_signed(hi)),
+        None => (start, start),
+    }
+}
+
+/// Borrow `view`'s bytes: `BufferError` when they overlap an exclusive borrow (or, for an
+/// exclusive request, any borrow).
+pub(crate) fn borrow(py: Python<'_>, view: &TensorView, exclusive: bool) -> PyResult<Borrow> {
+    let api = registry(py)?;
+    let (lo, hi) = byte_range(view);
+    if lo < hi {
+        // SAFETY: the table's own state.
+        let conflict = unsafe { (api.0.acquire)(api.0.state, lo, hi, c_int::from(exclusive)) };
+        if conflict != 0 {
+            return Err(PyBufferError::new_err(if exclusive {
+                "the tensor's memory is already borrowed by a dlbridge view (shared or mutable); \
+                 drop it first"
+            } else {
+                "the tensor's memory is already mutably borrowed (a dlbridge extract_mut guard \
+                 lives)"
+            }));
+        }
+    }
+    Ok(Borrow {
+        api,
+        lo,
+        hi: hi.max(lo),
+        exclusive,
+    })
+}
+
+/// `view` holding a shared borrow of its memory for as long as it or a clone lives: the form
+/// every Rust-facing import returns, so that no `extract_mut` guard can alias it.
+pub(crate) fn shared(py: Python<'_>, mut view: TensorView) -> PyResult<TensorView> {
+    let token = borrow(py, &view, false)?;
+    view.owner = Owner::with_dependencies(SharedBorrow(token), vec![view.owner.clone()]);
+    Ok(view)
+}
+
+/// `view` without its shared borrow (when it becomes a Python `Tensor`, from which Rust code
+/// gets views only by importing again, which borrows again).
+pub(crate) fn unshared(mut view: TensorView) -> TensorView {
+    if view.owner.holds::<SharedBorrow>() {
+        if let [inner] = view.owner.dependencies() {
+            view.owner = inner.clone();
+        }
+    }
+    view
+}
+
+/// The owner value that keeps a shared borrow alive.
+pub(crate) struct SharedBorrow(#[allow(dead_code)] Borrow);
