@@ -25,8 +25,8 @@ use crate::{DType, Device, Element, Order, TensorView};
 ///
 /// Errors: `TypeError` for a wrong dtype, number of dimensions or layout, `ValueError` for a
 /// wrong shape, `BufferError` for read-only memory where `writable` is required (as numpy's
-/// `BufferError` for a writable buffer request), and whatever [`asarray`] raises for objects
-/// that are no tensors.
+/// `BufferError` for a writable buffer request), and whatever [`asarray`](super::asarray)
+/// raises for objects that are no tensors.
 ///
 /// ```no_run
 /// use dlbridge::python::Requirements;
