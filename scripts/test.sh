@@ -55,7 +55,7 @@ for example in examples/python/*.py; do
 done
 
 if [ "${DLBRIDGE_QUICK:-0}" != "1" ]; then
-  step "Miri (core: descriptor, views, copy kernel, DLPack; ndarray interop; soundness cases)"
+  step "Miri (core: descriptor, views, copy and cast kernels, DLPack; ndarray interop; soundness cases)"
   if ! rustup toolchain list | grep '^nightly' >/dev/null; then
     rustup toolchain install nightly --profile minimal
   fi
@@ -64,7 +64,7 @@ if [ "${DLBRIDGE_QUICK:-0}" != "1" ]; then
   fi
   MIRIFLAGS="-Zmiri-disable-isolation" CARGO_TARGET_DIR="$DLBRIDGE_CACHE/target-miri" \
     PROPTEST_CASES=4 timeout 1500 cargo +nightly miri test --quiet --features ndarray \
-      --lib --test dlpack --test views --test ndarray --test soundness
+      --lib --test dlpack --test views --test ndarray --test soundness --test cast
   step "clippy (fuzz targets)"
   (cd fuzz && CARGO_TARGET_DIR="$DLBRIDGE_CACHE/target-fuzz-clippy" \
     cargo clippy --quiet --bins -- -D warnings)
