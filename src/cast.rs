@@ -12,11 +12,10 @@ use std::mem::size_of;
 
 use half::{bf16, f16};
 
-use crate::copy::{for_each_outer, plan, Axis};
+use crate::copy::{copied_view, for_each_outer, plan, Axis};
 use crate::layout::c_strides;
 use crate::owner::AlignedBuffer;
-use crate::tensor::Parts;
-use crate::{DType, Error, Flags, Owner, Result, TensorView};
+use crate::{DType, Error, Result, TensorView};
 
 /// A `bool` element as stored: one byte, read as `true` when non-zero (so that bytes other than
 /// 0 and 1 never become an invalid Rust `bool`), written as 0 or 1.
@@ -331,23 +330,7 @@ impl TensorView {
             }));
             debug_assert!(matches!(done, Some(Some(()))));
         }
-        let start = dst as usize;
-        let parts = Parts {
-            data: dst,
-            byte_offset: 0,
-            shape: self.shape.to_vec(),
-            strides: Some(strides),
-            dtype,
-            device: crate::Device::CPU,
-            flags: Flags {
-                read_only: false,
-                is_copied: true,
-                subbyte_padded: false,
-            },
-            extent: Some(start..start + nbytes),
-        };
-        // SAFETY: the buffer is a fresh allocation of `nbytes` bytes, every one written above,
-        // owned by the new owner and reachable by nothing else; the extent is exactly it.
-        unsafe { Ok(TensorView::from_parts(parts, Owner::new(buffer))?.assume_exclusive()) }
+        // SAFETY: the walk above wrote every one of the `numel` slots, `nbytes` bytes.
+        unsafe { copied_view(buffer, nbytes, self.shape.to_vec(), strides, dtype, false) }
     }
 }

@@ -124,26 +124,53 @@ impl TensorView {
             let bytes = unsafe { std::slice::from_raw_parts_mut(dst, nbytes) };
             bytes.chunks_exact_mut(unit).for_each(|c| c.reverse());
         }
-        let start = dst as usize;
-        let parts = Parts {
-            data: dst,
-            byte_offset: 0,
-            shape: self.shape.to_vec(),
-            strides: Some(strides),
-            dtype: self.dtype,
-            // The copy is ordinary heap memory, whatever host-accessible device the source was.
-            device: crate::Device::CPU,
-            flags: Flags {
-                read_only: false,
-                is_copied: true,
-                subbyte_padded: self.flags.subbyte_padded,
-            },
-            extent: Some(start..start + nbytes),
-        };
-        // SAFETY: the buffer is a fresh, fully written, writable allocation of `nbytes` bytes
-        // owned by the new owner, reachable by nothing else; the extent is exactly it.
-        unsafe { Ok(TensorView::from_parts(parts, Owner::new(buffer))?.assume_exclusive()) }
+        // SAFETY: every one of the buffer's `nbytes` bytes was written above.
+        unsafe {
+            copied_view(
+                buffer,
+                nbytes,
+                self.shape.to_vec(),
+                strides,
+                self.dtype,
+                self.flags.subbyte_padded,
+            )
+        }
     }
+}
+
+/// A fresh C-CPU tensor over `buffer` (the copy kernels' result): writable, `is_copied`, owned
+/// by nothing but its owner. The copy is ordinary heap memory, whatever host-accessible device
+/// the source was.
+///
+/// # Safety
+/// `buffer` holds `nbytes` bytes, all written, laid out as `shape`/`strides` of `dtype`.
+pub(crate) unsafe fn copied_view(
+    buffer: AlignedBuffer,
+    nbytes: usize,
+    shape: Vec<usize>,
+    strides: Vec<isize>,
+    dtype: crate::DType,
+    subbyte_padded: bool,
+) -> Result<TensorView> {
+    let data = buffer.as_ptr();
+    let start = data as usize;
+    let parts = Parts {
+        data,
+        byte_offset: 0,
+        shape,
+        strides: Some(strides),
+        dtype,
+        device: crate::Device::CPU,
+        flags: Flags {
+            read_only: false,
+            is_copied: true,
+            subbyte_padded,
+        },
+        extent: Some(start..start + nbytes),
+    };
+    // SAFETY: the buffer is a fresh, fully written (the caller's contract), writable allocation
+    // of `nbytes` bytes owned by the new owner, reachable by nothing else; the extent is it.
+    unsafe { Ok(TensorView::from_parts(parts, Owner::new(buffer))?.assume_exclusive()) }
 }
 
 /// This view's elements in row-major order as bytes (used for value checks and tests).

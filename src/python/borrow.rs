@@ -160,6 +160,9 @@ pub(crate) struct Borrow {
 
 impl Drop for Borrow {
     fn drop(&mut self) {
+        if self.lo >= self.hi {
+            return; // an empty range was never registered
+        }
         // SAFETY: the table's own state; the entry was pushed by `acquire`.
         unsafe {
             (self.api.0.release)(

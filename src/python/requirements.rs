@@ -300,15 +300,37 @@ fn tuple(items: &[String]) -> String {
 ///     Ok(())
 /// }
 /// ```
+///
+/// The guard lends its layout (`shape`, `strides`, `dtype`) but never its view: a clone of the
+/// view would hold no borrow, so its `as_slice` could alias `as_mut_slice`.
+///
+/// ```compile_fail
+/// fn escape(guard: &dlbridge::python::TensorMut) -> dlbridge::TensorView {
+///     guard.view().clone()
+/// }
+/// ```
 pub struct TensorMut {
     view: TensorView,
     _borrow: Borrow,
 }
 
 impl TensorMut {
-    /// The view (read access: shape, strides, dtype, ...).
-    pub fn view(&self) -> &TensorView {
-        &self.view
+    // No `view()`: a clone of the view would carry no borrow, and its `as_slice` could then
+    // alias `as_mut_slice`. The guard lends its layout instead.
+
+    /// The extent of each dimension.
+    pub fn shape(&self) -> &[usize] {
+        self.view.shape()
+    }
+
+    /// The step of each dimension, in elements.
+    pub fn strides(&self) -> &[isize] {
+        self.view.strides()
+    }
+
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        self.view.dtype()
     }
 
     /// The elements as a mutable slice: C-contiguous host memory of element type `T`

@@ -100,7 +100,7 @@ fn reframe<'py>(
 #[pyfunction]
 fn scale_inplace(py: Python<'_>, x: &Bound<'_, PyAny>, factor: f64) -> PyResult<()> {
     let mut x = Requirements::new().c_contiguous().extract_mut(x)?;
-    let dtype = x.view().dtype();
+    let dtype = x.dtype();
     py.detach(|| -> dlbridge::Result<()> {
         match dtype {
             DType::F32 => x
@@ -124,7 +124,7 @@ fn add_into(dst: &Bound<'_, PyAny>, src: &Bound<'_, PyAny>) -> PyResult<()> {
     let need = Requirements::new().dtype(DType::F64).c_contiguous();
     let mut dst = need.extract_mut(dst)?;
     let src = need.extract(src)?;
-    if src.shape() != dst.view().shape() {
+    if src.shape() != dst.shape() {
         return Err(PyValueError::new_err("dst and src differ in shape"));
     }
     let src = src.as_slice::<f64>()?;
