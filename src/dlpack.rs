@@ -16,7 +16,8 @@ use std::ptr::NonNull;
 use dlpark::ffi::{DLManagedTensor, DLManagedTensorVersioned, DLPackVersion, DLTensor};
 use dlpark::DlpackFlags;
 
-use crate::tensor::Parts;
+use crate::layout::c_strides;
+use crate::tensor::{Dims, RawParts};
 use crate::{DType, Device, Error, Flags, Owner, Result, TensorView, MAX_NDIM};
 
 /// The DLPack version this crate produces (1.3, as PyTorch 2.13).
@@ -485,42 +486,42 @@ unsafe fn import(
             Error::InvalidShape(format!("ndim {} is outside 0..={MAX_NDIM}", tensor.ndim))
         })?;
     let dtype = DType::from_dlpack(tensor.dtype)?;
-    let (shape, strides) = if ndim == 0 {
-        (Vec::new(), Some(Vec::new()))
-    } else {
-        if tensor.shape.is_null() {
-            return Err(Error::NullPointer("DLTensor.shape with ndim > 0"));
-        }
-        // SAFETY: per the contract, `shape` points to `ndim` i64s.
-        let raw_shape = unsafe { std::slice::from_raw_parts(tensor.shape, ndim) };
-        let shape = raw_shape
-            .iter()
-            .map(|&n| {
-                usize::try_from(n)
-                    .map_err(|_| Error::InvalidShape(format!("negative extent in {raw_shape:?}")))
-            })
-            .collect::<Result<Vec<usize>>>()?;
-        let strides = if tensor.strides.is_null() {
-            if !null_strides_ok {
-                return Err(Error::NullPointer(
-                    "DLTensor.strides (required since DLPack 1.2)",
-                ));
-            }
-            None
+    let (shape, strides): (Dims<usize>, Dims<isize>) =
+        if ndim == 0 {
+            (Dims::new(), Dims::new())
         } else {
-            // SAFETY: per the contract, non-null `strides` points to `ndim` i64s.
-            let raw = unsafe { std::slice::from_raw_parts(tensor.strides, ndim) };
-            Some(
-                raw.iter()
-                    .map(|&s| isize::try_from(s).map_err(|_| Error::Overflow("stride")))
-                    .collect::<Result<Vec<isize>>>()?,
-            )
+            if tensor.shape.is_null() {
+                return Err(Error::NullPointer("DLTensor.shape with ndim > 0"));
+            }
+            // SAFETY: per the contract, `shape` points to `ndim` i64s.
+            let raw_shape = unsafe { std::slice::from_raw_parts(tensor.shape, ndim) };
+            let mut shape = Dims::with_capacity(ndim);
+            for &n in raw_shape {
+                shape.push(usize::try_from(n).map_err(|_| {
+                    Error::InvalidShape(format!("negative extent in {raw_shape:?}"))
+                })?);
+            }
+            let strides = if tensor.strides.is_null() {
+                if !null_strides_ok {
+                    return Err(Error::NullPointer(
+                        "DLTensor.strides (required since DLPack 1.2)",
+                    ));
+                }
+                Dims::from_vec(c_strides(&shape)?)
+            } else {
+                // SAFETY: per the contract, non-null `strides` points to `ndim` i64s.
+                let raw = unsafe { std::slice::from_raw_parts(tensor.strides, ndim) };
+                let mut strides = Dims::with_capacity(ndim);
+                for &s in raw {
+                    strides.push(isize::try_from(s).map_err(|_| Error::Overflow("stride"))?);
+                }
+                strides
+            };
+            (shape, strides)
         };
-        (shape, strides)
-    };
     let byte_offset =
         usize::try_from(tensor.byte_offset).map_err(|_| Error::Overflow("byte_offset"))?;
-    let parts = Parts {
+    let parts = RawParts {
         data: tensor.data.cast(),
         byte_offset,
         shape,
@@ -531,7 +532,7 @@ unsafe fn import(
         extent: None,
     };
     // SAFETY: per the contract, the described memory lives as long as `owner`.
-    unsafe { TensorView::from_parts(parts, owner) }
+    unsafe { TensorView::from_raw_parts(parts, owner) }
 }
 
 impl TryFrom<ManagedTensorVersioned> for TensorView {

@@ -7,6 +7,8 @@ use std::ptr::NonNull;
 use std::sync::atomic::{fence, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use smallvec::SmallVec;
+
 /// A reference-counted keep-alive for the memory a [`crate::TensorView`] points into.
 ///
 /// An `Owner` wraps any `Send + Sync` value (a `Vec`, an ndarray array, an Arrow buffer, an
@@ -43,7 +45,8 @@ trait Held: Send + Sync {
 /// A value and its dependencies, dropped in that order (field order).
 struct Holding<T> {
     value: T,
-    dependencies: Vec<Owner>,
+    /// Inline for the common single dependency (a borrow token wrapping one producer's owner).
+    dependencies: SmallVec<[Owner; 1]>,
 }
 
 impl<T: Any + Send + Sync> Held for Holding<T> {
@@ -56,7 +59,7 @@ impl<T: Any + Send + Sync> Held for Holding<T> {
 }
 
 impl<T> Keep<Holding<T>> {
-    fn new(value: T, dependencies: Vec<Owner>) -> Keep<Holding<T>> {
+    fn new(value: T, dependencies: SmallVec<[Owner; 1]>) -> Keep<Holding<T>> {
         Keep {
             writable_exports: AtomicUsize::new(0),
             has_dependencies: !dependencies.is_empty(),
@@ -71,7 +74,7 @@ impl<T> Keep<Holding<T>> {
 impl Owner {
     /// Wrap `value` as the keep-alive of some memory.
     pub fn new<T: Any + Send + Sync>(value: T) -> Owner {
-        Owner::with_dependencies(value, Vec::new())
+        Owner(Arc::new(Keep::new(value, SmallVec::new())))
     }
 
     /// Wrap `value`, letting `f` look at it in its final place first (with exclusive access):
@@ -81,7 +84,7 @@ impl Owner {
         value: T,
         f: impl FnOnce(&mut T) -> R,
     ) -> (Owner, R) {
-        let mut keep = Arc::new(Keep::new(value, Vec::new()));
+        let mut keep = Arc::new(Keep::new(value, SmallVec::new()));
         let seen = f(&mut Arc::get_mut(&mut keep)
             .expect("a fresh Arc has one handle")
             .held
@@ -92,6 +95,14 @@ impl Owner {
     /// Wrap `value` together with other owners that must live as long as it (a Python object
     /// and the buffer it exposes, say). All are released together, `value` first.
     pub fn with_dependencies<T: Any + Send + Sync>(value: T, dependencies: Vec<Owner>) -> Owner {
+        Owner(Arc::new(Keep::new(value, SmallVec::from_vec(dependencies))))
+    }
+
+    /// [`Owner::with_dependencies`] with one dependency, in a single allocation.
+    #[cfg(feature = "pyo3")]
+    pub(crate) fn with_dependency<T: Any + Send + Sync>(value: T, dependency: Owner) -> Owner {
+        let mut dependencies = SmallVec::new();
+        dependencies.push(dependency);
         Owner(Arc::new(Keep::new(value, dependencies)))
     }
 

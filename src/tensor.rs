@@ -85,6 +85,18 @@ pub struct Parts {
     pub extent: Option<Range<usize>>,
 }
 
+/// [`Parts`] with inline dimensions and explicit strides: what the crate's importers build.
+pub(crate) struct RawParts {
+    pub(crate) data: *mut u8,
+    pub(crate) byte_offset: usize,
+    pub(crate) shape: Dims<usize>,
+    pub(crate) strides: Dims<isize>,
+    pub(crate) dtype: DType,
+    pub(crate) device: Device,
+    pub(crate) flags: Flags,
+    pub(crate) extent: Option<Range<usize>>,
+}
+
 impl Parts {
     /// These parts with explicit strides (in elements).
     pub fn with_strides(mut self, strides: Vec<isize>) -> Parts {
@@ -235,22 +247,52 @@ impl TensorView {
             flags,
             extent,
         } = parts;
+        let strides = match strides {
+            Some(s) => Dims::from_vec(s),
+            None => Dims::from_vec(c_strides(&shape)?),
+        };
+        let raw = RawParts {
+            data,
+            byte_offset,
+            shape: Dims::from_vec(shape),
+            strides,
+            dtype,
+            device,
+            flags,
+            extent,
+        };
+        // SAFETY: forwarded (`from_parts`'s contract is `from_raw_parts`').
+        unsafe { TensorView::from_raw_parts(raw, owner) }
+    }
+
+    /// [`TensorView::from_parts`] over inline dimensions (no heap allocation for up to six),
+    /// for the crate's own importers, whose hot paths build views from foreign metadata.
+    ///
+    /// # Safety
+    /// As for [`TensorView::from_parts`].
+    pub(crate) unsafe fn from_raw_parts(parts: RawParts, owner: Owner) -> Result<TensorView> {
+        let RawParts {
+            data,
+            byte_offset,
+            shape,
+            strides,
+            dtype,
+            device,
+            flags,
+            extent,
+        } = parts;
         let ndim = shape.len();
         if ndim > MAX_NDIM {
             return Err(Error::InvalidShape(format!(
                 "{ndim} dimensions exceed the limit of {MAX_NDIM}"
             )));
         }
-        let strides = match strides {
-            Some(s) if s.len() != ndim => {
-                return Err(Error::InvalidShape(format!(
-                    "{} strides for {ndim} dimensions",
-                    s.len()
-                )))
-            }
-            Some(s) => s,
-            None => c_strides(&shape)?,
-        };
+        if strides.len() != ndim {
+            return Err(Error::InvalidShape(format!(
+                "{} strides for {ndim} dimensions",
+                strides.len()
+            )));
+        }
         let item = dtype.storage_size(flags.subbyte_padded).unwrap_or(1) as isize;
         if strides
             .iter()
@@ -311,8 +353,8 @@ impl TensorView {
         Ok(TensorView {
             data,
             byte_offset,
-            shape: Dims::from_vec(shape),
-            strides: Dims::from_vec(strides),
+            shape,
+            strides,
             dtype,
             device,
             flags,

@@ -4,6 +4,7 @@ use pyo3::exceptions::PyBufferError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 
+use super::numpy;
 use super::tensor::Tensor;
 use crate::{Order, TensorView};
 
@@ -12,7 +13,7 @@ use crate::{Order, TensorView};
 ///
 /// | variant | `wrap` returns | through | copies |
 /// |---|---|---|---|
-/// | `Numpy` | `numpy.ndarray` | `numpy.from_dlpack` | never (read-only views stay read-only) |
+/// | `Numpy` | `numpy.ndarray` | numpy's C API (`numpy.from_dlpack` for dtypes numpy lacks) | never (read-only views stay read-only) |
 /// | `Torch` | `torch.Tensor` | `torch.from_dlpack` | read-only views: torch has no read-only tensors, so they are copied |
 /// | `Jax` | `jax.Array` | `jax.numpy.from_dlpack` | when jax wants other alignment than the memory has (jax decides) |
 /// | `Arrow` | `pyarrow.Array` (1-D) or `FixedShapeTensorArray` (N-D) | `pyarrow.array` (Arrow PyCapsules) | non-dense layouts and booleans (Arrow's own layout rules) |
@@ -79,7 +80,16 @@ impl Framework {
                 view.device()
             )));
         }
-        let tensor = Bound::new(py, Tensor::from_view(view))?.into_any();
+        let tensor = Bound::new(py, Tensor::from_view(view))?;
+        if self == Framework::Numpy {
+            // numpy's C API, with the tensor as the array's base: what `numpy.from_dlpack`
+            // builds, without its protocol round trip.
+            let base = tensor.clone().into_any();
+            if let Some(array) = numpy::ndarray_of(py, &tensor.get().view, base)? {
+                return Ok(array);
+            }
+        }
+        let tensor = tensor.into_any();
         let function = match self {
             Framework::Numpy => convert(&NUMPY, "numpy", "from_dlpack")?,
             Framework::Torch => convert(&TORCH, "torch", "from_dlpack")?,

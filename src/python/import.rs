@@ -10,7 +10,7 @@ use super::arrow;
 use super::buffer::{ByteOrder, Exported};
 use super::errors::to_py_err;
 use super::tensor::Tensor;
-use super::{array_interface, borrow, buffer, capsule, exchange};
+use super::{array_interface, borrow, buffer, capsule, exchange, numpy};
 use crate::{Order, TensorView};
 
 /// `max_version` we ask producers for (DLPack 1.3), built once.
@@ -42,6 +42,7 @@ fn check_device(device: Option<&Bound<'_, PyAny>>) -> PyResult<bool> {
 }
 
 /// Apply the `copy` policy to an imported view.
+#[inline]
 fn finish(view: TensorView, copy: Option<bool>) -> PyResult<TensorView> {
     if !view.device().is_host_accessible() {
         return Err(PyBufferError::new_err(format!(
@@ -186,6 +187,10 @@ fn import_dlpack(
     if let Ok(t) = x.cast::<Tensor>() {
         return from_tensor(t, copy);
     }
+    // An exact numpy.ndarray: read what its `__dlpack__` would describe, without the call.
+    if let Some(view) = numpy::view_of_ndarray(x) {
+        return finish(view, copy);
+    }
     let info = exchange::type_info(x)?;
     match dlpack_view(x, info, device_requested, copy)? {
         Some(view) => finish(view, copy),
@@ -221,6 +226,7 @@ fn finish_exported(e: Exported, copy: Option<bool>) -> PyResult<TensorView> {
 ///
 /// The view holds a shared borrow of the memory while it (or a clone) lives, so no
 /// [`Requirements::extract_mut`](super::Requirements::extract_mut) guard can alias it.
+#[inline]
 pub fn asarray(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> PyResult<TensorView> {
     borrow::shared(obj.py(), import_any(obj, copy)?)
 }
@@ -239,6 +245,9 @@ pub(crate) fn import_any(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> PyResult
     let py = obj.py();
     if let Ok(t) = obj.cast::<Tensor>() {
         return from_tensor(t, copy);
+    }
+    if let Some(view) = numpy::view_of_ndarray(obj) {
+        return finish(view, copy);
     }
     let info = exchange::type_info(obj)?;
     let mut dlpack_error = None;

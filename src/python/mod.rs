@@ -62,7 +62,8 @@
 //! this API.
 
 // Layers, each using only those above it: errors, runtime, device, capsule → buffer,
-// array_interface, arrow, exchange (import side) → tensor → framework, import → convert, requirements.
+// array_interface, arrow, exchange (import side), numpy → tensor → framework, import → convert,
+// requirements.
 mod array_interface;
 #[cfg(feature = "arrow")]
 mod arrow;
@@ -75,6 +76,7 @@ mod errors;
 mod exchange;
 mod framework;
 mod import;
+mod numpy;
 mod requirements;
 mod runtime;
 mod tensor;

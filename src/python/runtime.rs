@@ -36,17 +36,23 @@ fn interpreter_finalizing() -> bool {
     finalizing_probe().is_some_and(|probe| unsafe { probe() } != 0)
 }
 
+/// Whether this thread holds the GIL (any thread may ask).
+pub(crate) fn gil_held() -> bool {
+    // SAFETY: PyGILState_Check may be called from any thread, with or without the GIL.
+    unsafe { PyGILState_Check() == 1 }
+}
+
+extern "C" {
+    // Exported by every CPython since 3.4, though outside the limited API pyo3 binds here.
+    fn PyGILState_Check() -> std::ffi::c_int;
+}
+
 /// Run `f` attached to the interpreter, from any thread; `None` (and `f` not run) when this
 /// thread is not attached and the interpreter is shutting down or gone, where attaching could
 /// hang or crash. A thread that already holds the GIL (the one running the finalizer, say) may
 /// always release references.
 pub(crate) fn with_gil<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Option<R> {
-    extern "C" {
-        // Exported by every CPython since 3.4, though outside the limited API pyo3 binds here.
-        fn PyGILState_Check() -> std::ffi::c_int;
-    }
-    // SAFETY: PyGILState_Check may be called from any thread, with or without the GIL.
-    let attached = unsafe { PyGILState_Check() } == 1;
+    let attached = gil_held();
     if !attached && interpreter_finalizing() {
         return None;
     }
@@ -72,6 +78,14 @@ impl PyObjectOwner {
 impl Drop for PyObjectOwner {
     fn drop(&mut self) {
         if let Some(obj) = self.0.take() {
+            if gil_held() {
+                // The common case (a view dropped by the code that imported it): release the
+                // reference at once. (Dropping the `Py` could defer it to pyo3's pool, which
+                // only drains when pyo3 itself next takes the GIL.)
+                // SAFETY: this thread holds the GIL; `into_ptr` hands over our strong reference.
+                unsafe { pyo3::ffi::Py_DECREF(obj.into_ptr()) };
+                return;
+            }
             let mut slot = Some(obj);
             if with_gil(|_py| drop(slot.take())).is_none() {
                 // Interpreter finalizing: dropping a `Py` now would touch a dying interpreter.

@@ -13,6 +13,12 @@ fn take_dlbridge(x: TensorView) -> usize {
     x.numel()
 }
 
+/// The floor: a `#[pyfunction]` that takes any object and does nothing with it.
+#[pyfunction]
+fn take_nothing(x: &Bound<'_, PyAny>) -> usize {
+    x.is_none().into()
+}
+
 /// rust-numpy's read-only array argument (numpy only): its element count.
 #[pyfunction]
 fn take_numpy(x: PyReadonlyArrayDyn<'_, f64>) -> usize {
@@ -53,6 +59,7 @@ fn return_tensor() -> PyResult<TensorView> {
 fn dlbridge_pyo3_bench(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(take_dlbridge, m)?)?;
     m.add_function(wrap_pyfunction!(take_numpy, m)?)?;
+    m.add_function(wrap_pyfunction!(take_nothing, m)?)?;
     m.add_function(wrap_pyfunction!(take_dlpark, m)?)?;
     m.add_function(wrap_pyfunction!(wrap_dlbridge, m)?)?;
     m.add_function(wrap_pyfunction!(wrap_numpy, m)?)?;

@@ -1,0 +1,158 @@
+"""numpy's C ABI paths: a numpy.ndarray argument is read from numpy's struct, and
+Framework::Numpy.wrap builds the answer with numpy's C API. Both must give exactly what the
+DLPack protocol path gives (address, shape, strides, dtype, read-only flag, lifetime), and
+everything those paths cannot describe must still take the protocol path."""
+
+import gc
+import weakref
+
+import dlbridge_example as ex
+import numpy as np
+import pytest
+import torch
+
+import dlbridge
+from conftest import NUMPY_DTYPES, addr, sample
+
+
+def via_protocol(a):
+    """What the DLPack protocol path gives for `a`: its own versioned capsule, imported."""
+    return dlbridge.from_dlpack(a.__dlpack__(max_version=(1, 3)))
+
+
+def described(t):
+    return (t.data_ptr, t.shape, t.strides, t.dtype, t.readonly, t.is_copied, t.device)
+
+
+def layouts(dtype):
+    base = sample(dtype, (4, 6))
+    read_only = base.copy()
+    read_only.flags.writeable = False
+    return {
+        "c": base,
+        "transposed": base.T,
+        "negative": base[::-1, ::-2],
+        "broadcast": np.broadcast_to(base[0], (3, 6)),  # zero strides, read-only
+        "scalar": base[1, 2, ...],
+        "empty": base[:0],
+        "read_only": read_only,
+    }
+
+
+@pytest.mark.parametrize("dtype", NUMPY_DTYPES)
+def test_an_ndarray_is_described_as_its_dlpack_export_describes_it(dtype):
+    for name, a in layouts(dtype).items():
+        fast, slow = dlbridge.asarray(a), via_protocol(a)
+        assert described(fast) == described(slow), name
+        assert described(dlbridge.from_dlpack(a)) == described(slow), name
+        if a.size:
+            assert fast.data_ptr == addr(a), name
+            assert np.array_equal(np.asarray(fast), a), name
+
+
+def test_the_argument_keeps_the_array_alive_and_sees_its_writes():
+    a = np.arange(6.0)
+    ref = weakref.ref(a)
+    t = dlbridge.asarray(a)
+    a[2] = 42.0
+    del a
+    gc.collect()
+    assert ref() is not None
+    assert np.asarray(t)[2] == 42.0
+    del t
+    gc.collect()
+    assert ref() is None
+
+
+def test_what_the_struct_cannot_describe_takes_the_protocol_path():
+    # Byte-swapped data: numpy's __dlpack__ refuses it, asarray copies it (and says so).
+    swapped = np.arange(4, dtype=">i4")
+    with pytest.raises(BufferError):
+        dlbridge.from_dlpack(swapped)
+    t = dlbridge.asarray(swapped)
+    assert t.is_copied and np.asarray(t).tolist() == [0, 1, 2, 3]
+    with pytest.raises(BufferError):
+        dlbridge.asarray(swapped, copy=False)
+    # Misaligned int32 over a byte buffer: whatever the protocol path makes of it.
+    raw = np.zeros(17, dtype=np.uint8)
+    misaligned = raw[1:].view(np.int32)
+    assert not misaligned.flags.aligned
+    try:
+        expected = described(via_protocol(misaligned))
+    except BufferError:
+        with pytest.raises(BufferError):
+            dlbridge.from_dlpack(misaligned)
+    else:
+        assert described(dlbridge.from_dlpack(misaligned)) == expected
+    # Dtypes DLPack has no code for.
+    with pytest.raises((BufferError, TypeError)):
+        dlbridge.from_dlpack(np.array(["a", "b"]))
+
+
+def test_subclasses_go_through_their_own_dlpack():
+    calls = []
+
+    class Logged(np.ndarray):
+        def __dlpack__(self, **kwargs):
+            calls.append(kwargs)
+            return np.asarray(self).__dlpack__(**kwargs)
+
+    a = np.arange(3.0).view(Logged)
+    t = dlbridge.from_dlpack(a)
+    assert calls and t.data_ptr == addr(a)
+    matrix_like = np.arange(4.0).reshape(2, 2).view(np.recarray)
+    assert dlbridge.asarray(matrix_like).data_ptr == addr(matrix_like)
+
+
+@pytest.mark.parametrize("dtype", NUMPY_DTYPES)
+def test_wrapped_arrays_share_memory_strides_and_values(dtype):
+    for name, a in layouts(dtype).items():
+        n = ex.reframe(a, np.zeros(1))
+        assert type(n) is np.ndarray, name
+        assert n.dtype == a.dtype and n.shape == a.shape, name
+        assert np.array_equal(n, a), name
+        if a.size:
+            assert addr(n) == addr(a) and n.strides == a.strides, name
+        assert n.flags.writeable == a.flags.writeable, name
+        assert n.flags.c_contiguous == a.flags.c_contiguous, name
+        assert n.flags.f_contiguous == a.flags.f_contiguous, name
+
+
+def test_a_wrapped_read_only_array_cannot_be_made_writable():
+    a = np.arange(4.0)
+    a.flags.writeable = False
+    n = ex.reframe(a, np.zeros(1))
+    assert not n.flags.writeable
+    with pytest.raises(ValueError):
+        n.flags.writeable = True
+    # A writable one can be written, and the write reaches the source.
+    b = np.arange(4.0)
+    m = ex.reframe(b, np.zeros(1))
+    m[0] = 7.0
+    assert b[0] == 7.0
+
+
+def test_a_wrapped_rust_allocation_lives_as_long_as_the_array():
+    n = ex.ramp_like(np.zeros(1), 5)
+    assert type(n.base).__name__ == "Tensor"
+    base = weakref.ref(n.base)
+    gc.collect()
+    assert base() is not None and n.tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
+    view = n[1:]
+    del n
+    gc.collect()
+    assert base() is not None and view.tolist() == [1.0, 2.0, 3.0, 4.0]
+    del view
+    gc.collect()
+    assert base() is None
+
+
+def test_a_dtype_numpy_lacks_still_goes_through_from_dlpack():
+    # bfloat16 has no builtin numpy type number: the answer is numpy.from_dlpack's (an
+    # ml_dtypes array when that is installed, numpy's own error otherwise), never a wrong dtype.
+    t = torch.arange(4, dtype=torch.bfloat16)
+    try:
+        n = ex.reframe(t, np.zeros(1))
+    except (BufferError, TypeError, ValueError, RuntimeError):
+        return
+    assert str(n.dtype) == "bfloat16" and addr(n) == t.data_ptr()

@@ -1,0 +1,351 @@
+//! numpy's C ABI, on the two paths where a protocol round trip costs more than the work itself:
+//! reading a `numpy.ndarray` argument, and answering with a `numpy.ndarray`.
+//!
+//! What is read and called is numpy's public ABI, the same in numpy 1.x and 2.x (the fields of
+//! `PyArrayObject_fields` up to `flags`, the leading fields of `PyArray_Descr`, and three entries
+//! of the `_ARRAY_API` table), found at run time through the `_ARRAY_API` capsule: dlbridge
+//! neither links numpy nor needs its headers, and nothing here runs until numpy is imported.
+//!
+//! Both paths describe exactly what numpy's own DLPack export would: an ndarray argument gives
+//! the view `ndarray.__dlpack__` describes (same address, shape, strides, dtype and read-only
+//! flag), and an answered ndarray is what `numpy.from_dlpack` would build (a view whose `base`
+//! keeps the memory alive, read-only when the view is). Anything else (subclasses, byte-swapped
+//! or misaligned data, dtypes outside the table below, strides that are not whole elements)
+//! takes the protocol path.
+
+use std::ffi::{c_char, c_int, c_long, c_void};
+
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+
+use super::runtime::PyObjectOwner;
+use crate::tensor::{Dims, RawParts};
+use crate::{DType, Device, Flags, Owner, TensorView, MAX_NDIM};
+
+/// The leading fields of `PyArrayObject_fields` (numpy's `ndarraytypes.h`, unchanged since 1.7).
+#[repr(C)]
+#[allow(dead_code)] // fields that are only there for the layout
+struct ArrayFields {
+    ob_base: ffi::PyObject,
+    data: *mut u8,
+    nd: c_int,
+    dimensions: *const isize,
+    strides: *const isize,
+    base: *mut ffi::PyObject,
+    descr: *const DescrFields,
+    flags: c_int,
+}
+
+/// The leading fields of `PyArray_Descr` that numpy 1.x and 2.x share.
+#[repr(C)]
+#[allow(dead_code)] // fields that are only there for the layout
+struct DescrFields {
+    ob_base: ffi::PyObject,
+    typeobj: *mut ffi::PyTypeObject,
+    kind: c_char,
+    type_char: c_char,
+    byteorder: c_char,
+    former_flags: c_char,
+    type_num: c_int,
+}
+
+const NPY_ARRAY_ALIGNED: c_int = 0x0100;
+const NPY_ARRAY_WRITEABLE: c_int = 0x0400;
+
+/// `_ARRAY_API` entries (numpy's `numpy_api.py`; the table is append-only).
+const API_ABI_VERSION: usize = 0; // PyArray_GetNDArrayCVersion
+const API_NDARRAY_TYPE: usize = 2; // PyArray_Type
+const API_DESCR_FROM_TYPE: usize = 45; // PyArray_DescrFromType
+const API_NEW_FROM_DESCR: usize = 94; // PyArray_NewFromDescr
+const API_SET_BASE_OBJECT: usize = 282; // PyArray_SetBaseObject
+
+type DescrFromType = unsafe extern "C" fn(c_int) -> *mut ffi::PyObject;
+type NewFromDescr = unsafe extern "C" fn(
+    *mut ffi::PyTypeObject,
+    *mut ffi::PyObject,
+    c_int,
+    *const isize,
+    *const isize,
+    *mut c_void,
+    c_int,
+    *mut ffi::PyObject,
+) -> *mut ffi::PyObject;
+type SetBaseObject = unsafe extern "C" fn(*mut ffi::PyObject, *mut ffi::PyObject) -> c_int;
+
+/// The parts of numpy's C API used here, resolved once.
+struct NumpyApi {
+    ndarray: *mut ffi::PyTypeObject,
+    descr_from_type: DescrFromType,
+    new_from_descr: NewFromDescr,
+    set_base_object: SetBaseObject,
+}
+
+// SAFETY: the fields are process-lived addresses in numpy's extension module (which is never
+// unloaded) and are only used with the GIL held.
+unsafe impl Send for NumpyApi {}
+// SAFETY: as above; the struct is immutable.
+unsafe impl Sync for NumpyApi {}
+
+/// numpy's API, once numpy has been imported (an object can only be an ndarray then); `None`
+/// before that, or when numpy's ABI is not one this module knows (numpy 1.x and 2.x are).
+fn loaded(py: Python<'_>) -> Option<&'static NumpyApi> {
+    static API: PyOnceLock<Option<NumpyApi>> = PyOnceLock::new();
+    if let Some(api) = API.get(py) {
+        return api.as_ref();
+    }
+    let name = pyo3::intern!(py, "numpy");
+    // SAFETY: GIL held; `sys.modules` and the lookup result are borrowed references, and
+    // PyDict_GetItem raises nothing.
+    let imported =
+        unsafe { !ffi::PyDict_GetItem(ffi::PyImport_GetModuleDict(), name.as_ptr()).is_null() };
+    if !imported {
+        return None;
+    }
+    API.get_or_init(py, || load(py)).as_ref()
+}
+
+/// numpy's API, importing numpy if needed (`None` when it is not installed or unknown).
+fn imported(py: Python<'_>) -> Option<&'static NumpyApi> {
+    loaded(py).or_else(|| {
+        py.import("numpy").ok()?;
+        loaded(py)
+    })
+}
+
+fn load(py: Python<'_>) -> Option<NumpyApi> {
+    let module = [
+        "numpy._core._multiarray_umath",
+        "numpy.core._multiarray_umath",
+    ]
+    .into_iter()
+    .find_map(|name| py.import(name).ok())?;
+    let capsule = module.getattr("_ARRAY_API").ok()?;
+    // SAFETY: GIL held; numpy's `_ARRAY_API` is an unnamed capsule over its function table.
+    // Any other object makes GetPointer fail (cleared below).
+    let table = unsafe { ffi::PyCapsule_GetPointer(capsule.as_ptr(), std::ptr::null()) };
+    if table.is_null() {
+        PyErr::take(py);
+        return None;
+    }
+    let table = table.cast::<*const c_void>().cast_const();
+    // SAFETY: the table has (far) more than 283 entries in every numpy since 1.7; entries are
+    // function or object addresses that live as long as numpy's module, which is never
+    // unloaded (the capsule is also held by the module for the life of the process).
+    unsafe {
+        let entry = |k: usize| *table.add(k);
+        let abi_version: unsafe extern "C" fn() -> u32 =
+            std::mem::transmute(entry(API_ABI_VERSION));
+        // numpy 1.x (0x01000009) and 2.x (0x02000000) share every field and entry used here.
+        if !matches!(abi_version(), 0x0100_0009 | 0x0200_0000) {
+            return None;
+        }
+        let slots = [API_DESCR_FROM_TYPE, API_NEW_FROM_DESCR, API_SET_BASE_OBJECT];
+        if slots.iter().any(|&k| entry(k).is_null()) || entry(API_NDARRAY_TYPE).is_null() {
+            return None;
+        }
+        Some(NumpyApi {
+            ndarray: entry(API_NDARRAY_TYPE).cast_mut().cast(),
+            descr_from_type: std::mem::transmute::<*const c_void, DescrFromType>(entry(
+                API_DESCR_FROM_TYPE,
+            )),
+            new_from_descr: std::mem::transmute::<*const c_void, NewFromDescr>(entry(
+                API_NEW_FROM_DESCR,
+            )),
+            set_base_object: std::mem::transmute::<*const c_void, SetBaseObject>(entry(
+                API_SET_BASE_OBJECT,
+            )),
+        })
+    }
+}
+
+/// numpy's builtin type numbers (`NPY_TYPES`) for the dtypes both sides have.
+fn dtype_of_type_num(type_num: c_int) -> Option<DType> {
+    let long = if std::mem::size_of::<c_long>() == 8 {
+        DType::I64
+    } else {
+        DType::I32
+    };
+    let ulong = if std::mem::size_of::<c_long>() == 8 {
+        DType::U64
+    } else {
+        DType::U32
+    };
+    Some(match type_num {
+        0 => DType::BOOL,
+        1 => DType::I8,
+        2 => DType::U8,
+        3 => DType::I16,
+        4 => DType::U16,
+        5 => DType::I32,
+        6 => DType::U32,
+        7 => long,
+        8 => ulong,
+        9 => DType::I64,
+        10 => DType::U64,
+        11 => DType::F32,
+        12 => DType::F64,
+        14 => DType::C64,
+        15 => DType::C128,
+        23 => DType::F16,
+        _ => return None,
+    })
+}
+
+fn type_num_of_dtype(dtype: DType) -> Option<c_int> {
+    let long_is_64 = std::mem::size_of::<c_long>() == 8;
+    Some(match dtype {
+        DType::BOOL => 0,
+        DType::I8 => 1,
+        DType::U8 => 2,
+        DType::I16 => 3,
+        DType::U16 => 4,
+        DType::I32 => 5,
+        DType::U32 => 6,
+        // numpy's default int64 is `long` where that has 64 bits.
+        DType::I64 if long_is_64 => 7,
+        DType::U64 if long_is_64 => 8,
+        DType::I64 => 9,
+        DType::U64 => 10,
+        DType::F32 => 11,
+        DType::F64 => 12,
+        DType::C64 => 14,
+        DType::C128 => 15,
+        DType::F16 => 23,
+        _ => return None,
+    })
+}
+
+/// The byte-order character of data in this machine's order (`'='` and `'|'` always are).
+fn is_native_order(byteorder: c_char) -> bool {
+    let foreign = if cfg!(target_endian = "little") {
+        b'>'
+    } else {
+        b'<'
+    };
+    byteorder as u8 != foreign
+}
+
+/// `obj` as a view when it is exactly a `numpy.ndarray` that DLPack describes as it is (see
+/// the module docs); `None` sends it down the protocol path.
+#[inline]
+pub(crate) fn view_of_ndarray(obj: &Bound<'_, PyAny>) -> Option<TensorView> {
+    let api = loaded(obj.py())?;
+    let raw = obj.as_ptr();
+    // SAFETY: GIL held, live object: reading its type pointer.
+    if unsafe { ffi::Py_TYPE(raw) } != api.ndarray {
+        return None;
+    }
+    // SAFETY: `obj` is exactly a numpy.ndarray, whose instance layout starts with these fields;
+    // `descr` is a live dtype object the array holds a reference to.
+    let (array, descr) = unsafe {
+        let array = &*raw.cast::<ArrayFields>();
+        (array, &*array.descr)
+    };
+    if array.flags & NPY_ARRAY_ALIGNED == 0 || !is_native_order(descr.byteorder) {
+        return None;
+    }
+    let dtype = dtype_of_type_num(descr.type_num)?;
+    let itemsize = dtype.itemsize()? as isize;
+    let ndim = usize::try_from(array.nd).ok().filter(|&n| n <= MAX_NDIM)?;
+    let (shape, byte_strides) = if ndim == 0 {
+        (&[][..], &[][..])
+    } else {
+        // SAFETY: an ndarray's `dimensions` and `strides` hold `nd` entries while it lives; the
+        // slices are copied below, before anything can run Python code.
+        unsafe {
+            (
+                std::slice::from_raw_parts(array.dimensions, ndim),
+                std::slice::from_raw_parts(array.strides, ndim),
+            )
+        }
+    };
+    let mut strides = Dims::with_capacity(ndim);
+    for &s in byte_strides {
+        if s % itemsize != 0 {
+            return None;
+        }
+        strides.push(s / itemsize);
+    }
+    let shape: Dims<usize> = shape.iter().map(|&n| n as usize).collect();
+    let parts = RawParts {
+        data: array.data,
+        byte_offset: 0,
+        shape,
+        strides,
+        dtype,
+        device: Device::CPU,
+        flags: Flags {
+            read_only: array.flags & NPY_ARRAY_WRITEABLE == 0,
+            ..Flags::default()
+        },
+        extent: None,
+    };
+    let owner = Owner::new(PyObjectOwner::new(obj.clone().unbind()));
+    // SAFETY: the array's data stays allocated while the array lives (numpy's own DLPack export
+    // relies on the same: `resize` refuses arrays referenced elsewhere), and the owner holds a
+    // strong reference to it. The memory is writable exactly when numpy says WRITEABLE.
+    unsafe { TensorView::from_raw_parts(parts, owner) }.ok()
+}
+
+/// `view` as a `numpy.ndarray` over the same memory, its `base` the Python object `base`
+/// (which must keep the memory alive); `Ok(None)` when numpy is not installed or has no builtin
+/// dtype for the view's (the caller then goes through `numpy.from_dlpack`).
+pub(crate) fn ndarray_of<'py>(
+    py: Python<'py>,
+    view: &TensorView,
+    base: Bound<'py, PyAny>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    // numpy allocates memory of its own for a NULL data pointer (an empty view may have one).
+    if !view.device().is_host_accessible() || view.flags.subbyte_padded || view.data_ptr().is_null()
+    {
+        return Ok(None);
+    }
+    let (Some(api), Some(type_num), Some(itemsize)) = (
+        imported(py),
+        type_num_of_dtype(view.dtype()),
+        view.itemsize(),
+    ) else {
+        return Ok(None);
+    };
+    let ndim = view.ndim();
+    let shape: Dims<isize> = view.shape().iter().map(|&n| n as isize).collect();
+    // `from_parts` checked that every stride fits in bytes.
+    let strides: Dims<isize> = view
+        .strides()
+        .iter()
+        .map(|&s| s * itemsize as isize)
+        .collect();
+    let flags = if view.is_read_only() {
+        0
+    } else {
+        NPY_ARRAY_WRITEABLE
+    };
+    // SAFETY: GIL held. DescrFromType returns a new reference to a builtin dtype (or NULL with
+    // an exception); NewFromDescr steals it, copies `ndim` dims and strides, and wraps (does not
+    // own) the data, which `base` keeps alive once set; SetBaseObject steals `base`.
+    unsafe {
+        let descr = (api.descr_from_type)(type_num);
+        if descr.is_null() {
+            return Err(PyErr::fetch(py));
+        }
+        let array = (api.new_from_descr)(
+            api.ndarray,
+            descr,
+            ndim as c_int,
+            shape.as_ptr(),
+            strides.as_ptr(),
+            view.data_ptr().cast_mut().cast(),
+            flags,
+            std::ptr::null_mut(),
+        );
+        if array.is_null() {
+            return Err(PyErr::fetch(py));
+        }
+        let array = Bound::from_owned_ptr(py, array);
+        if (api.set_base_object)(array.as_ptr(), base.into_ptr()) != 0 {
+            return Err(PyErr::fetch(py));
+        }
+        Ok(Some(array))
+    }
+}
