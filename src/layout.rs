@@ -19,6 +19,51 @@ pub(crate) struct Span {
     pub(crate) bytes: Option<(isize, isize)>,
 }
 
+/// What [`quick_span`] finds for a non-empty layout whose numbers all fit.
+pub(crate) struct QuickSpan {
+    pub(crate) span: Span,
+    /// The elements are C-contiguous (so they cover their span without gaps).
+    pub(crate) c_dense: bool,
+}
+
+/// [`layout_span`] and the C-contiguity test in one pass over the axes, for the common case:
+/// at least one element, every byte stride and reach fitting in `isize`. `None` otherwise (the
+/// caller then takes the general functions, which also name what overflowed).
+#[inline]
+pub(crate) fn quick_span(shape: &[usize], strides: &[isize], itemsize: usize) -> Option<QuickSpan> {
+    let item = isize::try_from(itemsize).ok()?;
+    let (mut numel, mut lo, mut hi) = (1usize, 0isize, 0isize);
+    let mut c_dense = true;
+    let mut expected: isize = 1;
+    for (&n, &s) in shape.iter().zip(strides).rev() {
+        let step = s.checked_mul(item)?;
+        step.checked_abs()?;
+        let last = isize::try_from(n.checked_sub(1)?).ok()?;
+        let reach = last.checked_mul(step)?;
+        if reach < 0 {
+            lo = lo.checked_add(reach)?;
+        } else {
+            hi = hi.checked_add(reach)?;
+        }
+        numel = numel.checked_mul(n)?;
+        if n != 1 {
+            c_dense &= s == expected;
+            expected = expected.saturating_mul(n as isize);
+        }
+    }
+    if numel > isize::MAX as usize {
+        return None;
+    }
+    let end = hi.checked_add(item)?;
+    Some(QuickSpan {
+        span: Span {
+            numel,
+            bytes: Some((lo, end)),
+        },
+        c_dense,
+    })
+}
+
 /// Element count and reached byte range of a layout, every step overflow-checked.
 pub(crate) fn layout_span(shape: &[usize], strides: &[isize], itemsize: usize) -> Result<Span> {
     let mut numel: usize = 1;

@@ -173,10 +173,11 @@ impl Owner {
             .sum::<usize>()
     }
 
-    /// Whether the held value is a `T` (whatever the exports; for the crate's own wrappers).
+    /// The held value, if it is a `T`, whatever the exports: for the crate's own wrappers,
+    /// which never reach the memory through it.
     #[cfg(feature = "pyo3")]
-    pub(crate) fn holds<T: Any>(&self) -> bool {
-        self.0.held.value().is::<T>()
+    pub(crate) fn value_ref<T: Any>(&self) -> Option<&T> {
+        self.0.held.value().downcast_ref::<T>()
     }
 
     /// The owners this one depends on.

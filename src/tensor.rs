@@ -5,7 +5,7 @@ use std::ops::Range;
 
 use smallvec::SmallVec;
 
-use crate::layout::{c_strides, covers_span, dense, is_aligned, layout_span, Span};
+use crate::layout::{c_strides, covers_span, dense, is_aligned, layout_span, quick_span, Span};
 use crate::{DType, Device, Element, Error, Owner, Result};
 
 /// Per-dimension storage: inline up to 6 dimensions, so views of typical tensors allocate
@@ -270,6 +270,7 @@ impl TensorView {
     ///
     /// # Safety
     /// As for [`TensorView::from_parts`].
+    #[inline(always)]
     pub(crate) unsafe fn from_raw_parts(parts: RawParts, owner: Owner) -> Result<TensorView> {
         let RawParts {
             data,
@@ -294,9 +295,14 @@ impl TensorView {
             )));
         }
         let item = dtype.storage_size(flags.subbyte_padded).unwrap_or(1) as isize;
-        if strides
-            .iter()
-            .any(|s| s.checked_mul(item).and_then(isize::checked_abs).is_none())
+        // The common case in one pass: elements of whole bytes, at least one, numbers that fit.
+        let quick = dtype
+            .storage_size(flags.subbyte_padded)
+            .and_then(|size| quick_span(&shape, &strides, size));
+        if quick.is_none()
+            && strides
+                .iter()
+                .any(|s| s.checked_mul(item).and_then(isize::checked_abs).is_none())
         {
             // Even strides of extent-1 axes (which reach nothing) must fit in bytes, and so
             // must their magnitude (ndarray and numpy take absolute strides), so that every
@@ -306,21 +312,9 @@ impl TensorView {
         let start = (data as usize)
             .checked_add(byte_offset)
             .ok_or_else(|| Error::Overflow("data pointer + byte offset"))?;
-        let span = match dtype.storage_size(flags.subbyte_padded) {
-            Some(size) => layout_span(&shape, &strides, size)?,
-            None => {
-                let numel = layout_span(&shape, &strides, 1)?.numel;
-                if !dense(shape.iter().zip(strides.iter()).rev(), numel) {
-                    return Err(Error::NotContiguous(format!(
-                        "bit-packed {dtype} elements must be C-contiguous"
-                    )));
-                }
-                let bits = (numel as u128) * u128::from(dtype.element_bits());
-                let bytes =
-                    isize::try_from(bits.div_ceil(8)).map_err(|_| Error::Overflow("byte span"))?;
-                let bytes = (numel > 0).then_some((0, bytes));
-                Span { numel, bytes }
-            }
+        let (span, c_dense) = match quick {
+            Some(q) => (q.span, q.c_dense),
+            None => (Self::general_span(&shape, &strides, dtype, flags)?, false),
         };
         let reached = match span.bytes {
             None => start..start,
@@ -348,7 +342,7 @@ impl TensorView {
             }
             // Without a known allocation, the owner is known to hold the view's elements only:
             // their whole byte range when they leave no gaps.
-            None => (reached, covers_span(&shape, &strides, item)),
+            None => (reached, c_dense || covers_span(&shape, &strides, item)),
         };
         Ok(TensorView {
             data,
@@ -362,6 +356,31 @@ impl TensorView {
             allocation_known,
             owner,
             exclusive: false,
+        })
+    }
+
+    /// Element count and reached bytes of any layout (the general path of `from_raw_parts`).
+    fn general_span(
+        shape: &[usize],
+        strides: &[isize],
+        dtype: DType,
+        flags: Flags,
+    ) -> Result<Span> {
+        Ok(match dtype.storage_size(flags.subbyte_padded) {
+            Some(size) => layout_span(shape, strides, size)?,
+            None => {
+                let numel = layout_span(shape, strides, 1)?.numel;
+                if !dense(shape.iter().zip(strides.iter()).rev(), numel) {
+                    return Err(Error::NotContiguous(format!(
+                        "bit-packed {dtype} elements must be C-contiguous"
+                    )));
+                }
+                let bits = (numel as u128) * u128::from(dtype.element_bits());
+                let bytes =
+                    isize::try_from(bits.div_ceil(8)).map_err(|_| Error::Overflow("byte span"))?;
+                let bytes = (numel > 0).then_some((0, bytes));
+                Span { numel, bytes }
+            }
         })
     }
 

@@ -21,6 +21,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyModule};
 
+use super::runtime::PyObjectOwner;
 use crate::layout::layout_span;
 use crate::{Owner, TensorView};
 
@@ -77,7 +78,9 @@ impl Entries {
     }
 
     fn acquire(&mut self, lo: usize, hi: usize, exclusive: bool) -> bool {
-        if self.overlaps_exclusive(lo, hi) || (exclusive && self.overlaps_shared(lo, hi)) {
+        let conflict = (!self.exclusive.is_empty() && self.overlaps_exclusive(lo, hi))
+            || (exclusive && self.overlaps_shared(lo, hi));
+        if conflict {
             return false;
         }
         if exclusive {
@@ -87,7 +90,8 @@ impl Entries {
             let at = self.shared.partition_point(|&(s, e, _)| (s, e) < (lo, hi));
             match self.shared.get_mut(at) {
                 Some(entry) if (entry.0, entry.1) == (lo, hi) => entry.2 += 1,
-                _ => self.shared.insert(at, (lo, hi, 1)),
+                None => self.shared.push((lo, hi, 1)),
+                Some(_) => self.shared.insert(at, (lo, hi, 1)),
             }
             self.longest_shared = self.longest_shared.max(hi - lo);
         }
@@ -107,7 +111,11 @@ impl Entries {
             if (entry.0, entry.1) == (lo, hi) {
                 entry.2 -= 1;
                 if entry.2 == 0 {
-                    self.shared.remove(at);
+                    if at + 1 == self.shared.len() {
+                        self.shared.pop();
+                    } else {
+                        self.shared.remove(at);
+                    }
                     if self.shared.is_empty() {
                         self.longest_shared = 0;
                     }
@@ -249,8 +257,14 @@ fn byte_range(view: &TensorView) -> (usize, usize) {
 /// exclusive request, any borrow).
 #[inline]
 pub(crate) fn borrow(py: Python<'_>, view: &TensorView, exclusive: bool) -> PyResult<Borrow> {
-    let api = registry(py)?;
     let (lo, hi) = byte_range(view);
+    borrow_range(py, lo, hi, exclusive)
+}
+
+/// Borrow the bytes `lo..hi` (see [`borrow`]).
+#[inline]
+fn borrow_range(py: Python<'_>, lo: usize, hi: usize, exclusive: bool) -> PyResult<Borrow> {
+    let api = registry(py)?;
     if lo < hi {
         // SAFETY: the table's own state.
         let conflict = unsafe { (api.0.acquire)(api.0.state, lo, hi, c_int::from(exclusive)) };
@@ -277,23 +291,62 @@ pub(crate) fn borrow(py: Python<'_>, view: &TensorView, exclusive: bool) -> PyRe
 #[inline]
 pub(crate) fn shared(py: Python<'_>, mut view: TensorView) -> PyResult<TensorView> {
     let token = borrow(py, &view, false)?;
-    view.owner = Owner::with_dependency(SharedBorrow(token), view.owner.clone());
+    view.owner = Owner::with_dependency(
+        SharedBorrow {
+            _token: token,
+            object: None,
+        },
+        view.owner.clone(),
+    );
     Ok(view)
+}
+
+/// Make `view`, a fresh import whose memory `object` keeps alive, owned by `object` and holding
+/// a shared borrow of the memory, in one allocation. `view`'s own owner (a placeholder) is
+/// dropped.
+#[inline]
+pub(crate) fn share_object(
+    py: Python<'_>,
+    view: &mut TensorView,
+    object: Py<PyAny>,
+) -> PyResult<()> {
+    // A fresh import reaches exactly its extent: no need to compute the range again.
+    debug_assert!(!view.allocation_known);
+    let token = borrow_range(py, view.extent.start, view.extent.end, false)?;
+    view.owner = Owner::new(SharedBorrow {
+        _token: token,
+        object: Some(PyObjectOwner::new(object)),
+    });
+    Ok(())
 }
 
 /// `view` without its shared borrow (when it becomes a Python `Tensor`, from which Rust code
 /// gets views only by importing again, which borrows again).
-pub(crate) fn unshared(mut view: TensorView) -> TensorView {
-    if view.owner.holds::<SharedBorrow>() {
-        if let [inner] = view.owner.dependencies() {
+pub(crate) fn unshared(py: Python<'_>, mut view: TensorView) -> TensorView {
+    if let Some(shared) = view.owner.value_ref::<SharedBorrow>() {
+        if let Some(object) = shared.object.as_ref().and_then(PyObjectOwner::object) {
+            let object = object.clone_ref(py);
+            view.owner = Owner::new(PyObjectOwner::new(object));
+        } else if let [inner] = view.owner.dependencies() {
             view.owner = inner.clone();
         }
     }
     view
 }
 
-/// The owner value that keeps a shared borrow alive.
-pub(crate) struct SharedBorrow(#[allow(dead_code)] Borrow);
+/// The owner value that keeps a shared borrow alive, and with it either the owner it depends
+/// on or (for imports straight from a Python object) that object.
+pub(crate) struct SharedBorrow {
+    _token: Borrow,
+    object: Option<PyObjectOwner>,
+}
+
+impl SharedBorrow {
+    /// The Python object held, if any (for the garbage collector's traversal).
+    pub(crate) fn object(&self) -> Option<&Py<PyAny>> {
+        self.object.as_ref().and_then(PyObjectOwner::object)
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -34,7 +34,7 @@ impl<'py> IntoPyObject<'py> for TensorView {
     fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, Tensor>> {
         // Python code reaches the memory only through the protocols; Rust code that takes the
         // tensor back imports it again (and borrows again).
-        Bound::new(py, Tensor::from_view(unshared(self)))
+        Bound::new(py, Tensor::from_view(unshared(py, self)))
     }
 }
 

@@ -228,6 +228,12 @@ fn finish_exported(e: Exported, copy: Option<bool>) -> PyResult<TensorView> {
 /// [`Requirements::extract_mut`](super::Requirements::extract_mut) guard can alias it.
 #[inline]
 pub fn asarray(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> PyResult<TensorView> {
+    // An exact numpy.ndarray is never copied unless asked: its view and borrow in one owner.
+    if copy != Some(true) {
+        if let Some(view) = numpy::borrowed_view_of_ndarray(obj) {
+            return view;
+        }
+    }
     borrow::shared(obj.py(), import_any(obj, copy)?)
 }
 

@@ -14,11 +14,13 @@
 //! takes the protocol path.
 
 use std::ffi::{c_char, c_int, c_long, c_void};
+use std::sync::OnceLock;
 
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 
+use super::borrow;
 use super::runtime::PyObjectOwner;
 use crate::tensor::{Dims, RawParts};
 use crate::{DType, Device, Flags, Owner, TensorView, MAX_NDIM};
@@ -227,9 +229,28 @@ fn is_native_order(byteorder: c_char) -> bool {
 }
 
 /// `obj` as a view when it is exactly a `numpy.ndarray` that DLPack describes as it is (see
-/// the module docs); `None` sends it down the protocol path.
+/// the module docs), owned by the array; `None` sends it down the protocol path.
 #[inline]
 pub(crate) fn view_of_ndarray(obj: &Bound<'_, PyAny>) -> Option<TensorView> {
+    describe(obj, || Owner::new(PyObjectOwner::new(obj.clone().unbind())))
+}
+
+/// [`view_of_ndarray`] holding a shared borrow of the memory (what `asarray` returns to Rust),
+/// with the array and the borrow in one owner.
+#[inline]
+pub(crate) fn borrowed_view_of_ndarray(obj: &Bound<'_, PyAny>) -> Option<PyResult<TensorView>> {
+    let mut view = describe(obj, placeholder)?;
+    Some(borrow::share_object(obj.py(), &mut view, obj.clone().unbind()).map(|()| view))
+}
+
+/// A process-lived owner of nothing: what a view holds until its real owner is made.
+fn placeholder() -> Owner {
+    static NOTHING: OnceLock<Owner> = OnceLock::new();
+    NOTHING.get_or_init(|| Owner::new(())).clone()
+}
+
+#[inline]
+fn describe(obj: &Bound<'_, PyAny>, owner: impl FnOnce() -> Owner) -> Option<TensorView> {
     let api = loaded(obj.py())?;
     let raw = obj.as_ptr();
     // SAFETY: GIL held, live object: reading its type pointer.
@@ -260,14 +281,18 @@ pub(crate) fn view_of_ndarray(obj: &Bound<'_, PyAny>) -> Option<TensorView> {
             )
         }
     };
-    let mut strides = Dims::with_capacity(ndim);
+    let mut strides = Dims::new();
     for &s in byte_strides {
         if s % itemsize != 0 {
             return None;
         }
         strides.push(s / itemsize);
     }
-    let shape: Dims<usize> = shape.iter().map(|&n| n as usize).collect();
+    let mut dims = Dims::new();
+    for &n in shape {
+        dims.push(n as usize); // numpy's extents are never negative
+    }
+    let shape = dims;
     let parts = RawParts {
         data: array.data,
         byte_offset: 0,
@@ -281,11 +306,11 @@ pub(crate) fn view_of_ndarray(obj: &Bound<'_, PyAny>) -> Option<TensorView> {
         },
         extent: None,
     };
-    let owner = Owner::new(PyObjectOwner::new(obj.clone().unbind()));
     // SAFETY: the array's data stays allocated while the array lives (numpy's own DLPack export
-    // relies on the same: `resize` refuses arrays referenced elsewhere), and the owner holds a
-    // strong reference to it. The memory is writable exactly when numpy says WRITEABLE.
-    unsafe { TensorView::from_raw_parts(parts, owner) }.ok()
+    // relies on the same: `resize` refuses arrays referenced elsewhere), and the owner (or, for
+    // the placeholder, the owner that replaces it before the view is handed out) holds a strong
+    // reference to it. The memory is writable exactly when numpy says WRITEABLE.
+    unsafe { TensorView::from_raw_parts(parts, owner()) }.ok()
 }
 
 /// `view` as a `numpy.ndarray` over the same memory, its `base` the Python object `base`

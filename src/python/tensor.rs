@@ -12,6 +12,7 @@ use dlpark::ffi::{
     DLManagedTensorVersioned, DLPackExchangeAPI, DLPackExchangeAPIHeader, DLPackVersion, DLTensor,
 };
 
+use super::borrow::SharedBorrow;
 use super::buffer::BufferOwner;
 use super::device::device_tuple;
 use super::errors::to_py_err;
@@ -441,6 +442,8 @@ fn visit_python_objects(
             result = held.object().map_or(Ok(()), |obj| visit.call(obj));
         } else if let Some(held) = value.downcast_ref::<BufferOwner>() {
             result = held.traverse(visit);
+        } else if let Some(held) = value.downcast_ref::<SharedBorrow>() {
+            result = held.object().map_or(Ok(()), |obj| visit.call(obj));
         }
     });
     result
