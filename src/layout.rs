@@ -213,3 +213,38 @@ pub(crate) fn check_permutation(order: &[usize], ndim: usize) -> Result<()> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{covers_span, layout_span, quick_span};
+
+    #[test]
+    fn quick_span_agrees_with_the_general_functions() {
+        let cases: &[(&[usize], &[isize])] = &[
+            (&[], &[]),
+            (&[5], &[1]),
+            (&[5], &[-1]),
+            (&[3, 4], &[4, 1]),
+            (&[3, 4], &[1, 3]),
+            (&[3, 4], &[-8, 2]),
+            (&[2, 1, 3], &[3, 99, 1]),
+            (&[4, 3], &[0, 1]),
+            (&[1, 1], &[7, -7]),
+        ];
+        for &(shape, strides) in cases {
+            for itemsize in [1, 2, 8, 16] {
+                let quick = quick_span(shape, strides, itemsize).expect("non-empty, fits");
+                let general = layout_span(shape, strides, itemsize).unwrap();
+                assert_eq!(quick.span.numel, general.numel, "{shape:?} {strides:?}");
+                assert_eq!(quick.span.bytes, general.bytes, "{shape:?} {strides:?}");
+                if quick.c_dense {
+                    assert!(covers_span(shape, strides, itemsize as isize));
+                }
+            }
+        }
+        // Empty, overflowing and over-long layouts go to the general path.
+        assert!(quick_span(&[0, 3], &[3, 1], 4).is_none());
+        assert!(quick_span(&[2], &[isize::MAX], 2).is_none());
+        assert!(quick_span(&[usize::MAX / 2, 4], &[4, 1], 1).is_none());
+    }
+}

@@ -166,6 +166,12 @@ pub fn from_dlpack(
     device: Option<&Bound<'_, PyAny>>,
     copy: Option<bool>,
 ) -> PyResult<TensorView> {
+    // An exact numpy.ndarray on the CPU: its view and borrow in one owner, as in `asarray`.
+    if copy != Some(true) && !check_device(device)? {
+        if let Some(view) = numpy::borrowed_view_of_ndarray(x) {
+            return view;
+        }
+    }
     borrow::shared(x.py(), import_dlpack(x, device, copy)?)
 }
 

@@ -194,28 +194,10 @@ fn dtype_of_type_num(type_num: c_int) -> Option<DType> {
     })
 }
 
+/// The inverse of [`dtype_of_type_num`]: the first builtin type number with that dtype, which
+/// makes int64 numpy's default `long` where that has 64 bits.
 fn type_num_of_dtype(dtype: DType) -> Option<c_int> {
-    let long_is_64 = std::mem::size_of::<c_long>() == 8;
-    Some(match dtype {
-        DType::BOOL => 0,
-        DType::I8 => 1,
-        DType::U8 => 2,
-        DType::I16 => 3,
-        DType::U16 => 4,
-        DType::I32 => 5,
-        DType::U32 => 6,
-        // numpy's default int64 is `long` where that has 64 bits.
-        DType::I64 if long_is_64 => 7,
-        DType::U64 if long_is_64 => 8,
-        DType::I64 => 9,
-        DType::U64 => 10,
-        DType::F32 => 11,
-        DType::F64 => 12,
-        DType::C64 => 14,
-        DType::C128 => 15,
-        DType::F16 => 23,
-        _ => return None,
-    })
+    (0..=23).find(|&n| dtype_of_type_num(n) == Some(dtype))
 }
 
 /// The byte-order character of data in this machine's order (`'='` and `'|'` always are).
