@@ -158,8 +158,9 @@ impl ExportedView {
             .expect("an exported view is present until taken")
     }
 
-    /// The view back (the export is over).
-    fn into_view(mut self) -> TensorView {
+    /// The view back (the export is over), taken in place: the context that holds it is
+    /// freed afterwards without moving it first.
+    fn take_back(&mut self) -> TensorView {
         let view = self
             .0
             .take()
@@ -459,8 +460,9 @@ fn reclaim<H: ManagedHandle>(
     }
     // SAFETY: the context is ours and is freed here instead of by the deleter (the caller
     // forgets the handle, so the deleter never runs).
-    let context = unsafe { Box::from_raw(ctx) };
-    let mut view = context.view.into_view();
+    let mut context = unsafe { Box::from_raw(ctx) };
+    let mut view = context.view.take_back();
+    drop(context);
     view.flags.read_only |= flags.contains(DlpackFlags::READ_ONLY);
     // The view's own `is_copied` said its memory was a fresh copy when it was made; what counts
     // now is whether this export was its sole handle, which the export recorded in its flags.

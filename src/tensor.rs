@@ -197,8 +197,9 @@ impl Clone for TensorView {
         TensorView {
             data: self.data,
             byte_offset: self.byte_offset,
-            shape: self.shape.clone(),
-            strides: self.strides.clone(),
+            // `from_slice` copies the inline dimensions as one block; `clone` goes element-wise.
+            shape: Dims::from_slice(&self.shape),
+            strides: Dims::from_slice(&self.strides),
             dtype: self.dtype,
             device: self.device,
             flags: self.flags,
