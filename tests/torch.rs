@@ -606,10 +606,26 @@ fn non_cpu_and_unsupported_dtypes_are_refused() {
         )
     }
     .unwrap();
+    // The device goes to ATen as it is: a torch built without CUDA (this test's) refuses it
+    // with its own error, one with CUDA would wrap the memory in place. Either way the
+    // allocation is released exactly once and its data never read.
+    match cuda.to_tch_with(CopyPolicy::Never) {
+        Err(Error::Foreign(e)) => eprintln!("torch refused the CUDA tensor: {e}"),
+        Ok(t) => {
+            assert_eq!(t.device(), tch::Device::Cuda(0));
+            assert_eq!(t.data_ptr() as usize, cuda.data_ptr() as usize);
+        }
+        Err(other) => panic!("unexpected error {other:?}"),
+    }
+    assert_eq!(DROPS.load(SeqCst), 0, "the view still holds the allocation");
+    // A copy would have to read device memory: refused whatever the policy.
+    let read_only = cuda.clone().into_read_only();
     assert!(matches!(
-        cuda.to_tch_with(CopyPolicy::IfNeeded),
+        read_only.to_tch_with(CopyPolicy::IfNeeded),
         Err(Error::UnsupportedDevice { .. })
     ));
+    drop((cuda, read_only));
+    assert_eq!(DROPS.load(SeqCst), 1);
     let bytes = TensorView::from_vec(vec![0u8; 8], &[8]).unwrap();
     for dtype in [
         DType::new(DTypeCode::Float8E3M4 as u8, 8, 1).unwrap(),

@@ -23,8 +23,12 @@
 //!   them with [`Error::ReadOnly`]; [`CopyPolicy::IfNeeded`] exports a C-contiguous copy instead.
 //!   Negative strides (which torch does not support) are handled the same way
 //!   ([`Error::CopyRequired`] or a copy).
-//! - **Devices**: only CPU views go to torch ([`Error::UnsupportedDevice`]). `from_tch` keeps
-//!   the torch device in the view.
+//! - **Devices**: both directions keep the device: a CUDA (ROCm, XPU, ...) view becomes a torch
+//!   tensor on that device and back, without the data being touched. Whether torch accepts a
+//!   device is torch's decision: a build without that backend refuses with its own error
+//!   ([`Error::Foreign`]). Only the CPU path is tested here (the test machine has no GPU);
+//!   `python_tests/test_gpu.py` exercises CUDA tensors where a GPU exists. A copy of device
+//!   memory (for a read-only or negatively strided view) is [`Error::UnsupportedDevice`].
 //! - **Types**: torch takes bool, (u)int8–64, float16/32/64, bfloat16, complex32/64/128 and the
 //!   float8 kinds (e5m2, e4m3fn, e5m2fnuz, e4m3fnuz, e8m0fnu); other dtypes (sub-byte integers,
 //!   float6/float4, vector lanes, ...) give [`Error::UnsupportedDtype`].
@@ -62,7 +66,7 @@ use tch::Tensor;
 use torch_sys::C_tensor;
 
 use crate::{
-    CopyPolicy, DType, DTypeCode, Device, Error, ForeignError, ManagedTensorVersioned, Order,
+    CopyPolicy, DType, DTypeCode, Error, ForeignError, ManagedTensorVersioned, Order,
     Result, TensorView,
 };
 
@@ -213,7 +217,7 @@ impl ManagedTensorVersioned {
     /// error the deleter has also run exactly once (here, or inside ATen), as for every consumer.
     ///
     /// Torch tensors are always writable, so a managed tensor flagged read-only is refused
-    /// ([`Error::ReadOnly`]); so are non-CPU devices and dtypes ATen cannot take. Anything else
+    /// ([`Error::ReadOnly`]); so are dtypes ATen cannot take. The device is kept. Anything else
     /// ATen refuses comes back as [`Error::Foreign`] (e.g. ATen 2.13 rejects a 0-d tensor with a
     /// non-zero `byte_offset`; [`TensorView::to_tch`] avoids that by folding the offset into the
     /// pointer).
@@ -229,13 +233,6 @@ impl ManagedTensorVersioned {
             ));
         }
         let tensor = managed.dl_tensor()?;
-        let device = Device::from_dlpack(tensor.device);
-        if device != Device::CPU {
-            return Err(Error::UnsupportedDevice {
-                device,
-                reason: "dlbridge hands only CPU memory to torch",
-            });
-        }
         check_torch_dtype(DType::from_dlpack(tensor.dtype)?)?;
         let raw = managed.into_raw();
         let mut out: *mut C_tensor = std::ptr::null_mut();
@@ -341,7 +338,8 @@ impl TensorView {
     /// Refuses read-only views ([`Error::ReadOnly`]: torch tensors are always writable),
     /// negative strides ([`Error::CopyRequired`]) and misaligned elements
     /// ([`Error::Misaligned`]); [`TensorView::to_tch_with`] with [`CopyPolicy::IfNeeded`] copies
-    /// instead. Non-CPU views give [`Error::UnsupportedDevice`], dtypes torch lacks
+    /// instead (host memory only: a device view that would need a copy gives
+    /// [`Error::UnsupportedDevice`]). Device views keep their device; dtypes torch lacks
     /// [`Error::UnsupportedDtype`].
     ///
     /// ```
@@ -372,12 +370,6 @@ impl TensorView {
     /// # Ok::<(), dlbridge::Error>(())
     /// ```
     pub fn to_tch_with(&self, copy: CopyPolicy) -> Result<Tensor> {
-        if self.device != Device::CPU {
-            return Err(Error::UnsupportedDevice {
-                device: self.device,
-                reason: "dlbridge hands only CPU memory to torch",
-            });
-        }
         if self.flags.subbyte_padded {
             return Err(Error::UnsupportedDtype {
                 dtype: self.dtype,
