@@ -216,7 +216,6 @@ def _bad(kind):
         "address wraps": lambda: Managed(a, shape=[2, 4], strides=[-(2**60), 1]),
         "byte offset wraps": lambda: Managed(a, byte_offset=2**64 - 8),
         "null data with elements": lambda: Managed(a, data=None),
-        "cuda device": lambda: Managed(a, device=(2, 0)),
         "legacy negative ndim": lambda: Managed(a, versioned=False, ndim=-3),
         "legacy null shape": lambda: Managed(a, versioned=False).null_shape(),
         "legacy bad dtype": lambda: Managed(a, versioned=False, dtype=(2, 7, 1)),
@@ -226,7 +225,7 @@ def _bad(kind):
 BAD = ["negative ndim", "huge ndim", "negative extent", "null shape", "null strides in 1.3",
        "unknown dtype code", "zero bits", "odd float bits", "zero lanes", "overflowing shape",
        "overflowing element count", "overflowing stride", "address wraps", "byte offset wraps",
-       "null data with elements", "cuda device", "legacy negative ndim", "legacy null shape",
+       "null data with elements", "legacy negative ndim", "legacy null shape",
        "legacy bad dtype"]
 
 

@@ -109,7 +109,11 @@ fn metadata_operations_work_on_every_device() {
 fn every_data_access_is_refused_for_device_memory() {
     let (mut t, _drops) = device_tensor(CUDA);
     assert_refused("as_slice", t.as_slice::<f32>(), CUDA);
-    assert_refused("check_element_access", t.check_element_access::<f32>(), CUDA);
+    assert_refused(
+        "check_element_access",
+        t.check_element_access::<f32>(),
+        CUDA,
+    );
     assert_refused("to_vec", t.to_vec::<f32>(), CUDA);
     assert_refused("to_contiguous", t.to_contiguous(Order::C), CUDA);
     assert_refused(
@@ -128,7 +132,11 @@ fn every_data_access_is_refused_for_device_memory() {
     let (only, _drops) = device_tensor(CUDA);
     // SAFETY: no other handle reaches the fake allocation.
     let mut only = unsafe { only.assume_exclusive() };
-    assert_refused("as_mut_slice", only.as_mut_slice::<f32>().map(|s| s.len()), CUDA);
+    assert_refused(
+        "as_mut_slice",
+        only.as_mut_slice::<f32>().map(|s| s.len()),
+        CUDA,
+    );
     // SAFETY: the unchecked variant skips only the aliasing checks, never the device check.
     let unchecked = unsafe { t.as_mut_slice_unchecked::<f32>() }.map(|s| s.len());
     assert_refused("as_mut_slice_unchecked", unchecked, CUDA);
@@ -138,8 +146,16 @@ fn every_data_access_is_refused_for_device_memory() {
 #[test]
 fn ndarray_views_of_device_memory_are_refused() {
     let (mut t, _drops) = device_tensor(CUDA);
-    assert_refused("as_array", t.as_array::<f32, ndarray::IxDyn>().map(|_| ()), CUDA);
-    assert_refused("to_owned_array", t.to_owned_array::<f32, ndarray::Ix2>(), CUDA);
+    assert_refused(
+        "as_array",
+        t.as_array::<f32, ndarray::IxDyn>().map(|_| ()),
+        CUDA,
+    );
+    assert_refused(
+        "to_owned_array",
+        t.to_owned_array::<f32, ndarray::Ix2>(),
+        CUDA,
+    );
     assert_refused(
         "as_array_mut",
         t.as_array_mut::<f32, ndarray::IxDyn>().map(|_| ()),
@@ -153,7 +169,11 @@ fn arrow_buffers_of_device_memory_are_refused() {
     use dlbridge::interop::arrow::ArrowExportOptions;
     use dlbridge::CopyPolicy;
     let (t, _drops) = device_tensor(CUDA);
-    assert_refused("to_arrow_buffer", t.to_arrow_buffer(CopyPolicy::Never), CUDA);
+    assert_refused(
+        "to_arrow_buffer",
+        t.to_arrow_buffer(CopyPolicy::Never),
+        CUDA,
+    );
     assert_refused(
         "to_arrow_buffer with copies allowed",
         t.to_arrow_buffer(CopyPolicy::IfNeeded),
@@ -163,7 +183,8 @@ fn arrow_buffers_of_device_memory_are_refused() {
     assert_refused("to_arrow", t.to_arrow(&opts).map(|_| ()), CUDA);
     assert_refused(
         "to_arrow_fixed_shape_tensor",
-        t.to_arrow_fixed_shape_tensor(&opts.allow_copy()).map(|_| ()),
+        t.to_arrow_fixed_shape_tensor(&opts.allow_copy())
+            .map(|_| ()),
         CUDA,
     );
 }
@@ -182,11 +203,17 @@ fn host_accessible_devices_stay_readable() {
             .with_flags(cpu.flags().with_read_only(true));
         // SAFETY: the memory is `cpu`'s, kept alive by its owner, and only read.
         let t = unsafe { TensorView::from_parts(parts, cpu.owner().clone()) }.unwrap();
-        assert_eq!(t.as_slice::<f32>().unwrap(), &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
+        assert_eq!(
+            t.as_slice::<f32>().unwrap(),
+            &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+        );
         let copy = t.transpose().unwrap().to_contiguous(Order::C).unwrap();
         // A copy lives in memory this crate allocated: host memory.
         assert_eq!(copy.device(), Device::CPU);
-        assert_eq!(copy.to_vec::<f32>().unwrap(), vec![0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
+        assert_eq!(
+            copy.to_vec::<f32>().unwrap(),
+            vec![0.0, 3.0, 1.0, 4.0, 2.0, 5.0]
+        );
     }
 }
 
@@ -200,7 +227,10 @@ fn device_views_round_trip_through_dlpack_with_their_device() {
         let raw = versioned.dl_tensor().unwrap();
         assert_eq!(raw.device.device_type, DLDeviceType::CUDA);
         assert_eq!(raw.device.device_id, 1);
-        assert_eq!(raw.data as usize + raw.byte_offset as usize, v.data_ptr() as usize);
+        assert_eq!(
+            raw.data as usize + raw.byte_offset as usize,
+            v.data_ptr() as usize
+        );
     }
     let back = TensorView::from_dlpack_versioned(versioned).unwrap();
     assert_eq!(back.device(), CUDA);
@@ -209,7 +239,11 @@ fn device_views_round_trip_through_dlpack_with_their_device() {
     let legacy = TensorView::from_dlpack_legacy(v.to_dlpack_legacy().unwrap()).unwrap();
     assert_eq!(legacy.device(), CUDA);
     drop((v, back));
-    assert_eq!(drops.load(Ordering::SeqCst), 0, "the legacy re-import still holds it");
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        0,
+        "the legacy re-import still holds it"
+    );
     drop(legacy);
     assert_eq!(drops.load(Ordering::SeqCst), 1);
 }

@@ -66,8 +66,8 @@ use tch::Tensor;
 use torch_sys::C_tensor;
 
 use crate::{
-    CopyPolicy, DType, DTypeCode, Error, ForeignError, ManagedTensorVersioned, Order,
-    Result, TensorView,
+    CopyPolicy, DType, DTypeCode, Error, ForeignError, ManagedTensorVersioned, Order, Result,
+    TensorView,
 };
 
 mod sys {

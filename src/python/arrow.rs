@@ -152,6 +152,10 @@ pub(crate) fn schema_capsule<'py>(
     py: Python<'py>,
     view: &TensorView,
 ) -> PyResult<Bound<'py, PyAny>> {
+    // The schema alone touches no data, but it promises an array that cannot follow: refuse
+    // device memory here already (BufferError), as `__arrow_c_array__` does.
+    view.require_host("the Arrow PyCapsule interface carries host memory only")
+        .map_err(to_py_err)?;
     let schema = no_panic(|| FFI_ArrowSchema::try_from(&field_of(view)?).map_err(arrow_err))?;
     // SAFETY: `destroy_schema` frees a boxed FFI_ArrowSchema named "arrow_schema".
     unsafe { boxed_capsule(py, schema, ARROW_SCHEMA, destroy_schema) }

@@ -4,13 +4,13 @@
 
 use std::ffi::{c_void, CStr};
 
-use dlpark::ffi::{DLManagedTensor, DLManagedTensorVersioned};
+use dlpark::ffi::{DLManagedTensor, DLManagedTensorVersioned, DLTensor};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 
 use super::errors::to_py_err;
-use crate::{ManagedTensorLegacy, ManagedTensorVersioned, TensorView};
+use crate::{Device, ManagedTensorLegacy, ManagedTensorVersioned, TensorView};
 
 pub(crate) const DLTENSOR: &CStr = c"dltensor";
 pub(crate) const USED_DLTENSOR: &CStr = c"used_dltensor";
@@ -163,4 +163,71 @@ pub(crate) fn consume_capsule(obj: &Bound<'_, PyAny>) -> PyResult<TensorView> {
     Err(PyValueError::new_err(
         "the capsule is not a DLPack capsule (expected \"dltensor\" or \"dltensor_versioned\")",
     ))
+}
+
+/// Whether the unconsumed DLPack capsule `obj` describes exactly `view`'s elements: address,
+/// device, dtype, shape and strides (NULL strides counting as C order). The capsule is left
+/// as it is.
+pub(crate) fn describes(obj: &Bound<'_, PyAny>, view: &TensorView) -> PyResult<bool> {
+    if !is_capsule(obj) {
+        return Ok(false);
+    }
+    let cap = obj.as_ptr();
+    // SAFETY: `cap` is a live capsule (checked) and we hold the GIL. A valid DLPack capsule
+    // points at a live managed tensor its producer owns until the capsule is consumed or
+    // destroyed, which cannot happen during this call (we hold a reference and the GIL); its
+    // shape and strides hold `ndim` entries, as for every import.
+    let tensor: &DLTensor = unsafe {
+        if ffi::PyCapsule_IsValid(cap, DLTENSOR_VERSIONED.as_ptr()) == 1 {
+            let m = ffi::PyCapsule_GetPointer(cap, DLTENSOR_VERSIONED.as_ptr())
+                .cast::<DLManagedTensorVersioned>();
+            if m.is_null() || (*m).version.major != 1 {
+                return Ok(false);
+            }
+            &(*m).dl_tensor
+        } else if ffi::PyCapsule_IsValid(cap, DLTENSOR.as_ptr()) == 1 {
+            let m = ffi::PyCapsule_GetPointer(cap, DLTENSOR.as_ptr()).cast::<DLManagedTensor>();
+            if m.is_null() {
+                return Ok(false);
+            }
+            &(*m).dl_tensor
+        } else {
+            return Ok(false);
+        }
+    };
+    let ndim = view.ndim();
+    if usize::try_from(tensor.ndim) != Ok(ndim)
+        || Device::from_dlpack(tensor.device) != view.device()
+        || tensor.dtype != view.dtype().to_dlpack()
+        || (tensor.data as usize).wrapping_add(tensor.byte_offset as usize)
+            != view.data_ptr() as usize
+    {
+        return Ok(false);
+    }
+    if ndim == 0 {
+        return Ok(true);
+    }
+    if tensor.shape.is_null() {
+        return Ok(false);
+    }
+    // SAFETY: see above: `ndim` readable entries each.
+    let shape = unsafe { std::slice::from_raw_parts(tensor.shape, ndim) };
+    let same_shape = shape
+        .iter()
+        .zip(view.shape())
+        .all(|(&a, &b)| u64::try_from(a) == Ok(b as u64));
+    if !same_shape {
+        return Ok(false);
+    }
+    if tensor.strides.is_null() {
+        return Ok(view.is_c_contiguous());
+    }
+    // SAFETY: as above.
+    let strides = unsafe { std::slice::from_raw_parts(tensor.strides, ndim) };
+    Ok(strides
+        .iter()
+        .zip(view.strides())
+        .zip(view.shape())
+        // Strides of extent-1 axes carry no meaning; producers differ on them.
+        .all(|((&a, &b), &n)| n <= 1 || a == b as i64))
 }

@@ -1,6 +1,5 @@
 //! `Framework`: answer in the caller's framework.
 
-use pyo3::exceptions::PyBufferError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 
@@ -74,12 +73,8 @@ impl Framework {
             Framework::Torch if view.is_read_only() => view.to_contiguous(Order::C)?,
             _ => view,
         };
-        if !view.device().is_host_accessible() && self != Framework::Dlbridge {
-            return Err(PyBufferError::new_err(format!(
-                "dlbridge hands only host memory to other frameworks, not {}",
-                view.device()
-            )));
-        }
+        // Device memory goes to the framework's own `from_dlpack`, which takes it or raises
+        // its own error (numpy, or a torch built without that device).
         let tensor = Bound::new(py, Tensor::from_view(view))?;
         if self == Framework::Numpy {
             // numpy's C API, with the tensor as the array's base: what `numpy.from_dlpack`

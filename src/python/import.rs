@@ -11,46 +11,49 @@ use super::buffer::{ByteOrder, Exported};
 use super::errors::to_py_err;
 use super::tensor::Tensor;
 use super::{array_interface, borrow, buffer, capsule, exchange, numpy};
-use crate::{Order, TensorView};
+use crate::{Device, Order, TensorView};
 
 /// `max_version` we ask producers for (DLPack 1.3), built once.
 static MAX_VERSION: PyOnceLock<Py<PyTuple>> = PyOnceLock::new();
 /// `dl_device=(1, 0)`, built once.
 static CPU_DEVICE: PyOnceLock<Py<PyTuple>> = PyOnceLock::new();
 
-/// Resolve the `device` argument: `None`, `"cpu"`, `(1, 0)` or `DLDeviceType.kDLCPU` pairs.
-/// Returns whether a device was requested; anything but the CPU is a `ValueError`.
-fn check_device(device: Option<&Bound<'_, PyAny>>) -> PyResult<bool> {
+/// Resolve the `device` argument: `None`, `"cpu"`, or a `(device_type, device_id)` pair (ints
+/// or `DLDeviceType` members). Other values are a `ValueError`.
+fn requested_device(device: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Device>> {
     let Some(dev) = device else {
-        return Ok(false);
+        return Ok(None);
     };
     if dev.is_none() {
-        return Ok(false);
+        return Ok(None);
     }
     if let Ok(s) = dev.cast::<PyString>() {
         if s.to_str()? == "cpu" {
-            return Ok(true);
+            return Ok(Some(Device::CPU));
         }
     } else if let Ok((kind, id)) = dev.extract::<(i32, i32)>() {
-        if kind == crate::DeviceType::CPU.0 && id == 0 {
-            return Ok(true);
-        }
+        return Ok(Some(Device {
+            kind: crate::DeviceType(kind),
+            id,
+        }));
     }
     Err(PyValueError::new_err(format!(
-        "unsupported device {dev}: dlbridge tensors live on the CPU (\"cpu\" or (1, 0))"
+        "unsupported device {dev}: give \"cpu\" or a (device_type, device_id) pair"
     )))
 }
 
-/// Apply the `copy` policy to an imported view.
+/// Apply the `copy` policy to an imported view. Device memory is never copied here (dlbridge
+/// does not read it): `copy=True` must have been met by the producer.
 #[inline]
 fn finish(view: TensorView, copy: Option<bool>) -> PyResult<TensorView> {
-    if !view.device().is_host_accessible() {
-        return Err(PyBufferError::new_err(format!(
-            "the tensor lives on {}; dlbridge only imports host memory",
-            view.device()
-        )));
-    }
     match copy {
+        Some(true) if !view.is_copied() && !view.device().is_host_accessible() => {
+            Err(PyBufferError::new_err(format!(
+                "copy=True: the tensor lives on {} and its producer did not copy it; dlbridge \
+                 never reads device memory",
+                view.device()
+            )))
+        }
         // `is_copied` on an import means the producer made the copy for this request and
         // handed over its only handle (DLPack's IS_COPIED): that already is the caller's own.
         Some(true) if !view.is_copied() => view.to_contiguous(Order::C).map_err(to_py_err),
@@ -61,19 +64,54 @@ fn finish(view: TensorView, copy: Option<bool>) -> PyResult<TensorView> {
     }
 }
 
+/// The device the producer said it lives on (`__dlpack_device__`), when it says.
+fn producer_device(obj: &Bound<'_, PyAny>) -> Option<Device> {
+    let (kind, id) = obj
+        .call_method0(pyo3::intern!(obj.py(), "__dlpack_device__"))
+        .ok()?
+        .extract::<(i32, i32)>()
+        .ok()?;
+    Some(Device {
+        kind: crate::DeviceType(kind),
+        id,
+    })
+}
+
+/// An imported view and, for memory outside the CPU, the Python producer it came from: a
+/// `Tensor` made of it asks that producer again on export, so the consumer's `stream` reaches
+/// the code that owes the synchronisation.
+pub(crate) struct Imported {
+    pub(crate) view: TensorView,
+    pub(crate) producer: Option<Py<PyAny>>,
+}
+
+impl Imported {
+    fn plain(view: TensorView) -> Imported {
+        Imported {
+            view,
+            producer: None,
+        }
+    }
+}
+
 /// The DLPack import path (exchange API, then `__dlpack__`, then a capsule), or `Ok(None)` if
 /// `obj` speaks no DLPack.
 fn dlpack_view(
     obj: &Bound<'_, PyAny>,
     info: exchange::TypeInfo,
-    device_requested: bool,
+    device: Option<Device>,
     copy: Option<bool>,
-) -> PyResult<Option<TensorView>> {
+) -> PyResult<Option<Imported>> {
     let py = obj.py();
-    // The exchange API cannot ask for a device: only without a device request.
-    if !device_requested {
+    // The exchange API cannot ask for a device or a copy, and does not synchronise: only
+    // without a device request, and only for CPU memory when `__dlpack__` can be asked instead.
+    if device.is_none() {
         if let Some(view) = exchange::import_via_api(obj, info)? {
-            return Ok(Some(view));
+            if view.device() == Device::CPU || !info.has_dlpack {
+                let producer = (view.device() != Device::CPU).then(|| obj.clone().unbind());
+                return Ok(Some(Imported { view, producer }));
+            }
+            // Device memory: dropping the view hands it back; `__dlpack__` synchronises.
         }
     }
     if info.has_dlpack {
@@ -86,7 +124,7 @@ fn dlpack_view(
                 if info.has_dlpack {
                     return Err(e);
                 }
-                return dlpack_view(obj, info, device_requested, copy);
+                return dlpack_view(obj, info, device, copy);
             }
             Err(e) => return Err(e),
         };
@@ -103,18 +141,29 @@ fn dlpack_view(
             .unbind()
         });
         kwargs.set_item(pyo3::intern!(py, "max_version"), max_version.bind(py))?;
-        if device_requested {
-            let cpu = CPU_DEVICE.get_or_init(py, || {
-                PyTuple::new(py, [1i32, 0])
-                    .expect("a tuple of two ints")
-                    .unbind()
-            });
-            kwargs.set_item(pyo3::intern!(py, "dl_device"), cpu.bind(py))?;
+        match device {
+            Some(Device::CPU) => {
+                let cpu = CPU_DEVICE.get_or_init(py, || {
+                    PyTuple::new(py, [1i32, 0])
+                        .expect("a tuple of two ints")
+                        .unbind()
+                });
+                kwargs.set_item(pyo3::intern!(py, "dl_device"), cpu.bind(py))?;
+            }
+            Some(other) => {
+                kwargs.set_item(pyo3::intern!(py, "dl_device"), (other.kind.0, other.id))?
+            }
+            None => {}
         }
-        // copy=True is done here, by the copy kernel; copy=False is passed on so the producer
-        // refuses when it would have to copy.
-        if copy == Some(false) {
-            kwargs.set_item(pyo3::intern!(py, "copy"), false)?;
+        // copy=False is passed on so the producer refuses when it would have to copy.
+        // copy=True is done here by the copy kernel for host memory; memory dlbridge cannot
+        // read (the target device, or the producer's own) must be copied by the producer.
+        let producer_copies = copy == Some(true)
+            && !device
+                .or_else(|| producer_device(obj))
+                .is_some_and(Device::is_host_accessible);
+        if copy == Some(false) || producer_copies {
+            kwargs.set_item(pyo3::intern!(py, "copy"), copy)?;
         }
         let cap = match method.call((), Some(&kwargs)) {
             Ok(cap) => cap,
@@ -130,24 +179,51 @@ fn dlpack_view(
         {
             return Err(exchange::negative_bit_error());
         }
-        return Ok(Some(view));
+        if let Some(wanted) = device {
+            if view.device() != wanted {
+                return Err(PyBufferError::new_err(format!(
+                    "the producer returned a tensor on {} although {wanted} was requested",
+                    view.device()
+                )));
+            }
+        }
+        // A copy the producer made is the caller's own: nothing to ask the producer later.
+        let producer =
+            (view.device() != Device::CPU && !view.is_copied()).then(|| obj.clone().unbind());
+        return Ok(Some(Imported { view, producer }));
     }
     if capsule::is_capsule(obj) {
-        return capsule::consume_capsule(obj).map(Some);
+        return capsule::consume_capsule(obj).map(|v| Some(Imported::plain(v)));
     }
     Ok(None)
 }
 
-/// A tensor passed to `from_dlpack`/`asarray`: share its view (or copy it).
-fn from_tensor(t: &Bound<'_, Tensor>, copy: Option<bool>) -> PyResult<TensorView> {
-    let mut view = t.get().view.clone();
+/// A tensor passed to `from_dlpack`/`asarray`: share its view (or copy it). `None` when only
+/// its `__dlpack__` can answer: another device, or a copy of device memory (which its
+/// producer, if it has one, must make).
+fn from_tensor(
+    t: &Bound<'_, Tensor>,
+    device: Option<Device>,
+    copy: Option<bool>,
+) -> Option<PyResult<Imported>> {
+    let tensor = t.get();
+    let mut view = tensor.view.clone();
+    let host = view.device().is_host_accessible();
+    if device.is_some_and(|d| d != view.device()) || (copy == Some(true) && !host) {
+        return None;
+    }
     if copy == Some(true) {
         // The view is shared with `t`: even a copy must be copied again to be the caller's own.
-        return view.to_contiguous(Order::C).map_err(to_py_err);
+        return Some(
+            view.to_contiguous(Order::C)
+                .map(Imported::plain)
+                .map_err(to_py_err),
+        );
     }
     // The new tensor shares `t`'s memory: whatever `t` was, this one is no fresh copy.
     view.flags.is_copied = false;
-    finish(view, copy)
+    let producer = tensor.producer.as_ref().map(|p| p.clone_ref(t.py()));
+    Some(finish(view, copy).map(|view| Imported { view, producer }))
 }
 
 /// Import any DLPack producer (or capsule) without copying: the array API's `from_dlpack`.
@@ -155,9 +231,14 @@ fn from_tensor(t: &Bound<'_, Tensor>, copy: Option<bool>) -> PyResult<TensorView
 /// Looks up the C exchange API on `type(x)` first (cached per type), then calls
 /// `x.__dlpack__(max_version=(1, 3), ...)` (retrying without keywords on `TypeError`), then
 /// accepts a bare `"dltensor"`/`"dltensor_versioned"` capsule. `copy=Some(true)` always copies,
-/// `copy=Some(false)` never does (`BufferError` when it would have to); `device` may only name
-/// the CPU (`None`, `"cpu"`, `(1, 0)`; others raise `ValueError`). Objects without DLPack raise
-/// `TypeError`.
+/// `copy=Some(false)` never does (`BufferError` when it would have to). Objects without DLPack
+/// raise `TypeError`.
+///
+/// Device memory (CUDA, ROCm, ...) is imported as it is, never read: the view reports its
+/// device and address. `device` (`"cpu"` or a `(device_type, device_id)` pair) is passed to
+/// the producer's `__dlpack__(dl_device=...)`, which moves or copies the data if it can; the
+/// exchange API is skipped then, as it cannot ask for a device. A copy of device memory
+/// (`copy=Some(true)`) is asked of the producer too.
 ///
 /// The view holds a shared borrow of the memory while it (or a clone) lives, so no
 /// [`Requirements::extract_mut`](super::Requirements::extract_mut) guard can alias it.
@@ -166,40 +247,49 @@ pub fn from_dlpack(
     device: Option<&Bound<'_, PyAny>>,
     copy: Option<bool>,
 ) -> PyResult<TensorView> {
+    let device = requested_device(device)?;
     // An exact numpy.ndarray on the CPU: its view and borrow in one owner, as in `asarray`.
-    if copy != Some(true) && !check_device(device)? {
+    if copy != Some(true) && device.is_none() {
         if let Some(view) = numpy::borrowed_view_of_ndarray(x) {
             return view;
         }
     }
-    borrow::shared(x.py(), import_dlpack(x, device, copy)?)
+    borrow::shared(x.py(), import_dlpack(x, device, copy)?.view)
 }
 
 /// [`from_dlpack`] as a Python `Tensor` (what the `dlbridge` module's `from_dlpack` returns).
+/// A tensor of device memory keeps its producer and asks it again when it is exported, so the
+/// consumer's `stream`, `dl_device` and `copy` reach the producer.
 pub fn from_dlpack_tensor<'py>(
     x: &Bound<'py, PyAny>,
     device: Option<&Bound<'py, PyAny>>,
     copy: Option<bool>,
 ) -> PyResult<Bound<'py, Tensor>> {
-    Bound::new(x.py(), Tensor::from_view(import_dlpack(x, device, copy)?))
+    let imported = import_dlpack(x, requested_device(device)?, copy)?;
+    Bound::new(x.py(), Tensor::from_import(imported))
 }
 
 fn import_dlpack(
     x: &Bound<'_, PyAny>,
-    device: Option<&Bound<'_, PyAny>>,
+    device: Option<Device>,
     copy: Option<bool>,
-) -> PyResult<TensorView> {
-    let device_requested = check_device(device)?;
+) -> PyResult<Imported> {
     if let Ok(t) = x.cast::<Tensor>() {
-        return from_tensor(t, copy);
-    }
-    // An exact numpy.ndarray: read what its `__dlpack__` would describe, without the call.
-    if let Some(view) = numpy::view_of_ndarray(x) {
-        return finish(view, copy);
+        if let Some(imported) = from_tensor(t, device, copy) {
+            return imported;
+        }
+    } else if device.is_none_or(|d| d == Device::CPU) {
+        // An exact numpy.ndarray: read what its `__dlpack__` would describe, without the call.
+        if let Some(view) = numpy::view_of_ndarray(x) {
+            return finish(view, copy).map(Imported::plain);
+        }
     }
     let info = exchange::type_info(x)?;
-    match dlpack_view(x, info, device_requested, copy)? {
-        Some(view) => finish(view, copy),
+    match dlpack_view(x, info, device, copy)? {
+        Some(imported) => Ok(Imported {
+            view: finish(imported.view, copy)?,
+            producer: imported.producer,
+        }),
         None => Err(PyTypeError::new_err(format!(
             "{} does not support the DLPack protocol (no __dlpack__, not a DLPack capsule)",
             x.get_type().name()?
@@ -248,24 +338,39 @@ pub fn asarray_tensor<'py>(
     obj: &Bound<'py, PyAny>,
     copy: Option<bool>,
 ) -> PyResult<Bound<'py, Tensor>> {
-    Bound::new(obj.py(), Tensor::from_view(import_any(obj, copy)?))
+    Bound::new(
+        obj.py(),
+        Tensor::from_import(import_any_keeping_producer(obj, copy)?),
+    )
 }
 
 /// [`asarray`] without the borrow: for views that go straight into a `Tensor` or are checked
 /// further before they are handed out.
 pub(crate) fn import_any(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> PyResult<TensorView> {
+    import_any_keeping_producer(obj, copy).map(|imported| imported.view)
+}
+
+/// [`import_any`], with the producer of device memory (see [`Imported`]).
+fn import_any_keeping_producer(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> PyResult<Imported> {
     let py = obj.py();
     if let Ok(t) = obj.cast::<Tensor>() {
-        return from_tensor(t, copy);
+        if let Some(imported) = from_tensor(t, None, copy) {
+            return imported;
+        }
     }
     if let Some(view) = numpy::view_of_ndarray(obj) {
-        return finish(view, copy);
+        return finish(view, copy).map(Imported::plain);
     }
     let info = exchange::type_info(obj)?;
     let mut dlpack_error = None;
     if info.api.is_some() || info.has_dlpack || capsule::is_capsule(obj) {
-        match dlpack_view(obj, info, false, copy) {
-            Ok(Some(view)) => return finish(view, copy),
+        match dlpack_view(obj, info, None, copy) {
+            Ok(Some(imported)) => {
+                return Ok(Imported {
+                    view: finish(imported.view, copy)?,
+                    producer: imported.producer,
+                })
+            }
             Ok(None) => {}
             // e.g. numpy refuses byte-swapped arrays: fall through to the other protocols.
             Err(e) if e.is_instance_of::<PyBufferError>(py) => dlpack_error = Some(e),
@@ -279,14 +384,14 @@ pub(crate) fn import_any(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> PyResult
     // The buffer protocol before Arrow: its check is one C call, while looking for the Arrow
     // dunders costs attribute lookups (and no object of the ecosystem exposes both).
     if let Some(held) = buffer::get_buffer(obj)? {
-        return finish_exported(held, copy);
+        return finish_exported(held, copy).map(Imported::plain);
     }
     #[cfg(feature = "arrow")]
     if let Some(view) = arrow::arrow_view(obj, copy)? {
-        return finish(view, copy);
+        return finish(view, copy).map(Imported::plain);
     }
     if let Some(held) = array_interface::get_interface(obj)? {
-        return finish_exported(held, copy);
+        return finish_exported(held, copy).map(Imported::plain);
     }
     if let Some(e) = dlpack_error {
         return Err(e);

@@ -16,6 +16,15 @@
 //!   cannot be described or shared as asked (dtype, layout, device, read-only, a copy
 //!   forbidden by `copy=False`), `ValueError` for invalid arguments, `TypeError` for objects
 //!   that implement no protocol and for type mismatches.
+//! - **Device memory** (CUDA, ROCm, oneAPI, Metal, ...) passes through untouched: imports keep
+//!   the device and address, `__dlpack_device__` reports it, and the paths that would read the
+//!   data (the buffer protocol, `__array_interface__`, the Arrow capsules, copies) raise
+//!   `BufferError`. A `Tensor` imported from a Python producer of device memory answers
+//!   `__dlpack__(stream=..., dl_device=..., copy=...)` by asking that producer again, so the
+//!   producer synchronises with the consumer's stream. A device view made in Rust (or
+//!   returned by your `#[pyfunction]`) is taken as ready: whoever made it has finished writing
+//!   it, so `stream` is only checked against the array API's rules. The type-level exchange
+//!   API reports no current stream (NULL) for any device: dlbridge has none.
 //! - **Writing in place:** [`Requirements::extract_mut`] gives a [`TensorMut`] guard with
 //!   `as_mut_slice` (and `as_array_mut` with `ndarray`) over the caller's memory. Every import
 //!   that hands Rust a view registers the bytes it reaches in a process-wide borrow registry

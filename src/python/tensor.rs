@@ -18,21 +18,77 @@ use super::device::device_tuple;
 use super::errors::to_py_err;
 use super::runtime::PyObjectOwner;
 use super::{capsule, exchange};
-use crate::{DType, DTypeCode, Device, ManagedTensorVersioned, Order, TensorView};
+use crate::{DType, DTypeCode, Device, DeviceType, ManagedTensorVersioned, Order, TensorView};
 
 /// A strided tensor shared without copying (see the module docs).
 #[pyclass(frozen, weakref, module = "dlbridge", name = "Tensor")]
 pub struct Tensor {
     pub(crate) view: TensorView,
+    /// For memory outside the CPU imported from a Python producer: that producer, which
+    /// `__dlpack__` asks again so the consumer's stream reaches the code owing the sync.
+    pub(crate) producer: Option<Py<PyAny>>,
     /// Shape then strides as `i64`, built on first use by the exchange API's borrowed
     /// `DLTensor` export, which must point at storage living as long as the object.
     dims: OnceLock<Box<[i64]>>,
 }
 
 impl Tensor {
+    /// `__dlpack__` of device memory with a Python producer: the producer answers the request.
+    /// Unless it was asked for a copy or another device, its capsule must describe exactly
+    /// this tensor (a producer whose tensor has changed since, by torch's `set_` say, would
+    /// otherwise hand the consumer other memory than this tensor's).
+    fn ask_producer<'py>(
+        &self,
+        producer: &Bound<'py, PyAny>,
+        stream: Option<&Bound<'py, PyAny>>,
+        max_version: Option<&Bound<'py, PyAny>>,
+        dl_device: Option<&Bound<'py, PyAny>>,
+        copy: Option<bool>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = producer.py();
+        let kwargs = PyDict::new(py);
+        // Only what the consumer gave: a producer without a keyword still takes the rest.
+        if let Some(stream) = stream {
+            kwargs.set_item(pyo3::intern!(py, "stream"), stream)?;
+        }
+        if let Some(max_version) = max_version {
+            kwargs.set_item(pyo3::intern!(py, "max_version"), max_version)?;
+        }
+        if let Some(dl_device) = dl_device {
+            kwargs.set_item(pyo3::intern!(py, "dl_device"), dl_device)?;
+        }
+        if let Some(copy) = copy {
+            kwargs.set_item(pyo3::intern!(py, "copy"), copy)?;
+        }
+        let cap = producer.call_method(pyo3::intern!(py, "__dlpack__"), (), Some(&kwargs))?;
+        let elsewhere = match dl_device {
+            None => false,
+            Some(dev) => {
+                dev.extract::<(i32, i32)>().ok()
+                    != Some((self.view.device().kind.0, self.view.device().id))
+            }
+        };
+        if copy != Some(true) && !elsewhere && !capsule::describes(&cap, &self.view)? {
+            return Err(PyBufferError::new_err(
+                "the producer's tensor no longer describes this tensor's memory (it was \
+                 changed in place since the import); import it again",
+            ));
+        }
+        Ok(cap)
+    }
+
     pub(crate) fn from_view(view: TensorView) -> Tensor {
         Tensor {
             view,
+            producer: None,
+            dims: OnceLock::new(),
+        }
+    }
+
+    pub(crate) fn from_import(imported: super::import::Imported) -> Tensor {
+        Tensor {
+            view: imported.view,
+            producer: imported.producer,
             dims: OnceLock::new(),
         }
     }
@@ -103,6 +159,35 @@ fn py_tuple<T: std::fmt::Display>(items: &[T]) -> String {
     }
 }
 
+/// The array API's rules for `__dlpack__(stream=...)` on a tensor of `device` that needs no
+/// synchronisation: CPU takes only `None`; CUDA takes `None`, `-1`, `1`, `2` or a stream
+/// handle above 2 (0 is ambiguous); ROCm takes `None`, `-1`, `0` or a handle above 2; other
+/// devices take `None` or an int.
+fn check_stream(device: Device, stream: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+    let Some(stream) = stream.filter(|s| !s.is_none()) else {
+        return Ok(());
+    };
+    if device == Device::CPU {
+        return Err(PyValueError::new_err(
+            "stream must be None for a CPU tensor (CPU has no streams)",
+        ));
+    }
+    let value: i64 = stream.extract().map_err(|_| {
+        PyTypeError::new_err(format!("stream must be None or an int, not {stream}"))
+    })?;
+    let refused = match device.kind {
+        DeviceType::CUDA | DeviceType::CUDA_HOST | DeviceType::CUDA_MANAGED => value == 0,
+        DeviceType::ROCM | DeviceType::ROCM_HOST => value == 1 || value == 2,
+        _ => false,
+    };
+    if refused || value < -1 {
+        return Err(PyValueError::new_err(format!(
+            "stream {value} is not valid for a tensor on {device}"
+        )));
+    }
+    Ok(())
+}
+
 /// Parse a `(device_type, device_id)` request.
 fn is_cpu_request(dl_device: &Bound<'_, PyAny>) -> PyResult<bool> {
     let (kind, id): (i32, i32) = dl_device.extract().map_err(|_| {
@@ -122,6 +207,9 @@ impl Tensor {
     /// runs through another object the collector can clear, and a tensor's memory stays valid
     /// for as long as the tensor exists.
     fn __traverse__(&self, visit: pyo3::PyVisit<'_>) -> Result<(), pyo3::PyTraverseError> {
+        if let Some(producer) = &self.producer {
+            visit.call(producer)?;
+        }
         visit_python_objects(self.view.owner(), &visit)
     }
 
@@ -198,6 +286,12 @@ impl Tensor {
     }
 
     /// Export as a DLPack capsule (array API semantics).
+    ///
+    /// Device tensors: one imported from a Python producer hands the whole request (`stream`,
+    /// `max_version`, `dl_device`, `copy`) to that producer's `__dlpack__` and returns its
+    /// capsule, so the producer synchronises with the consumer's stream as it owes. Other device
+    /// tensors (made in Rust, or imported from a bare capsule) were made ready by their creator:
+    /// `stream` is checked as the array API defines it and otherwise needs no work.
     #[pyo3(signature = (*, stream=None, max_version=None, dl_device=None, copy=None))]
     fn __dlpack__<'py>(
         &self,
@@ -208,17 +302,16 @@ impl Tensor {
         copy: Option<bool>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let own = self.view.device();
-        if stream.is_some() {
-            return Err(if own == crate::Device::CPU {
-                PyValueError::new_err("stream must be None for a CPU tensor (CPU has no streams)")
-            } else {
-                PyBufferError::new_err("dlbridge does not synchronise device streams")
-            });
+        if own != Device::CPU {
+            if let Some(producer) = &self.producer {
+                return self.ask_producer(producer.bind(py), stream, max_version, dl_device, copy);
+            }
         }
+        check_stream(own, stream)?;
         if let Some(dev) = dl_device {
             let same = match dev.extract::<(i32, i32)>() {
                 Ok((kind, id)) => kind == own.kind.0 && id == own.id,
-                Err(_) => own == crate::Device::CPU && is_cpu_request(dev)?,
+                Err(_) => own == Device::CPU && is_cpu_request(dev)?,
             };
             if !same {
                 return Err(PyBufferError::new_err(format!(
@@ -242,6 +335,7 @@ impl Tensor {
             }
         };
         let view = if copy == Some(true) {
+            // Device memory is refused here (BufferError): dlbridge never reads it.
             self.view.to_contiguous(Order::C).map_err(to_py_err)?
         } else {
             self.view.clone()
@@ -521,8 +615,6 @@ unsafe extern "C" fn managed_tensor_to_py_object(
         let managed = unsafe { ManagedTensorVersioned::from_raw(tensor) }
             .ok_or_else(|| PyTypeError::new_err("NULL managed tensor"))?;
         let view = TensorView::from_dlpack_versioned(managed).map_err(to_py_err)?;
-        view.require_host("dlbridge tensors live in host memory")
-            .map_err(to_py_err)?;
         if out_py_object.is_null() {
             return Err(PyTypeError::new_err("NULL out pointer"));
         }
