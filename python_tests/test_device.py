@@ -228,7 +228,7 @@ def test_paths_that_read_data_raise_buffer_error_for_device_memory():
     with pytest.raises(BufferError):
         memoryview(t)
     with pytest.raises(BufferError):
-        t.__array_interface__
+        _ = t.__array_interface__
     # numpy must not turn the tensor into a 0-d object array: it raises instead.
     with pytest.raises(BufferError):
         np.asarray(t)
