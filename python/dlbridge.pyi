@@ -66,14 +66,21 @@ class Tensor:
     def __dlpack__(
         self,
         *,
-        stream: None = None,
+        stream: int | None = None,
         max_version: tuple[int, int] | None = None,
         dl_device: tuple[int, int] | None = None,
         copy: bool | None = None,
     ) -> Any:
         """A ``"dltensor_versioned"`` capsule when ``max_version[0] >= 1``, else a legacy
-        ``"dltensor"`` capsule (``BufferError`` for read-only tensors). ``copy=True`` copies;
-        ``stream`` must be ``None`` (``ValueError``); a non-CPU ``dl_device`` raises ``BufferError``."""
+        ``"dltensor"`` capsule (``BufferError`` for read-only tensors). ``copy=True`` copies
+        host memory. On the CPU ``stream`` must be ``None`` (``ValueError``) and another
+        ``dl_device`` raises ``BufferError``.
+
+        Device tensors imported from a Python producer pass the whole request (``stream``,
+        ``max_version``, ``dl_device``, ``copy``) to that producer and return its capsule, so
+        it synchronises with the consumer's stream. Other device tensors (made in Rust) are
+        ready on any stream; ``stream`` is checked by the array API's rules (CUDA: not 0;
+        ROCm: not 1 or 2)."""
     def __dlpack_device__(self) -> tuple[DLDeviceType, int]: ...
     def __buffer__(self, flags: int, /) -> memoryview: ...
     def __release_buffer__(self, buffer: memoryview, /) -> None: ...
@@ -98,11 +105,13 @@ def from_dlpack(
 ) -> Tensor:
     """Import a DLPack producer (or capsule) without copying.
 
-    Uses ``type(x).__dlpack_c_exchange_api__`` when present, else ``x.__dlpack__``, else a bare
-    capsule. ``copy=True`` always copies; ``copy=False`` never does (``BufferError`` if the
-    producer would have to). Raises ``TypeError`` for objects without DLPack support,
-    ``ValueError`` for a non-CPU ``device`` or a consumed capsule, ``BufferError`` for data that
-    cannot be shared.
+    Uses ``type(x).__dlpack_c_exchange_api__`` when present (CPU memory only), else
+    ``x.__dlpack__``, else a bare capsule. ``copy=True`` always copies (device memory: asked
+    of the producer); ``copy=False`` never does (``BufferError`` if the producer would have
+    to). Device memory is imported untouched, with its device and address. ``device`` goes to
+    the producer as ``dl_device`` (``"cpu"`` asks for a host copy). Raises ``TypeError`` for
+    objects without DLPack support, ``ValueError`` for a malformed ``device`` or a consumed
+    capsule, ``BufferError`` for data that cannot be shared.
     """
 
 def asarray(obj: Any, /, *, copy: bool | None = None) -> Tensor:

@@ -9,7 +9,8 @@ use pyo3::prelude::*;
 /// Looks up the C exchange API on `type(x)` first (cached per type), then calls
 /// `x.__dlpack__(max_version=(1, 3), ...)` (retrying without keywords on `TypeError`), then
 /// accepts a bare `"dltensor"`/`"dltensor_versioned"` capsule. `copy=True` always copies,
-/// `copy=False` never does; `device` may only name the CPU.
+/// `copy=False` never does. Device memory is imported untouched; `device` (`"cpu"` or a
+/// `(device_type, device_id)` pair) is passed to the producer as `dl_device`.
 #[pyfunction]
 #[pyo3(signature = (x, /, *, device=None, copy=None))]
 fn from_dlpack<'py>(
