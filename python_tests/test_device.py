@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import dlbridge
-from dlpack_kit import IS_COPIED, Managed, exchange_type
+from dlpack_kit import IS_COPIED, STRAY, Managed, exchange_type
 
 PROT_NONE, MAP_PRIVATE, MAP_ANONYMOUS = 0, 0x02, 0x20
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -350,3 +350,61 @@ def test_pyfunction_arguments_accept_device_tensors_and_reading_ones_refuse():
     del t
     gc.collect()
     assert p.released()
+
+
+HOST_KINDS = {1, 3, 11, 13}  # kDLCPU, kDLCUDAHost, kDLROCMHost, kDLCUDAManaged: readable
+
+
+def test_fuzzed_device_tensors_never_read_and_are_deleted_once():
+    """Random device tensors (known and unknown kinds, hostile shapes, strides, dtypes and
+    offsets) in the never-readable region: every one imports or is refused with a typed error,
+    re-exports with the same metadata, refuses every reading path, and is deleted once."""
+    import random
+
+    rng = random.Random(0xD1B)
+    kinds = [k for k in range(0, 24) if k not in HOST_KINDS] + [99, 2**31 - 1]
+    dtypes = [(2, 32, 1), (0, 8, 1), (1, 64, 1), (5, 64, 1), (4, 16, 1), (6, 8, 1),
+              (0, 4, 1), (2, 16, 4), (7, 8, 1), (2, 0, 1), (2, 32, 0), (200, 8, 1)]
+    made = []
+    imported = refused = 0
+    strays = len(STRAY)
+    for _ in range(1000):
+        ndim = rng.randrange(0, 5)
+        shape = [rng.choice([0, 1, 2, 3, 7, 2**20, 2**62, -1]) for _ in range(ndim)]
+        strides = rng.choice([None, [rng.choice([0, 1, -1, 3, -5, 2**40, 2**62, -2**63])
+                                     for _ in range(ndim)]])
+        m = Managed(np.zeros(1, np.float32), shape=shape, strides=strides,
+                    dtype=rng.choice(dtypes), device=(rng.choice(kinds), rng.randrange(3)),
+                    data=NOWHERE + (1 << 19) + rng.choice([0, 1, 4, 64]),
+                    byte_offset=rng.choice([0, 0, 8, 3, 2**63 - 1]),
+                    flags=rng.choice([0, 1]), versioned=rng.random() < 0.8)
+        made.append(m)
+        # The capsule is kept until the refusal is handled: the kit's capsule destructor is
+        # Python code, which cannot run while the refusal's exception is pending.
+        cap = m.capsule()
+        try:
+            t = dlbridge.from_dlpack(cap)
+        except (BufferError, ValueError, TypeError, OverflowError):
+            refused += 1
+            continue
+        finally:
+            del cap
+        imported += 1
+        assert t.device[0] not in HOST_KINDS
+        back = dlbridge.from_dlpack(t.__dlpack__(max_version=(1, 3)))
+        assert (back.shape, back.strides, back.dtype, back.device, back.data_ptr) == \
+            (t.shape, t.strides, t.dtype, t.device, t.data_ptr)
+        for read in (memoryview, lambda x: x.__array_interface__, np.asarray,
+                     lambda x: x.__arrow_c_array__()):
+            # A dtype the path cannot express may be refused first (TypeError): no read either.
+            with pytest.raises((BufferError, TypeError)):
+                read(t)
+        with pytest.raises(BufferError):
+            dlbridge.from_dlpack(t, copy=True)  # no producer to copy it: never read here
+        del t, back
+    gc.collect()
+    # The fuzz reaches both the refusals and the paths past them.
+    assert imported > 150 and refused > 150, (imported, refused)
+    # One collection for all of them (`released()` collects per tensor).
+    assert all(m.calls == 1 and m.array_ref() is None for m in made)
+    assert len(STRAY) == strays  # no deleter ran twice or on garbage
