@@ -92,8 +92,19 @@ class _api:
         ("PyCapsule_GetPointer", ctypes.pythonapi))
 
 
+def _forever(obj):
+    """Keep `obj` alive until the process ends, through interpreter shutdown too.
+
+    A C producer's structs and deleters are static or malloc'd; this kit's are Python objects,
+    which shutdown would free while a consumer (a tensor left in a traceback, a cycle) still
+    holds their addresses. A C consumer calling a freed ctypes thunk crashes the process.
+    """
+    ctypes.pythonapi.Py_IncRef(ctypes.py_object(obj))
+    return obj
+
+
 # Capsule names must outlive their capsules (PyCapsule stores the pointer): keep them forever.
-_NAMES = {}
+_NAMES = _forever({})
 
 
 def _name(s):
@@ -103,13 +114,14 @@ def _name(s):
 
 
 # address of a live managed tensor -> its Managed keeper
-_LIVE = {}
+_LIVE = _forever({})
 # deleter calls for addresses that were not live (a second call, or garbage)
-STRAY = []
+STRAY = _forever([])
 
 
-def _on_delete(ptr):
-    address = ctypes.cast(ptr, c_void_p).value
+# Everything the callbacks use is bound at definition: shutdown clears module globals.
+def _on_delete(ptr, _LIVE=_LIVE, STRAY=STRAY, address_of=ctypes.cast, c_void_p=c_void_p):
+    address = address_of(ptr, c_void_p).value
     m = _LIVE.pop(address, None)
     if m is None:
         STRAY.append(address)
@@ -118,12 +130,13 @@ def _on_delete(ptr):
     m.array = None  # the producer releases its memory
 
 
-_deleter_v = DELETER_V(_on_delete)
-_deleter_l = DELETER_L(_on_delete)
+_deleter_v = _forever(DELETER_V(_on_delete))
+_deleter_l = _forever(DELETER_L(_on_delete))
 
 
+@_forever
 @CFUNCTYPE(None, c_void_p)
-def _capsule_destructor(cap):
+def _capsule_destructor(cap, _api=_api, _LIVE=_LIVE, cast=ctypes.cast):
     """Like every producer's: run the deleter unless a consumer renamed the capsule."""
     name = _api.PyCapsule_GetName(cap)
     if name is None or name.startswith(b"used_"):
@@ -131,7 +144,7 @@ def _capsule_destructor(cap):
     ptr = _api.PyCapsule_GetPointer(cap, name)
     m = _LIVE.get(ptr)
     if m is not None:
-        m.struct.deleter(ctypes.cast(ptr, m.pointer_type))
+        m.struct.deleter(cast(ptr, m.pointer_type))
 
 
 class Managed:
@@ -235,7 +248,7 @@ class DLPackExchangeAPI(Structure):
 
 
 # Exchange API tables live for the whole process, as the protocol requires.
-_TABLES = []
+_TABLES = _forever([])
 
 
 def exchange_type(from_py, *, major=1, self_loop=False, fallback=None):

@@ -5,6 +5,7 @@ import sys
 import textwrap
 import threading
 import weakref
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -181,6 +182,30 @@ def test_clean_exit_with_live_tensors():
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "ok"
     assert "Fatal" not in r.stderr and "panick" not in r.stderr
+
+
+def test_clean_exit_with_live_tensors_of_the_test_kit():
+    """The ctypes kit's deleters, structs and capsule names outlive interpreter shutdown, as a C
+    producer's do: a tensor left in a cycle (or a failing test's traceback) is dropped during
+    shutdown, and calling a freed ctypes thunk then would crash the run after its report."""
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        import numpy as np, dlbridge
+        from dlpack_kit import Managed
+        keep = [dlbridge.from_dlpack(Managed(np.arange(3.0), versioned=v).capsule())
+                for v in (True, False)]
+        keep.append(Managed(np.arange(2.0)).capsule())  # unconsumed: the kit's destructor runs
+        cycle = [keep]
+        cycle.append(cycle)
+        print("ok")
+        """
+    )
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "ok"
+    assert "Fatal" not in r.stderr
 
 
 def test_gc_of_tensor_cycles():
