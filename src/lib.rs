@@ -39,6 +39,30 @@
 //!   to hold ([`TensorView::extent`]); a lent or imported view with gaps between its elements
 //!   knows only its elements, and refuses `as_strided`.
 //!
+//! # Device memory
+//! A `TensorView` may live on any DLPack device (CUDA, ROCm, oneAPI, Metal, ...). This crate
+//! runs no kernels and never reads such memory: operations on metadata (views, `slice`,
+//! `transpose`, [`TensorView::as_strided`], `reinterpret`, DLPack export and import, `tch`)
+//! keep the device and the address, and every operation on the data (typed access, copies,
+//! casts, ndarray, Arrow) fails with [`Error::UnsupportedDevice`]. Host-accessible kinds
+//! ([`Device::is_host_accessible`]: `kDLCPU`, `kDLCUDAHost`, `kDLROCMHost`,
+//! `kDLCUDAManaged`) are read like CPU memory. Stream synchronisation is the producer's and the
+//! consumer's business: see the `python` module for the `__dlpack__(stream=...)` rules.
+//!
+//! ```
+//! use dlbridge::{DType, Device, DeviceType, Error, Owner, Parts, TensorView};
+//! let gpu = Device { kind: DeviceType::CUDA, id: 0 };
+//! let address = 0x100 as *mut u8; // never mapped: reading it would crash this example
+//! let parts = Parts::contiguous(address, vec![2, 3], DType::F32).with_device(gpu);
+//! // SAFETY: a real caller passes a live device allocation and an owner that keeps it alive.
+//! let t = unsafe { TensorView::from_parts(parts, Owner::new(())) }?;
+//! let row = t.slice(0, 1..)?;                             // metadata: fine on any device
+//! let back = TensorView::from_dlpack_versioned(row.to_dlpack_versioned())?;
+//! assert_eq!((back.device(), back.data_ptr()), (gpu, row.data_ptr()));
+//! assert!(matches!(back.to_vec::<f32>(), Err(Error::UnsupportedDevice { .. })));
+//! # Ok::<(), dlbridge::Error>(())
+//! ```
+//!
 //! ```
 //! use dlbridge::{SliceArg, TensorView};
 //! let t = TensorView::from_vec((0..12).map(|x| x as f32).collect(), &[3, 4])?;
