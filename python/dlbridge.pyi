@@ -1,9 +1,11 @@
 """Type stubs for the ``dlbridge`` extension module (zero-copy tensor exchange)."""
 
 import enum
-from typing import Any, Final, Literal, final
+from typing import Any, Final, Literal, SupportsIndex, final
 
-__all__ = ["Tensor", "from_dlpack", "asarray", "from_arrow", "DLDeviceType", "__version__"]
+__all__ = [
+    "Tensor", "from_dlpack", "asarray", "from_arrow", "DLDeviceType", "__version__", "_rebuild_tensor",
+]
 
 __version__: Final[str]
 
@@ -82,6 +84,13 @@ class Tensor:
         ready on any stream; ``stream`` is checked by the array API's rules (CUDA: not 0;
         ROCm: not 1 or 2)."""
     def __dlpack_device__(self) -> tuple[DLDeviceType, int]: ...
+    def __reduce_ex__(self, protocol: SupportsIndex, /) -> tuple[Any, tuple[Any, ...]]:
+        """Pickle support. Protocol 5 sends the data out of band as one ``PickleBuffer`` over
+        this tensor's own memory (C- or F-contiguous tensors; other layouts are copied to C
+        order first), and unpickling with ``buffers=`` views the buffer it is given, without a
+        copy; a read-only buffer gives a read-only tensor. Protocols 2 to 4 copy in-band. Every
+        dtype, the strides of a dense layout and the read-only flag survive. ``BufferError`` for
+        device memory."""
     def __buffer__(self, flags: int, /) -> memoryview: ...
     def __release_buffer__(self, buffer: memoryview, /) -> None: ...
     def __arrow_c_schema__(self) -> Any:
@@ -136,3 +145,10 @@ def from_arrow(obj: Any, /, *, copy: bool | None = None) -> Tensor:
     nulls raise ``ValueError``; ``copy=True`` always copies. ``TypeError`` for other objects and
     for Arrow types no tensor dtype matches (strings, structs, ...).
     """
+
+def _rebuild_tensor(
+    data: Any, dtype: tuple[int, int, int], shape: list[int], strides: list[int], flags: int, /
+) -> Tensor:
+    """The unpickler ``Tensor.__reduce_ex__`` names: views ``data`` (any contiguous buffer) as
+    a tensor of the DLPack dtype ``(code, bits, lanes)``, ``shape`` and element ``strides``;
+    ``flags`` are DLPack's (1: read-only). Misaligned data is copied (``is_copied``)."""

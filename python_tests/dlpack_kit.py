@@ -26,6 +26,15 @@ from ctypes import (
 
 from conftest import Weakrefable, addr, collect
 
+PROT_NONE, MAP_PRIVATE, MAP_ANONYMOUS = 0, 0x02, 0x20
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mmap.restype = ctypes.c_void_p
+_libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                       ctypes.c_int, ctypes.c_long]
+# 1 MiB the process may never read or write, for the life of the process.
+NOWHERE = _libc.mmap(None, 1 << 20, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+assert NOWHERE not in (None, ctypes.c_void_p(-1).value)
+
 
 class DLDevice(Structure):
     _fields_ = [("device_type", c_int32), ("device_id", c_int32)]

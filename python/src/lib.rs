@@ -56,6 +56,7 @@ fn dlbridge_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(from_dlpack, m)?)?;
     m.add_function(wrap_pyfunction!(asarray, m)?)?;
     m.add_function(wrap_pyfunction!(from_arrow, m)?)?;
+    m.add_function(wrap_pyfunction!(dlbridge::python::rebuild_tensor, m)?)?;
     m.add("DLDeviceType", dlbridge::python::dl_device_type(py)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -30,6 +30,14 @@ unsafe impl Send for BufferOwner {}
 unsafe impl Sync for BufferOwner {}
 
 impl BufferOwner {
+    /// Own a buffer filled by a successful `PyObject_GetBuffer` (released on drop).
+    pub(crate) fn new(py: Python<'_>, buffer: Box<ffi::Py_buffer>) -> BufferOwner {
+        // SAFETY: GIL held; a non-null `obj` is the strong reference the export holds.
+        let exporter = (!buffer.obj.is_null())
+            .then(|| unsafe { Bound::from_borrowed_ptr(py, buffer.obj) }.unbind());
+        BufferOwner { buffer, exporter }
+    }
+
     /// Report both references to the exporter (`buffer.obj` and ours) to the collector.
     pub(crate) fn traverse(&self, visit: &pyo3::PyVisit<'_>) -> Result<(), pyo3::PyTraverseError> {
         if !self.buffer.obj.is_null() {
@@ -78,13 +86,7 @@ pub(crate) fn get_buffer(obj: &Bound<'_, PyAny>) -> PyResult<Option<Exported>> {
         return Err(PyErr::fetch(obj.py()));
     }
     let filled = *raw;
-    // SAFETY: GIL held; a non-null `obj` is the strong reference the export holds.
-    let exporter = (!raw.obj.is_null())
-        .then(|| unsafe { Bound::from_borrowed_ptr(obj.py(), raw.obj) }.unbind());
-    let owner = Owner::new(BufferOwner {
-        buffer: raw,
-        exporter,
-    });
+    let owner = Owner::new(BufferOwner::new(obj.py(), raw));
     view_of_buffer(&filled, owner).map(Some)
 }
 

@@ -71,8 +71,8 @@
 //! this API.
 
 // Layers, each using only those above it: errors, runtime, device, capsule → buffer,
-// array_interface, arrow, exchange (import side), numpy → tensor → framework, import → convert,
-// requirements.
+// array_interface, arrow, exchange (import side), numpy, pickle → tensor → framework,
+// import → convert, requirements.
 mod array_interface;
 #[cfg(feature = "arrow")]
 mod arrow;
@@ -86,6 +86,7 @@ mod exchange;
 mod framework;
 mod import;
 mod numpy;
+mod pickle;
 mod requirements;
 mod runtime;
 mod tensor;
@@ -96,4 +97,4 @@ pub use import::{asarray, asarray_tensor, from_dlpack, from_dlpack_tensor};
 #[cfg(feature = "arrow")]
 pub use import::{from_arrow, from_arrow_tensor};
 pub use requirements::{Requirements, TensorMut};
-pub use tensor::Tensor;
+pub use tensor::{rebuild_tensor, Tensor};

@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 use pyo3::exceptions::{PyBufferError, PyTypeError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
 use dlpark::ffi::{
@@ -17,7 +18,7 @@ use super::buffer::BufferOwner;
 use super::device::device_tuple;
 use super::errors::to_py_err;
 use super::runtime::PyObjectOwner;
-use super::{capsule, exchange};
+use super::{capsule, exchange, pickle};
 use crate::{DType, DTypeCode, Device, DeviceType, ManagedTensorVersioned, Order, TensorView};
 
 /// A strided tensor shared without copying (see the module docs).
@@ -104,6 +105,53 @@ impl Tensor {
                 .collect()
         })
     }
+}
+
+/// The arguments of `_rebuild_tensor` (see the `pickle` module).
+type PickledArgs<'py> = (
+    Bound<'py, PyAny>,
+    (u8, u8, u16),
+    Vec<usize>,
+    Vec<isize>,
+    u64,
+);
+
+/// `pickle.PickleBuffer`.
+fn pickle_buffer_type(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+    static TYPE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    TYPE.import(py, "pickle", "PickleBuffer")
+}
+
+/// `dlbridge._rebuild_tensor`, the unpickler of every dlbridge tensor, whichever extension
+/// made it (their `Tensor` types differ; the reconstructor must be importable by name).
+fn rebuild_function(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    static REBUILD: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    REBUILD
+        .import(py, "dlbridge", "_rebuild_tensor")
+        .cloned()
+        .map_err(|e| {
+            let err = pyo3::exceptions::PyTypeError::new_err(
+                "pickling a dlbridge tensor needs the `dlbridge` Python module, whose \
+                 _rebuild_tensor unpickles it",
+            );
+            err.set_cause(py, Some(e));
+            err
+        })
+}
+
+/// Unpickle a tensor (the reconstructor `Tensor.__reduce_ex__` names): view `data`, any
+/// contiguous buffer, as the pickled tensor without copying. Exposed by the `dlbridge` module
+/// as `_rebuild_tensor`.
+#[pyfunction]
+#[pyo3(name = "_rebuild_tensor", signature = (data, dtype, shape, strides, flags, /))]
+pub fn rebuild_tensor(
+    data: &Bound<'_, PyAny>,
+    dtype: (u8, u8, u16),
+    shape: Vec<usize>,
+    strides: Vec<isize>,
+    flags: u64,
+) -> PyResult<Tensor> {
+    pickle::rebuild(data, dtype, shape, strides, flags).map(Tensor::from_view)
 }
 
 /// The struct-module format string of a dtype, for the buffer protocol.
@@ -349,6 +397,30 @@ impl Tensor {
             let managed = view.to_dlpack_legacy().map_err(to_py_err)?;
             capsule::legacy_capsule(py, managed)
         }
+    }
+
+    /// Pickle support (see the `pickle` module of this crate for the format). Under protocol 5
+    /// the data is one `PickleBuffer` over this tensor's own memory (a C-order copy first when
+    /// the tensor is neither C- nor F-contiguous), which a `buffer_callback` sends out of band;
+    /// protocols 2 to 4 copy it in-band. Unpickling needs the `dlbridge` Python module, whose
+    /// `_rebuild_tensor` views the buffer it is given. Device memory raises `BufferError`.
+    #[pyo3(signature = (protocol, /))]
+    fn __reduce_ex__<'py>(
+        &self,
+        py: Python<'py>,
+        protocol: i32,
+    ) -> PyResult<(Bound<'py, PyAny>, PickledArgs<'py>)> {
+        let p = pickle::payload(&self.view)?;
+        let data = if protocol >= 5 {
+            let bytes = Bound::new(py, Tensor::from_view(p.bytes))?;
+            pickle_buffer_type(py)?.call1((bytes,))?
+        } else {
+            pickle::in_band(py, &p.bytes)?.into_any()
+        };
+        Ok((
+            rebuild_function(py)?,
+            (data, p.dtype, p.shape, p.strides, p.flags),
+        ))
     }
 
     /// `(DLDeviceType, device_id)`.
