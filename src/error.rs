@@ -176,6 +176,24 @@ pub enum Error {
     /// A null pointer where a managed tensor or an array was required.
     #[error("null pointer: {0}")]
     NullPointer(&'static str),
+    /// Reading or writing a file failed; the source is the `std::io::Error`.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: Arc<str>,
+        /// The operating system's error (library `"io"`, source a `std::io::Error`).
+        source: ForeignError,
+    },
+    /// A tensor file that does not hold what its format promises: truncated, wrong magic,
+    /// offsets past the end, overlapping tensors, a dtype or shape that does not fit the bytes.
+    #[error("malformed {format} file: {reason}")]
+    MalformedFile {
+        /// `"safetensors"` or `"Arrow IPC"`.
+        format: &'static str,
+        /// What is wrong (the format library's own error as source, when it reported one).
+        #[source]
+        reason: ForeignError,
+    },
     /// A failure reported by a foreign library (Arrow, libtorch). Its
     /// [`source()`](std::error::Error::source) is the library's own error when it gave one.
     #[error(transparent)]

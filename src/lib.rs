@@ -14,6 +14,7 @@
 //! | [`interop::ndarray`] | `ndarray` | `ArrayView`/`ArrayViewMut`/`Array`/`ArcArray` |
 //! | [`interop::arrow`] | `arrow` | `Buffer`, primitive and fixed-size-list arrays, `arrow.fixed_shape_tensor` |
 //! | [`interop::tch`] | `tch` | `tch::Tensor`, through ATen's DLPack converters |
+//! | [`interop::safetensors`], [`files`] | `safetensors` | safetensors files, memory-mapped |
 //! | [`python`] | `pyo3` | pyo3 conversions: `TensorView` in and out of your own `#[pyfunction]`, and the `Tensor` class |
 //!
 //! Ownership rules, upheld everywhere: memory stays valid while any view, export or consumer can
@@ -82,6 +83,9 @@ mod device;
 pub mod dlpack;
 mod dtype;
 mod error;
+#[cfg(any(feature = "safetensors", feature = "arrow-ipc"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "safetensors", feature = "arrow-ipc"))))]
+pub mod files;
 pub mod format;
 pub mod interop;
 mod layout;

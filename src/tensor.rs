@@ -772,6 +772,27 @@ impl TensorView {
         Ok(unsafe { std::slice::from_raw_parts(self.data_ptr().cast::<T>(), n) })
     }
 
+    /// The bytes of a C-contiguous host view (any dtype, bit-packed ones included), under the
+    /// shared-slice rule of [`TensorView::as_slice`]; for writers of files and streams.
+    #[cfg(feature = "safetensors")]
+    pub(crate) fn as_bytes(&self) -> Result<&[u8]> {
+        self.check_no_foreign_writer()?;
+        self.require_host("reading the bytes needs host memory")?;
+        if !self.is_c_contiguous() {
+            return Err(Error::NotContiguous(
+                "the bytes of a tensor need a C-contiguous view (use to_contiguous)".into(),
+            ));
+        }
+        let n = self.nbytes();
+        if n == 0 {
+            return Ok(&[]);
+        }
+        // SAFETY: a C-contiguous view reaches exactly `nbytes` bytes from its first element, in
+        // host memory its owner keeps valid while `self` is borrowed; every byte pattern is a
+        // valid `u8`; no writable alias this crate made lives (checked).
+        Ok(unsafe { std::slice::from_raw_parts(self.data_ptr(), n) })
+    }
+
     /// The checks a mutable slice needs besides the aliasing rule (writable, then as
     /// `check_slice`): the element count.
     #[cfg(feature = "pyo3")]

@@ -8,7 +8,8 @@ use crate::Error;
 /// The Python exception the array API and DLPack specifications ask for: `BufferError` when
 /// data cannot be described or shared as asked (dtype, layout, device, read-only, a copy
 /// forbidden by `copy=False`), `ValueError` for invalid arguments and malformed input,
-/// `TypeError` for a type mismatch, `RuntimeError` for a foreign library's failure. With it, `?`
+/// `TypeError` for a type mismatch, `RuntimeError` for a foreign library's failure, `OSError`
+/// (its subclass for the kind) for a file that cannot be read or written. With it, `?`
 /// works on dlbridge results inside a `#[pyfunction]`.
 impl From<Error> for PyErr {
     fn from(e: Error) -> PyErr {
@@ -23,6 +24,7 @@ impl From<Error> for PyErr {
             | Error::UnknownDtypeName(_)
             | Error::NothingToWrite(_)
             | Error::MalformedArrow(_)
+            | Error::MalformedFile { .. }
             | Error::InvalidExtensionMetadata(_)
             | Error::Nulls(_)
             | Error::UnrepresentableFill { .. }
@@ -31,6 +33,13 @@ impl From<Error> for PyErr {
                 PyTypeError::new_err(msg)
             }
             Error::Foreign(_) => PyRuntimeError::new_err(msg),
+            // The OSError subclass of the kind (FileNotFoundError, PermissionError, ...).
+            Error::Io { source, .. } => {
+                let kind = std::error::Error::source(&source)
+                    .and_then(|e| e.downcast_ref::<std::io::Error>())
+                    .map_or(std::io::ErrorKind::Other, std::io::Error::kind);
+                PyErr::from(std::io::Error::new(kind, msg))
+            }
             _ => PyBufferError::new_err(msg),
         }
     }

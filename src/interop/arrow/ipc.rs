@@ -40,18 +40,38 @@ pub fn write_stream<W: Write>(writer: W, batches: &[RecordBatch]) -> Result<()> 
 
 /// Read every record batch of an Arrow IPC file (copied from `reader` into Arrow buffers).
 pub fn read_file<R: Read + Seek>(reader: R) -> Result<Vec<RecordBatch>> {
-    ::arrow_ipc::reader::FileReader::try_new(reader, None)
-        .map_err(arrow_err)?
-        .map(|b| b.map_err(arrow_err))
-        .collect()
+    without_panics(|| {
+        ::arrow_ipc::reader::FileReader::try_new(reader, None)
+            .map_err(arrow_err)?
+            .map(|b| b.map_err(arrow_err))
+            .collect()
+    })
 }
 
 /// Read every record batch of an Arrow IPC stream.
 pub fn read_stream<R: Read>(reader: R) -> Result<Vec<RecordBatch>> {
-    ::arrow_ipc::reader::StreamReader::try_new(reader, None)
-        .map_err(arrow_err)?
-        .map(|b| b.map_err(arrow_err))
-        .collect()
+    without_panics(|| {
+        ::arrow_ipc::reader::StreamReader::try_new(reader, None)
+            .map_err(arrow_err)?
+            .map(|b| b.map_err(arrow_err))
+            .collect()
+    })
+}
+
+/// arrow-ipc 60's readers panic on some malformed input (a buffer outside its message body is
+/// sliced with an assertion): such a panic is reported as [`Error::MalformedArrow`]. The
+/// readers hold no state of ours across the unwind, so nothing is left half-updated.
+fn without_panics<T>(read: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)).unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("arrow-ipc panicked");
+        Err(Error::MalformedArrow(format!(
+            "unreadable Arrow IPC data: {message}"
+        )))
+    })
 }
 
 /// Decode an Arrow IPC file held in one [`Buffer`] without copying: the arrays (and the tensors
@@ -92,7 +112,9 @@ pub fn read_file_buffer(file: Buffer) -> Result<Vec<RecordBatch>> {
         {
             return Err(invalid("block outside the file"));
         }
-        Ok(file.slice_with_length(offset, block_len))
+        let data = file.slice_with_length(offset, block_len);
+        check_block_buffers(&data, block).map_err(|m| invalid(&m))?;
+        Ok(data)
     };
     for block in footer.dictionaries().iter().flatten() {
         decoder
@@ -109,4 +131,150 @@ pub fn read_file_buffer(file: Buffer) -> Result<Vec<RecordBatch>> {
         }
     }
     Ok(batches)
+}
+
+/// What arrow-ipc 60 trusts in a block and panics on (slicing past the end) instead of
+/// reporting: a message prefix shorter than 8 bytes, and buffers outside the message body.
+/// Checked here first, so a malformed file is an error, never a panic.
+fn check_block_buffers(data: &[u8], block: &::arrow_ipc::Block) -> std::result::Result<(), String> {
+    let meta_len =
+        usize::try_from(block.metaDataLength()).map_err(|_| "negative metadata length")?;
+    if meta_len < 8 || meta_len > data.len() {
+        return Err(format!("a message of {meta_len} metadata bytes"));
+    }
+    let body_len = data.len() - meta_len;
+    let flatbuffer = if data[..4] == [0xff; 4] {
+        &data[8..meta_len]
+    } else {
+        &data[4..meta_len]
+    };
+    let message =
+        ::arrow_ipc::root_as_message(flatbuffer).map_err(|e| format!("unreadable message: {e}"))?;
+    let buffers = match message.header_type() {
+        ::arrow_ipc::MessageHeader::RecordBatch => message
+            .header_as_record_batch()
+            .and_then(|batch| batch.buffers()),
+        ::arrow_ipc::MessageHeader::DictionaryBatch => message
+            .header_as_dictionary_batch()
+            .and_then(|dict| dict.data())
+            .and_then(|batch| batch.buffers()),
+        _ => None,
+    };
+    for buffer in buffers.iter().flatten() {
+        let inside = usize::try_from(buffer.offset())
+            .ok()
+            .zip(usize::try_from(buffer.length()).ok())
+            .and_then(|(offset, len)| offset.checked_add(len))
+            .is_some_and(|end| end <= body_len);
+        if !inside {
+            return Err(format!(
+                "a buffer at {}..+{} outside the {body_len}-byte message body",
+                buffer.offset(),
+                buffer.length()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Field metadata key marking a column that holds one whole tensor as its single row (the
+/// layout of [`save_tensor_file`]): reading drops the row axis again.
+pub const WHOLE_TENSOR_KEY: &str = "dlbridge.whole_tensor";
+
+/// Write named tensors as an Arrow IPC file of one record batch with one row: each tensor is
+/// one column holding the whole tensor as that row, an `arrow.fixed_shape_tensor` whose `shape`
+/// is the tensor's (a 0-d tensor: a primitive column of its one value), marked with
+/// [`WHOLE_TENSOR_KEY`]. So tensors of any shapes share
+/// one file, and pyarrow shows each column's dtype and shape. Non-contiguous tensors and
+/// booleans are copied (Arrow bit-packs booleans). Written to a temporary file renamed into
+/// place, so a mapping of an older `path` is never truncated under its views.
+pub fn save_tensor_file(
+    path: impl AsRef<std::path::Path>,
+    tensors: &[(&str, &crate::TensorView)],
+) -> Result<()> {
+    use ::arrow_array::RecordBatchOptions;
+    let path = path.as_ref();
+    let mut fields = Vec::with_capacity(tensors.len());
+    let mut arrays = Vec::with_capacity(tensors.len());
+    for &(name, tensor) in tensors {
+        let (row, whole) = if tensor.ndim() == 0 {
+            (tensor.reshape(&[1])?, "scalar")
+        } else {
+            (tensor.unsqueeze(0)?, "row")
+        };
+        let opts = super::ArrowExportOptions::named(name).allow_copy();
+        let super::TensorColumn { field, array } = row.to_arrow(&opts)?;
+        let mut metadata = field.metadata().clone();
+        metadata.insert(WHOLE_TENSOR_KEY.to_string(), whole.to_string());
+        fields.push(field.with_metadata(metadata));
+        arrays.push(array);
+    }
+    let schema = Arc::new(Schema::new(fields));
+    let batch = RecordBatch::try_new_with_options(
+        schema.clone(),
+        arrays,
+        &RecordBatchOptions::new().with_row_count(Some(1)),
+    )
+    .map_err(arrow_err)?;
+    crate::files::write_replacing(path, |file| {
+        let mut w = ::arrow_ipc::writer::FileWriter::try_new(file, &schema).map_err(arrow_err)?;
+        w.write(&batch).map_err(arrow_err)?;
+        w.finish().map_err(arrow_err)
+    })
+}
+
+/// Views of every column of a mapped Arrow IPC file (one record batch), in schema order: whole
+/// tensors written by [`save_tensor_file`] with their own shape, other columns as
+/// [`crate::TensorView::from_arrow`] reads them (`[rows, *shape]`).
+pub(crate) fn views_of(
+    file: &Arc<crate::files::MappedFile>,
+) -> Result<Vec<(String, crate::TensorView)>> {
+    use crate::files::{malformed, FileFormat};
+    let len = file.bytes().len();
+    let base = std::ptr::NonNull::new(file.base())
+        .ok_or_else(|| malformed(FileFormat::ArrowIpc, "empty file"))?;
+    // SAFETY: the mapping is `len` readable bytes from `base`, valid while the allocation
+    // handle (the mapping itself) lives, which the buffer keeps.
+    let buffer = unsafe { Buffer::from_custom_allocation(base, len, file.clone()) };
+    let batches = read_file_buffer(buffer).map_err(|e| match e {
+        Error::Foreign(reason) => Error::MalformedFile {
+            format: FileFormat::ArrowIpc.name(),
+            reason,
+        },
+        Error::MalformedArrow(reason) => malformed(FileFormat::ArrowIpc, reason),
+        other => other,
+    })?;
+    let batch = match batches.as_slice() {
+        [one] => one,
+        [] => return Ok(Vec::new()),
+        _ => {
+            return Err(Error::UnsupportedTensor(
+                "an Arrow IPC file of several record batches holds no single tensor per \
+                 column (read it with interop::arrow::ipc::read_file_buffer)",
+            ))
+        }
+    };
+    let schema = batch.schema();
+    let opts = super::ArrowImportOptions::allow_copy();
+    let mut views = Vec::with_capacity(batch.num_columns());
+    for (field, array) in schema.fields().iter().zip(batch.columns()) {
+        let view = crate::TensorView::from_arrow(field, array.as_ref(), &opts)?;
+        let view = match field.metadata().get(WHOLE_TENSOR_KEY).map(String::as_str) {
+            None => view,
+            Some("scalar") if view.shape() == [1] => view.reshape(&[])?,
+            Some("row") if view.shape().first() == Some(&1) => view.squeeze_axis(0)?,
+            Some(other) => {
+                return Err(malformed(
+                    FileFormat::ArrowIpc,
+                    format!(
+                        "column {:?} is marked {WHOLE_TENSOR_KEY}={other:?} but has shape {:?}",
+                        field.name(),
+                        view.shape()
+                    ),
+                ))
+            }
+        };
+        views.push((field.name().clone(), view));
+    }
+    Ok(views)
 }
