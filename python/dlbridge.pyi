@@ -1,10 +1,13 @@
 """Type stubs for the ``dlbridge`` extension module (zero-copy tensor exchange)."""
 
 import enum
+import os
+from collections.abc import Mapping
 from typing import Any, Final, Literal, SupportsIndex, final
 
 __all__ = [
-    "Tensor", "from_dlpack", "asarray", "from_arrow", "DLDeviceType", "__version__", "_rebuild_tensor",
+    "Tensor", "from_dlpack", "asarray", "from_arrow", "save", "load", "DLDeviceType",
+    "__version__", "_rebuild_tensor",
 ]
 
 __version__: Final[str]
@@ -152,3 +155,16 @@ def _rebuild_tensor(
     """The unpickler ``Tensor.__reduce_ex__`` names: views ``data`` (any contiguous buffer) as
     a tensor of the DLPack dtype ``(code, bits, lanes)``, ``shape`` and element ``strides``;
     ``flags`` are DLPack's (1: read-only). Misaligned data is copied (``is_copied``)."""
+
+def save(path: str | os.PathLike[str], tensors: Mapping[str, Any]) -> None:
+    """Write the named array-likes of ``tensors`` to ``path``: safetensors when the name ends in
+    ``.safetensors``, else an Arrow IPC file (one ``arrow.fixed_shape_tensor`` column per name,
+    holding the whole tensor as its single row; a 0-d tensor is a one-value column). Files are
+    replaced by a rename, so tensors mapped from an older file stay valid."""
+
+def load(path: str | os.PathLike[str]) -> dict[str, Tensor]:
+    """Memory-map a safetensors or Arrow IPC file (the format comes from its contents) and return
+    its tensors by name, in file order: read-only views into the mapping, read from disk only
+    when touched, keeping the mapping alive after the file is unlinked. The file must not be
+    changed or truncated while the tensors live. ``ValueError`` for a malformed file,
+    ``OSError`` (e.g. ``FileNotFoundError``) when it cannot be read."""

@@ -47,6 +47,23 @@ fn from_arrow<'py>(obj: &Bound<'py, PyAny>, copy: Option<bool>) -> PyResult<Boun
     dlbridge::python::from_arrow_tensor(obj, copy)
 }
 
+/// Write the named tensors of `tensors` (a mapping of ``str`` to any array-like) to `path`:
+/// safetensors when the name ends in ``.safetensors``, an Arrow IPC file otherwise (one
+/// ``arrow.fixed_shape_tensor`` column per name, holding the whole tensor as its one row).
+#[pyfunction]
+fn save(path: std::path::PathBuf, tensors: &Bound<'_, pyo3::types::PyMapping>) -> PyResult<()> {
+    dlbridge::python::save(path, tensors)
+}
+
+/// Memory-map the tensor file at `path` (safetensors or Arrow IPC, told by its contents) and
+/// return ``{name: Tensor}`` in file order: read-only views into the mapping, read from disk
+/// only when touched, keeping the mapping alive (also after the file is unlinked). The file
+/// must not be changed or truncated while the tensors live (``save`` replaces by a rename).
+#[pyfunction]
+fn load(py: Python<'_>, path: std::path::PathBuf) -> PyResult<Bound<'_, pyo3::types::PyDict>> {
+    dlbridge::python::load(py, path)
+}
+
 /// `dlbridge`: zero-copy tensor exchange (DLPack, buffer protocol, `__array_interface__`, Arrow).
 #[pymodule]
 #[pyo3(name = "dlbridge")]
@@ -57,6 +74,8 @@ fn dlbridge_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(asarray, m)?)?;
     m.add_function(wrap_pyfunction!(from_arrow, m)?)?;
     m.add_function(wrap_pyfunction!(dlbridge::python::rebuild_tensor, m)?)?;
+    m.add_function(wrap_pyfunction!(save, m)?)?;
+    m.add_function(wrap_pyfunction!(load, m)?)?;
     m.add("DLDeviceType", dlbridge::python::dl_device_type(py)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

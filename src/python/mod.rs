@@ -72,7 +72,7 @@
 
 // Layers, each using only those above it: errors, runtime, device, capsule → buffer,
 // array_interface, arrow, exchange (import side), numpy, pickle → tensor → framework,
-// import → convert, requirements.
+// import → convert, requirements, files.
 mod array_interface;
 #[cfg(feature = "arrow")]
 mod arrow;
@@ -83,6 +83,8 @@ mod convert;
 mod device;
 mod errors;
 mod exchange;
+#[cfg(all(feature = "safetensors", feature = "arrow-ipc"))]
+mod files;
 mod framework;
 mod import;
 mod numpy;
@@ -92,6 +94,8 @@ mod runtime;
 mod tensor;
 
 pub use device::dl_device_type;
+#[cfg(all(feature = "safetensors", feature = "arrow-ipc"))]
+pub use files::{load, save};
 pub use framework::Framework;
 pub use import::{asarray, asarray_tensor, from_dlpack, from_dlpack_tensor};
 #[cfg(feature = "arrow")]
