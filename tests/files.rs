@@ -374,3 +374,18 @@ fn malformed_ipc_through_the_copying_readers_is_an_error_not_a_panic() {
     }
     eprintln!("{caught} arrow-ipc panics became errors");
 }
+
+#[test]
+fn a_fixed_size_list_whose_length_overflows_is_an_error_not_a_panic() {
+    // Found by the `tensor_files` fuzz target: arrow-data's validation `expect`s here.
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/arrow_ipc_list_length_overflow.arrow");
+    // SAFETY: a committed test file nobody changes.
+    match unsafe { files::map(&path) } {
+        Err(Error::MalformedFile { .. }) | Err(Error::MalformedArrow(_)) => {}
+        other => panic!(
+            "expected a malformed-file error, got {:?}",
+            other.map(|v| v.len())
+        ),
+    }
+}

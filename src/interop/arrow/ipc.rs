@@ -58,8 +58,9 @@ pub fn read_stream<R: Read>(reader: R) -> Result<Vec<RecordBatch>> {
     })
 }
 
-/// arrow-ipc 60's readers panic on some malformed input (a buffer outside its message body is
-/// sliced with an assertion): such a panic is reported as [`Error::MalformedArrow`]. The
+/// arrow-ipc 60 (and arrow-data's validation under it) panics on some malformed input (a buffer
+/// outside its message body is sliced with an assertion; a fixed-size list whose length
+/// overflows is an `expect`): such a panic is reported as [`Error::MalformedArrow`]. The
 /// readers hold no state of ours across the unwind, so nothing is left half-updated.
 fn without_panics<T>(read: impl FnOnce() -> Result<T>) -> Result<T> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)).unwrap_or_else(|panic| {
@@ -79,6 +80,10 @@ fn without_panics<T>(read: impl FnOnce() -> Result<T>) -> Result<T> {
 /// file (`Buffer::from_custom_allocation` around the mapping) to read tensors straight from disk.
 /// Arrays that are misaligned in the file are copied by arrow-ipc into aligned memory.
 pub fn read_file_buffer(file: Buffer) -> Result<Vec<RecordBatch>> {
+    without_panics(|| decode_file_buffer(file))
+}
+
+fn decode_file_buffer(file: Buffer) -> Result<Vec<RecordBatch>> {
     use ::arrow_ipc::reader::{read_footer_length, FileDecoder};
     let invalid = |m: &str| Error::MalformedArrow(format!("not an Arrow IPC file: {m}"));
     let len = file.len();
