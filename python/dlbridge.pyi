@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from typing import Any, Final, Literal, SupportsIndex, final
 
 __all__ = [
-    "Tensor", "from_dlpack", "asarray", "from_arrow", "save", "load", "DLDeviceType",
+    "Tensor", "from_dlpack", "asarray", "from_arrow", "from_arrow_chunks", "save", "load",
+    "DLDeviceType",
     "__version__", "_rebuild_tensor",
 ]
 
@@ -101,6 +102,12 @@ class Tensor:
         (1-D: the primitive type; N-D: ``arrow.fixed_shape_tensor`` with its shape metadata).
         ``BufferError`` for 0-d tensors, ``TypeError`` for dtypes Arrow lacks (complex,
         bfloat16, ...)."""
+    def __arrow_c_stream__(self, requested_schema: Any | None = None) -> Any:
+        """Arrow PyCapsule stream interface: an ``"arrow_array_stream"`` capsule of one record
+        batch with one column, ``tensor`` (primitive for 1-D, ``arrow.fixed_shape_tensor`` for
+        N-D, rows on the first axis), over the same memory: ``pa.RecordBatchReader.from_stream``,
+        ``polars.Series`` and DuckDB read it without copying. ``requested_schema`` is ignored
+        (a hint the interface lets producers decline)."""
     def __arrow_c_array__(self, requested_schema: Any | None = None) -> tuple[Any, Any]:
         """Arrow PyCapsule interface: ``("arrow_schema", "arrow_array")`` capsules over the same
         memory, so ``pa.array(t)`` is zero-copy (N-D: a ``FixedShapeTensorArray``). Non-dense
@@ -128,7 +135,7 @@ def from_dlpack(
 
 def asarray(obj: Any, /, *, copy: bool | None = None) -> Tensor:
     """Share any array-like: DLPack producers, the Arrow PyCapsule interface
-    (``__arrow_c_array__``, single-chunk ``__arrow_c_stream__``), the buffer protocol,
+    (``__arrow_c_array__``, ``__arrow_c_stream__``: chunks joined by one copy), the buffer protocol,
     ``__array_interface__``, in that order (Arrow also when DLPack refuses, as pyarrow does for
     booleans and nulls).
 
@@ -141,8 +148,9 @@ def from_arrow(obj: Any, /, *, copy: bool | None = None) -> Tensor:
     """Share an Arrow array through the Arrow PyCapsule interface only, without copying.
 
     Accepts ``__arrow_c_array__`` producers (pyarrow arrays, ``FixedShapeTensorArray``,
-    ``dlbridge.Tensor``) and single-chunk ``__arrow_c_stream__`` producers (pyarrow
-    ``ChunkedArray``; more chunks raise ``TypeError``). ``arrow.fixed_shape_tensor`` columns give
+    ``dlbridge.Tensor``) and ``__arrow_c_stream__`` producers (pyarrow ``ChunkedArray``; several
+    chunks are joined by one copy, ``is_copied``, which ``copy=False`` refuses with
+    ``BufferError``; ``from_arrow_chunks`` gives one tensor per chunk). ``arrow.fixed_shape_tensor`` columns give
     ``(rows, *shape)`` (a ``permutation`` becomes strides). The result is read-only and keeps the
     Arrow buffers alive. Booleans are copied to bytes unless ``copy=False`` (``BufferError``);
     nulls raise ``ValueError``; ``copy=True`` always copies. ``TypeError`` for other objects and
@@ -168,3 +176,9 @@ def load(path: str | os.PathLike[str]) -> dict[str, Tensor]:
     when touched, keeping the mapping alive after the file is unlinked. The file must not be
     changed or truncated while the tensors live. ``ValueError`` for a malformed file,
     ``OSError`` (e.g. ``FileNotFoundError``) when it cannot be read."""
+
+def from_arrow_chunks(obj: Any, /, *, copy: bool | None = None) -> list[Tensor]:
+    """One tensor per chunk of an Arrow stream (``__arrow_c_stream__``: a pyarrow
+    ``ChunkedArray``, a one-column ``RecordBatchReader``, ...), each shared without copying;
+    one tensor for an ``__arrow_c_array__`` producer; ``[]`` for an empty stream. Read-only;
+    ``copy`` as for ``from_arrow``, per chunk."""

@@ -92,6 +92,70 @@ impl TensorView {
         Ok(out)
     }
 
+    /// Join tensors along their first axis into one fresh C-contiguous tensor (numpy's
+    /// `concatenate(..., axis=0)`): one copy, and the result says `is_copied`. Every part needs
+    /// the same dtype and the same extents after the first axis; at least one part is needed.
+    ///
+    /// ```
+    /// use dlbridge::TensorView;
+    /// let a = TensorView::from_vec(vec![1i32, 2, 3, 4], &[2, 2])?;
+    /// let b = TensorView::from_vec(vec![5i32, 6], &[1, 2])?;
+    /// let ab = TensorView::concatenate(&[a, b])?;
+    /// assert_eq!(ab.shape(), &[3, 2]);
+    /// assert!(ab.is_copied());
+    /// assert_eq!(ab.to_vec::<i32>()?, vec![1, 2, 3, 4, 5, 6]);
+    /// # Ok::<(), dlbridge::Error>(())
+    /// ```
+    pub fn concatenate(parts: &[TensorView]) -> Result<TensorView> {
+        let first = parts.first().ok_or(Error::NothingToWrite(
+            "concatenate needs at least one tensor",
+        ))?;
+        let size = first.itemsize().ok_or(Error::UnsupportedDtype {
+            dtype: first.dtype,
+            reason: "concatenating bit-packed elements",
+        })?;
+        if first.ndim() == 0 {
+            return Err(Error::InvalidShape(
+                "0-d tensors have no axis to join".into(),
+            ));
+        }
+        let mut rows = 0usize;
+        for p in parts {
+            p.require_host("concatenating needs host memory")?;
+            if p.dtype != first.dtype || p.shape.get(1..) != first.shape.get(1..) {
+                return Err(Error::InvalidShape(format!(
+                    "cannot join a {} tensor of shape {:?} to a {} tensor of shape {:?} along \
+                     the first axis",
+                    p.dtype,
+                    p.shape(),
+                    first.dtype,
+                    first.shape()
+                )));
+            }
+            rows = rows
+                .checked_add(p.shape[0])
+                .ok_or(Error::Overflow("concatenated rows"))?;
+        }
+        let mut shape = first.shape.to_vec();
+        shape[0] = rows;
+        let strides = c_strides(&shape)?;
+        let nbytes = shape
+            .iter()
+            .try_fold(size, |n, &extent| n.checked_mul(extent))
+            .ok_or(Error::Overflow("concatenated size"))?;
+        let buffer = AlignedBuffer::new_uninit(nbytes)?;
+        let mut offset = 0;
+        for p in parts {
+            // SAFETY: each part is a host view of `size`-byte elements; the rows of the parts
+            // tile the fresh buffer in order (C strides of the whole are the parts' C strides
+            // shifted by their first row), so each write lands inside it, once.
+            unsafe { copy_elements(p, buffer.as_ptr().add(offset), &strides) };
+            offset += p.nbytes();
+        }
+        // SAFETY: the parts' rows cover all `nbytes` bytes of the buffer, each written above.
+        unsafe { copied_view(buffer, nbytes, shape, strides, first.dtype, false) }
+    }
+
     fn copy_with(&self, order: Order, byteswap: bool) -> Result<TensorView> {
         self.require_host("copying needs host memory")?;
         let nbytes = self.nbytes();

@@ -532,3 +532,30 @@ fn slices_from_ranges() {
         vec![1, 2]
     );
 }
+
+#[test]
+fn concatenate_joins_strided_parts_along_the_first_axis_with_one_copy() {
+    let a = TensorView::from_vec((0..12).collect::<Vec<i64>>(), &[3, 4]).unwrap();
+    let odd = a.slice(1, SliceArg::from(1..).with_step(2)).unwrap(); // [3, 2], strided
+    let b = TensorView::from_vec(vec![100i64, 101], &[1, 2]).unwrap();
+    let empty = TensorView::from_vec(Vec::<i64>::new(), &[0, 2]).unwrap();
+    let joined = TensorView::concatenate(&[odd.clone(), empty, b]).unwrap();
+    assert_eq!(joined.shape(), &[4, 2]);
+    assert!(joined.is_copied() && joined.is_c_contiguous());
+    assert_eq!(
+        joined.to_vec::<i64>().unwrap(),
+        vec![1, 3, 5, 7, 9, 11, 100, 101]
+    );
+    assert!(matches!(
+        TensorView::concatenate(&[odd.clone(), a.clone()]),
+        Err(Error::InvalidShape(_))
+    ));
+    let f = TensorView::from_vec(vec![1.0f64, 2.0], &[1, 2]).unwrap();
+    assert!(matches!(
+        TensorView::concatenate(&[odd, f]),
+        Err(Error::InvalidShape(_))
+    ));
+    assert!(TensorView::concatenate(&[]).is_err());
+    let scalar = TensorView::from_vec(vec![1u8], &[]).unwrap();
+    assert!(TensorView::concatenate(&[scalar]).is_err());
+}

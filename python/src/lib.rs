@@ -22,7 +22,7 @@ fn from_dlpack<'py>(
 }
 
 /// Share any array-like: DLPack producers, the Arrow PyCapsule interface (`__arrow_c_array__`,
-/// single-chunk `__arrow_c_stream__`), the buffer protocol, `__array_interface__`, tried in that
+/// `__arrow_c_stream__`, chunks joined by one copy), the buffer protocol, `__array_interface__`, tried in that
 /// order (Arrow also when DLPack refuses the object, as pyarrow does for booleans and nulls).
 ///
 /// Zero-copy whenever the layout allows. Data in non-native byte order is copied (byte-swapped)
@@ -37,7 +37,8 @@ fn asarray<'py>(obj: &Bound<'py, PyAny>, copy: Option<bool>) -> PyResult<Bound<'
 /// Share an Arrow array through the Arrow PyCapsule interface only, without copying.
 ///
 /// Accepts any object with `__arrow_c_array__` (pyarrow arrays, `FixedShapeTensorArray`,
-/// `dlbridge.Tensor`, ...) or a single-chunk `__arrow_c_stream__` (pyarrow `ChunkedArray`).
+/// `dlbridge.Tensor`, ...) or `__arrow_c_stream__` (pyarrow `ChunkedArray`: several chunks are
+/// joined by one copy, `is_copied`, which `copy=False` refuses with `BufferError`).
 /// `arrow.fixed_shape_tensor` columns give `[rows, *shape]`. The result is read-only and keeps
 /// the Arrow buffers alive. Booleans are copied to bytes unless `copy=False` (`BufferError`);
 /// nulls raise `ValueError`; `copy=True` always copies.
@@ -64,6 +65,19 @@ fn load(py: Python<'_>, path: std::path::PathBuf) -> PyResult<Bound<'_, pyo3::ty
     dlbridge::python::load(py, path)
 }
 
+/// One tensor per chunk of an Arrow stream (``__arrow_c_stream__``: a pyarrow ``ChunkedArray``,
+/// a one-column ``RecordBatchReader``, ...), each without copying; one for an
+/// ``__arrow_c_array__`` producer; an empty list for an empty stream. ``copy`` as for
+/// ``from_arrow``, per chunk.
+#[pyfunction]
+#[pyo3(signature = (obj, /, *, copy=None))]
+fn from_arrow_chunks<'py>(
+    obj: &Bound<'py, PyAny>,
+    copy: Option<bool>,
+) -> PyResult<Bound<'py, pyo3::types::PyList>> {
+    dlbridge::python::from_arrow_chunks_tensors(obj, copy)
+}
+
 /// `dlbridge`: zero-copy tensor exchange (DLPack, buffer protocol, `__array_interface__`, Arrow).
 #[pymodule]
 #[pyo3(name = "dlbridge")]
@@ -73,6 +87,7 @@ fn dlbridge_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(from_dlpack, m)?)?;
     m.add_function(wrap_pyfunction!(asarray, m)?)?;
     m.add_function(wrap_pyfunction!(from_arrow, m)?)?;
+    m.add_function(wrap_pyfunction!(from_arrow_chunks, m)?)?;
     m.add_function(wrap_pyfunction!(dlbridge::python::rebuild_tensor, m)?)?;
     m.add_function(wrap_pyfunction!(save, m)?)?;
     m.add_function(wrap_pyfunction!(load, m)?)?;

@@ -6,9 +6,12 @@
 //!   columns (the schema is exported from the `Field`, so the extension metadata travels).
 //!   Layouts Arrow cannot express (strided, transposed, negative strides) and booleans
 //!   (bit-packed in Arrow) are copied to C order; dtypes Arrow lacks raise `TypeError`.
-//! - Import: [`arrow_view`] reads any `__arrow_c_array__` producer, or a single-chunk
-//!   `__arrow_c_stream__` producer (pyarrow `ChunkedArray`), as a read-only view that keeps the
-//!   producer's buffers alive (the imported `ArrayData` owns the producer's release callback).
+//! - Export of a stream: `Tensor.__arrow_c_stream__()` hands out one record batch with the
+//!   tensor as its one column, for engines that read streams (polars, DuckDB).
+//! - Import: [`arrow_view`] reads any `__arrow_c_array__` or `__arrow_c_stream__` producer
+//!   (pyarrow `ChunkedArray`) as a read-only view that keeps the producer's buffers alive (the
+//!   imported `ArrayData` owns the producer's release callback); the chunks of a longer stream
+//!   are joined by one copy, and [`arrow_chunk_views`] gives one view per chunk instead.
 //!
 //! Capsule destructors free the boxed C struct, whose `Drop` calls its `release` callback unless
 //! a consumer moved the struct out (leaving `release` null): each export is released exactly
@@ -20,7 +23,7 @@ use arrow_array::ffi::{FFI_ArrowArray, FFI_ArrowSchema};
 use arrow_array::ffi_stream::FFI_ArrowArrayStream;
 use arrow_array::{new_empty_array, Array, ArrayRef};
 use arrow_schema::{ArrowError, DataType, Field};
-use pyo3::exceptions::{PyNotImplementedError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyBufferError, PyNotImplementedError, PyTypeError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
@@ -90,6 +93,12 @@ unsafe extern "C" fn destroy_schema(capsule: *mut ffi::PyObject) {
 unsafe extern "C" fn destroy_array(capsule: *mut ffi::PyObject) {
     // SAFETY: as in `destroy_schema`, for boxed `FFI_ArrowArray`s named "arrow_array".
     unsafe { free_boxed::<FFI_ArrowArray>(capsule, ARROW_ARRAY) }
+}
+
+unsafe extern "C" fn destroy_stream(capsule: *mut ffi::PyObject) {
+    // SAFETY: as in `destroy_schema`, for boxed `FFI_ArrowArrayStream`s named
+    // "arrow_array_stream".
+    unsafe { free_boxed::<FFI_ArrowArrayStream>(capsule, ARROW_STREAM) }
 }
 
 /// Move `value` into a new capsule named `name` whose destructor is `destroy`.
@@ -232,6 +241,26 @@ pub(crate) fn array_capsules<'py>(
     PyTuple::new(py, [schema, array])
 }
 
+/// `__arrow_c_stream__`: an `"arrow_array_stream"` capsule of one record batch with one column
+/// named `tensor` (primitive for 1-D, `arrow.fixed_shape_tensor` for N-D, rows on the first
+/// axis) over the tensor's memory, as `__arrow_c_array__` exports it. The stream keeps the
+/// tensor's memory alive until the consumer releases the batch.
+pub(crate) fn stream_capsule<'py>(
+    py: Python<'py>,
+    view: &TensorView,
+) -> PyResult<Bound<'py, PyAny>> {
+    let stream = no_panic(|| {
+        let column = view.to_arrow(&export_options()).map_err(to_py_err)?;
+        let schema = std::sync::Arc::new(arrow_schema::Schema::new(vec![column.field]));
+        let batch = arrow_array::RecordBatch::try_new(schema.clone(), vec![column.array])
+            .map_err(arrow_err)?;
+        let reader = arrow_array::RecordBatchIterator::new([Ok(batch)], schema);
+        Ok(FFI_ArrowArrayStream::new(Box::new(reader)))
+    })?;
+    // SAFETY: the destructor frees a boxed stream of this capsule's type and name.
+    unsafe { boxed_capsule(py, stream, ARROW_STREAM, destroy_stream) }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Import
 // ---------------------------------------------------------------------------------------------
@@ -246,26 +275,71 @@ pub(crate) fn has_arrow(obj: &Bound<'_, PyAny>) -> bool {
             .unwrap_or(false)
 }
 
-/// Import `obj` through `__arrow_c_array__` (or a single-chunk `__arrow_c_stream__`) without
-/// copying: `Ok(None)` when it has neither. Booleans are copied to bytes unless
-/// `copy=False` (then `BufferError`); nulls raise `ValueError`.
+/// Import `obj` through `__arrow_c_array__` or `__arrow_c_stream__`: `Ok(None)` when it has
+/// neither. One array, or a stream of one chunk, is shared without copying; the chunks of a
+/// longer stream are joined along the first axis with one copy (`is_copied`), which
+/// `copy=False` refuses with `BufferError`. Booleans are copied to bytes unless `copy=False`
+/// (then `BufferError`); nulls raise `ValueError`.
 pub(crate) fn arrow_view(
     obj: &Bound<'_, PyAny>,
     copy: Option<bool>,
 ) -> PyResult<Option<TensorView>> {
-    no_panic(|| import_arrow(obj, copy))
+    no_panic(|| {
+        let Some((mut chunks, field)) = import_chunks(obj, copy)? else {
+            return Ok(None);
+        };
+        match chunks.len() {
+            0 => {
+                let empty = ImportedArray {
+                    data: new_empty_array(field.data_type()).to_data(),
+                    field,
+                    realigned: false,
+                };
+                empty
+                    .into_tensor(&import_options(copy))
+                    .map(Some)
+                    .map_err(to_py_err)
+            }
+            1 => Ok(chunks.pop()),
+            n if copy == Some(false) => Err(PyBufferError::new_err(format!(
+                "an Arrow stream of {n} chunks is one tensor only as a copy (copy=False \
+                 forbids it); use dlbridge.from_arrow_chunks for one tensor per chunk"
+            ))),
+            _ => TensorView::concatenate(&chunks)
+                .map(Some)
+                .map_err(to_py_err),
+        }
+    })
 }
 
-fn import_arrow(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> PyResult<Option<TensorView>> {
-    let py = obj.py();
-    let opts = ArrowImportOptions {
+/// Every chunk of `obj` as a view without copying (booleans excepted): one for an
+/// `__arrow_c_array__` producer, one per chunk of an `__arrow_c_stream__` (none for an empty
+/// stream); `Ok(None)` when `obj` has neither.
+pub(crate) fn arrow_chunk_views(
+    obj: &Bound<'_, PyAny>,
+    copy: Option<bool>,
+) -> PyResult<Option<Vec<TensorView>>> {
+    no_panic(|| Ok(import_chunks(obj, copy)?.map(|(chunks, _)| chunks)))
+}
+
+fn import_options(copy: Option<bool>) -> ArrowImportOptions {
+    ArrowImportOptions {
         copy: if copy == Some(false) {
             CopyPolicy::Never
         } else {
             CopyPolicy::IfNeeded
         },
         null_fill: None,
-    };
+    }
+}
+
+/// The views of every chunk of `obj`, and its field.
+fn import_chunks(
+    obj: &Bound<'_, PyAny>,
+    copy: Option<bool>,
+) -> PyResult<Option<(Vec<TensorView>, Field)>> {
+    let py = obj.py();
+    let opts = import_options(copy);
     if obj.hasattr(pyo3::intern!(py, "__arrow_c_array__"))? {
         let pair = obj.call_method0(pyo3::intern!(py, "__arrow_c_array__"))?;
         let (schema_cap, array_cap): (Bound<'_, PyAny>, Bound<'_, PyAny>) =
@@ -278,26 +352,22 @@ fn import_arrow(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> PyResult<Option<T
         // SAFETY: the capsules hold initialised structs (released or not: the call checks) and
         // stay alive through the call; the array is moved out only when every check passes.
         let imported = unsafe { import_c_array(schema_ptr, array_ptr) }.map_err(to_py_err)?;
-        return imported.into_tensor(&opts).map(Some).map_err(to_py_err);
+        let field = imported.field.clone();
+        let view = imported.into_tensor(&opts).map_err(to_py_err)?;
+        return Ok(Some((vec![view], field)));
     }
     if obj.hasattr(pyo3::intern!(py, "__arrow_c_stream__"))? {
         let cap = obj.call_method0(pyo3::intern!(py, "__arrow_c_stream__"))?;
         let ptr = capsule_pointer::<FFI_ArrowArrayStream>(&cap, ARROW_STREAM, "the stream")?;
         // SAFETY: the capsule holds an initialised stream (released or not: the call checks);
         // the call moves it out, leaving a released one for the capsule's destructor.
-        let (field, mut chunks) = unsafe { import_c_stream(ptr) }.map_err(to_py_err)?;
-        if chunks.len() > 1 {
-            return Err(PyTypeError::new_err(
-                "only single-chunk Arrow streams can be shared as one tensor; combine the \
-                 chunks first (e.g. pyarrow's ChunkedArray.combine_chunks())",
-            ));
-        }
-        let imported = chunks.pop().unwrap_or_else(|| ImportedArray {
-            data: new_empty_array(field.data_type()).to_data(),
-            field,
-            realigned: false,
-        });
-        return imported.into_tensor(&opts).map(Some).map_err(to_py_err);
+        let (field, chunks) = unsafe { import_c_stream(ptr) }.map_err(to_py_err)?;
+        let views = chunks
+            .into_iter()
+            .map(|chunk| chunk.into_tensor(&opts))
+            .collect::<crate::Result<Vec<_>>>()
+            .map_err(to_py_err)?;
+        return Ok(Some((views, field)));
     }
     Ok(None)
 }

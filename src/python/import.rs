@@ -312,7 +312,7 @@ fn finish_exported(e: Exported, copy: Option<bool>) -> PyResult<TensorView> {
 }
 
 /// Share any array-like: DLPack producers, the Arrow PyCapsule interface (`__arrow_c_array__`,
-/// single-chunk `__arrow_c_stream__`; feature `arrow`), the buffer protocol,
+/// `__arrow_c_stream__`, several chunks joined by one copy; feature `arrow`), the buffer protocol,
 /// `__array_interface__`, tried in that order (Arrow also when DLPack refuses the object, as
 /// pyarrow does for booleans and nulls). This is what `TensorView`'s `FromPyObject` does.
 ///
@@ -406,8 +406,10 @@ fn import_any_keeping_producer(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> Py
 /// Share an Arrow array through the Arrow PyCapsule interface only, without copying.
 ///
 /// Accepts any object with `__arrow_c_array__` (pyarrow arrays, `FixedShapeTensorArray`,
-/// `dlbridge.Tensor`, ...) or a single-chunk `__arrow_c_stream__` (pyarrow `ChunkedArray`).
-/// `arrow.fixed_shape_tensor` columns give `[rows, *shape]`. The result is read-only and keeps
+/// `dlbridge.Tensor`, ...) or `__arrow_c_stream__` (pyarrow `ChunkedArray`; more than one chunk
+/// is joined by one copy, `is_copied`, which `copy=Some(false)` refuses with `BufferError`; see
+/// [`from_arrow_chunks`] for one tensor per chunk). `arrow.fixed_shape_tensor` columns give
+/// `[rows, *shape]`. The result is read-only and keeps
 /// the Arrow buffers alive. Booleans are copied to bytes unless `copy=Some(false)`
 /// (`BufferError`); nulls raise `ValueError`; `copy=Some(true)` always copies; other objects
 /// raise `TypeError`.
@@ -425,6 +427,45 @@ pub fn from_arrow_tensor<'py>(
     copy: Option<bool>,
 ) -> PyResult<Bound<'py, Tensor>> {
     Bound::new(obj.py(), Tensor::from_view(import_arrow(obj, copy)?))
+}
+
+/// One tensor per chunk of an Arrow stream (`__arrow_c_stream__`: a pyarrow `ChunkedArray`,
+/// `Table` column, `RecordBatchReader` of one column), each shared without copying; one tensor
+/// for an `__arrow_c_array__` producer; none for an empty stream. Read-only, keeping the
+/// producer's buffers alive. `copy` as for [`from_arrow`], per chunk.
+#[cfg(feature = "arrow")]
+#[cfg_attr(docsrs, doc(cfg(feature = "arrow")))]
+pub fn from_arrow_chunks(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> PyResult<Vec<TensorView>> {
+    import_arrow_chunks(obj, copy)?
+        .into_iter()
+        .map(|view| borrow::shared(obj.py(), view))
+        .collect()
+}
+
+/// [`from_arrow_chunks`] as a list of Python `Tensor`s (what the `dlbridge` module returns).
+#[cfg(feature = "arrow")]
+#[cfg_attr(docsrs, doc(cfg(feature = "arrow")))]
+pub fn from_arrow_chunks_tensors<'py>(
+    obj: &Bound<'py, PyAny>,
+    copy: Option<bool>,
+) -> PyResult<Bound<'py, pyo3::types::PyList>> {
+    let py = obj.py();
+    let tensors = import_arrow_chunks(obj, copy)?
+        .into_iter()
+        .map(|view| Bound::new(py, Tensor::from_view(view)))
+        .collect::<PyResult<Vec<_>>>()?;
+    pyo3::types::PyList::new(py, tensors)
+}
+
+#[cfg(feature = "arrow")]
+fn import_arrow_chunks(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> PyResult<Vec<TensorView>> {
+    match arrow::arrow_chunk_views(obj, copy)? {
+        Some(views) => views.into_iter().map(|v| finish(v, copy)).collect(),
+        None => Err(PyTypeError::new_err(format!(
+            "{} implements neither __arrow_c_array__ nor __arrow_c_stream__",
+            obj.get_type().name()?
+        ))),
+    }
 }
 
 #[cfg(feature = "arrow")]

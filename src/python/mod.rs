@@ -99,6 +99,6 @@ pub use files::{load, save};
 pub use framework::Framework;
 pub use import::{asarray, asarray_tensor, from_dlpack, from_dlpack_tensor};
 #[cfg(feature = "arrow")]
-pub use import::{from_arrow, from_arrow_tensor};
+pub use import::{from_arrow, from_arrow_chunks, from_arrow_chunks_tensors, from_arrow_tensor};
 pub use requirements::{Requirements, TensorMut};
 pub use tensor::{rebuild_tensor, Tensor};

@@ -449,6 +449,22 @@ impl Tensor {
         super::arrow::array_capsules(py, &self.view, requested_schema)
     }
 
+    /// The Arrow PyCapsule stream interface: an `"arrow_array_stream"` capsule of one record
+    /// batch with one column, `tensor` (primitive for 1-D, `arrow.fixed_shape_tensor` for N-D,
+    /// rows on the first axis), over the same memory; so `pa.RecordBatchReader.from_stream(t)`,
+    /// `polars.DataFrame(t)` and DuckDB read the tensor. `requested_schema` is a hint this
+    /// producer does not follow (the interface allows that; the consumer casts).
+    #[cfg(feature = "arrow")]
+    #[pyo3(signature = (requested_schema=None))]
+    fn __arrow_c_stream__<'py>(
+        &self,
+        py: Python<'py>,
+        requested_schema: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let _ = requested_schema;
+        super::arrow::stream_capsule(py, &self.view)
+    }
+
     /// The DLPack C exchange API (a `"dlpack_exchange_api"` capsule on the type).
     #[classattr]
     fn __dlpack_c_exchange_api__(py: Python<'_>) -> PyResult<Py<PyAny>> {
