@@ -8,6 +8,7 @@ reached them, and their deleters are counted (dlpack_kit).
 
 import ctypes
 import gc
+import pickle
 import weakref
 
 import numpy as np
@@ -386,7 +387,8 @@ def test_fuzzed_device_tensors_never_read_and_are_deleted_once():
         assert (back.shape, back.strides, back.dtype, back.device, back.data_ptr) == \
             (t.shape, t.strides, t.dtype, t.device, t.data_ptr)
         for read in (memoryview, lambda x: x.__array_interface__, np.asarray,
-                     lambda x: x.__arrow_c_array__()):
+                     lambda x: x.__arrow_c_array__(), lambda x: x.__arrow_c_stream__(),
+                     pickle.dumps):
             # A dtype the path cannot express may be refused first (TypeError): no read either.
             with pytest.raises((BufferError, TypeError)):
                 read(t)
