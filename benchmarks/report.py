@@ -1,7 +1,7 @@
 """One table of ratios against peers, from the criterion results of `cargo bench` and the JSON
 files of bench_python.py and memory_rss.py, all produced by the same `scripts/bench.sh` run.
 
-Run: python benchmarks/report.py CRITERION_DIR PYTHON_JSON MEMORY_JSON
+Run: python benchmarks/report.py CRITERION_DIR PYTHON_JSON MEMORY_JSON [FILES_JSON]
 """
 
 import json
@@ -64,6 +64,7 @@ def fmt(ns):
 
 def main():
     root, py_json, mem_json = sys.argv[1:4]
+    files_json = sys.argv[4] if len(sys.argv) > 4 else None
     print("| what | dlbridge | peer | ratio | goal |")
     print("|---|---|---|---|---|")
     for label, ours, peer, goal in RUST_PAIRS:
@@ -87,6 +88,15 @@ def main():
             continue
         print(f"| zero-copy {bench}: 1 GiB vs 1 KiB | {fmt(large)} | 1 KiB: {fmt(small)} | "
               f"{large / small:.2f}x | ~1x (O(ndim)) |")
+    if files_json and os.path.exists(files_json):
+        files = json.load(open(files_json))
+        for row in files["rows"]:
+            print(f"| Python {row['what']} | {fmt(row['ours_ns'])} | {row['peer']}: "
+                  f"{fmt(row['peer_ns'])} | {row['ratio']:.4g}x | {row['goal']} |")
+        loaded, touched = files["load_rss_kib"]
+        print(f"| RSS growth of `dlbridge.load` of a 1 GiB file (fresh process) | {loaded} KiB, "
+              f"{touched} KiB after reading one row | file: 1048576 KiB | "
+              f"{touched / 1048576:.2%} | far below the file |")
     if os.path.exists(mem_json):
         mem = json.load(open(mem_json))
         print(f"| peak RSS growth, 1 GiB numpy->dlbridge->torch->dlbridge->Arrow->numpy | "

@@ -11,5 +11,7 @@ python benchmarks/bench_python.py --json "$out/python.json"
 maturin develop --quiet --release -m benchmarks/pyo3-bench/Cargo.toml
 python benchmarks/bench_extension.py
 python benchmarks/memory_rss.py --json "$out/memory.json"
+python benchmarks/bench_files.py --json "$out/files.json"
 echo
-python benchmarks/report.py "$CARGO_TARGET_DIR/criterion" "$out/python.json" "$out/memory.json"
+python benchmarks/report.py "$CARGO_TARGET_DIR/criterion" "$out/python.json" "$out/memory.json" \
+  "$out/files.json"
