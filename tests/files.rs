@@ -389,3 +389,52 @@ fn a_fixed_size_list_whose_length_overflows_is_an_error_not_a_panic() {
         ),
     }
 }
+
+/// Every occurrence of `value` (as little-endian i64) in `bytes` replaced, one at a time.
+fn patched(bytes: &[u8], value: i64, with: i64) -> Vec<Vec<u8>> {
+    let (needle, patch) = (value.to_le_bytes(), with.to_le_bytes());
+    (0..bytes.len().saturating_sub(7))
+        .filter(|&i| bytes[i..i + 8] == needle)
+        .map(|i| {
+            let mut b = bytes.to_vec();
+            b[i..i + 8].copy_from_slice(&patch);
+            b
+        })
+        .collect()
+}
+
+#[test]
+fn declared_lengths_far_past_the_data_are_errors_not_aborts() {
+    // arrow-ipc allocates a message body from its declared length before reading it
+    // (apache/arrow-rs#10521, #10921): a terabyte claim would abort the whole process.
+    use dlbridge::interop::arrow::{ipc, record_batch_from_tensors};
+    let t = TensorView::from_vec((0..16).map(|x| x as f32).collect(), &[16]).unwrap();
+    let batch = record_batch_from_tensors(&[("t", &t)], &Default::default()).unwrap();
+    let (mut file, mut stream) = (Vec::new(), Vec::new());
+    ipc::write_file(
+        std::io::Cursor::new(&mut file),
+        std::slice::from_ref(&batch),
+    )
+    .unwrap();
+    ipc::write_stream(&mut stream, std::slice::from_ref(&batch)).unwrap();
+    let body = 64; // 16 f32 values, padded to 64 bytes
+    let (bad_files, bad_streams) = (
+        patched(&file, body, 1 << 44),
+        patched(&stream, body, 1 << 44),
+    );
+    assert!(!bad_files.is_empty() && !bad_streams.is_empty());
+    // Not every patched 64 is a body length (offsets can be 64 too): each variant must come
+    // back (an error or batches), and the body-length ones must be errors.
+    let mut refused = 0;
+    for bad in &bad_files {
+        refused += usize::from(ipc::read_file(std::io::Cursor::new(bad)).is_err());
+        let dir = TempDir::new("huge");
+        std::fs::write(dir.path("h.arrow"), bad).unwrap();
+        // SAFETY: the test owns the file.
+        let _ = unsafe { files::map(dir.path("h.arrow")) };
+    }
+    for bad in &bad_streams {
+        refused += usize::from(ipc::read_stream(&bad[..]).is_err());
+    }
+    assert!(refused >= 2, "{refused}");
+}

@@ -38,24 +38,78 @@ pub fn write_stream<W: Write>(writer: W, batches: &[RecordBatch]) -> Result<()> 
     w.finish().map_err(arrow_err)
 }
 
-/// Read every record batch of an Arrow IPC file (copied from `reader` into Arrow buffers).
-pub fn read_file<R: Read + Seek>(reader: R) -> Result<Vec<RecordBatch>> {
+/// Read every record batch of an Arrow IPC file (copied from `reader` into one Arrow buffer
+/// of the file's size, which the batches then share).
+///
+/// arrow-ipc's own `FileReader` sizes each block's buffer from the footer before reading it, so
+/// a corrupt footer claiming terabytes aborts the process (apache/arrow-rs#10921); here every
+/// block is checked against the bytes actually read first ([`read_file_buffer`]).
+pub fn read_file<R: Read + Seek>(mut reader: R) -> Result<Vec<RecordBatch>> {
+    let io = |e: std::io::Error| Error::Foreign(crate::ForeignError::new("io", e));
+    let len = reader.seek(std::io::SeekFrom::End(0)).map_err(io)?;
+    reader.seek(std::io::SeekFrom::Start(0)).map_err(io)?;
+    let len = usize::try_from(len).map_err(|_| Error::Overflow("Arrow IPC file length"))?;
+    let mut file = ::arrow_buffer::MutableBuffer::from_len_zeroed(len);
+    reader.read_exact(file.as_slice_mut()).map_err(io)?;
+    read_file_buffer(file.into())
+}
+
+/// Read every record batch of an Arrow IPC stream (read into memory first).
+///
+/// arrow-ipc's `StreamReader` allocates each message body from its declared length before
+/// reading it, so a corrupt length aborts the process (apache/arrow-rs#10521): every message's
+/// lengths and buffers are checked against the bytes actually read before it decodes them.
+pub fn read_stream<R: Read>(mut reader: R) -> Result<Vec<RecordBatch>> {
+    let mut bytes = Vec::new();
+    reader
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::Foreign(crate::ForeignError::new("io", e)))?;
+    check_stream_messages(&bytes)
+        .map_err(|m| Error::MalformedArrow(format!("not an Arrow IPC stream: {m}")))?;
     without_panics(|| {
-        ::arrow_ipc::reader::FileReader::try_new(reader, None)
+        ::arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(&bytes[..]), None)
             .map_err(arrow_err)?
             .map(|b| b.map_err(arrow_err))
             .collect()
     })
 }
 
-/// Read every record batch of an Arrow IPC stream.
-pub fn read_stream<R: Read>(reader: R) -> Result<Vec<RecordBatch>> {
-    without_panics(|| {
-        ::arrow_ipc::reader::StreamReader::try_new(reader, None)
-            .map_err(arrow_err)?
-            .map(|b| b.map_err(arrow_err))
-            .collect()
-    })
+/// Walk the messages of an IPC stream: each prefix, metadata and body lies inside `bytes`, and
+/// each buffer inside its body (see [`check_block_buffers`]).
+fn check_stream_messages(bytes: &[u8]) -> std::result::Result<(), String> {
+    let mut pos = 0usize;
+    while pos < bytes.len() {
+        let word = |at: usize| -> std::result::Result<u32, String> {
+            bytes
+                .get(at..at + 4)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .ok_or_else(|| format!("a message prefix cut off at byte {at}"))
+        };
+        let (prefix, meta_len) = match word(pos)? {
+            0xffff_ffff => (8, word(pos + 4)?),
+            legacy => (4, legacy),
+        };
+        if meta_len == 0 {
+            return Ok(()); // end-of-stream marker
+        }
+        let meta_len =
+            usize::try_from(i32::try_from(meta_len).map_err(|_| "negative metadata length")?)
+                .map_err(|_| "negative metadata length")?;
+        let meta_end = pos
+            .checked_add(prefix + meta_len)
+            .filter(|&end| end <= bytes.len())
+            .ok_or_else(|| format!("a message of {meta_len} metadata bytes past the end"))?;
+        let message = ::arrow_ipc::root_as_message(&bytes[pos + prefix..meta_end])
+            .map_err(|e| format!("unreadable message: {e}"))?;
+        let body_len = usize::try_from(message.bodyLength()).map_err(|_| "negative body length")?;
+        let end = meta_end
+            .checked_add(body_len)
+            .filter(|&end| end <= bytes.len())
+            .ok_or_else(|| format!("a message body of {body_len} bytes past the end"))?;
+        check_message_buffers(&message, body_len)?;
+        pos = end;
+    }
+    Ok(())
 }
 
 /// arrow-ipc 60 (and arrow-data's validation under it) panics on some malformed input (a buffer
@@ -155,6 +209,14 @@ fn check_block_buffers(data: &[u8], block: &::arrow_ipc::Block) -> std::result::
     };
     let message =
         ::arrow_ipc::root_as_message(flatbuffer).map_err(|e| format!("unreadable message: {e}"))?;
+    check_message_buffers(&message, body_len)
+}
+
+/// Every buffer of a record-batch or dictionary message lies inside its `body_len`-byte body.
+fn check_message_buffers(
+    message: &::arrow_ipc::Message<'_>,
+    body_len: usize,
+) -> std::result::Result<(), String> {
     let buffers = match message.header_type() {
         ::arrow_ipc::MessageHeader::RecordBatch => message
             .header_as_record_batch()
