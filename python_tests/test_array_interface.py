@@ -50,8 +50,13 @@ def test_import_typestrs_and_flags():
         dlbridge.asarray(Iface(a, version=2))
     with pytest.raises(BufferError):
         dlbridge.asarray(Iface(a, mask=np.zeros(6, bool)))
-    with pytest.raises(BufferError):
-        dlbridge.asarray(Iface(a, strides=(6,)))  # not a multiple of 4 bytes
+    # Strides that are not whole elements: gathered by one copy (refused under copy=False).
+    half = dlbridge.asarray(Iface(a, shape=(3,), strides=(6,)))
+    assert half.is_copied
+    expect = np.lib.stride_tricks.as_strided(a, shape=(3,), strides=(6,))
+    np.testing.assert_array_equal(np.from_dlpack(half), expect)
+    with pytest.raises(BufferError, match="whole elements"):
+        dlbridge.asarray(Iface(a, strides=(6,)), copy=False)
 
 
 def test_big_endian_copies_or_refuses():

@@ -133,11 +133,55 @@ def test_big_endian_is_swapped_or_refused():
     assert not dlbridge.asarray(one_byte, copy=False).is_copied
 
 
-def test_strides_not_multiple_of_itemsize():
-    packed = np.zeros(4, dtype=[("a", "u1"), ("b", "<i4")])["b"]
+class AI:
+    """An `__array_interface__` exporter of a numpy array's memory (and nothing else)."""
+
+    def __init__(self, a):
+        self.a = a
+        self.__array_interface__ = a.__array_interface__
+
+
+def test_strides_not_multiple_of_itemsize_are_gathered_by_one_copy():
+    # A layout no tensor can describe (DLPack strides count elements): copied, never refused,
+    # unless copy=False. numpy's own DLPack export refuses it, so the buffer protocol and
+    # __array_interface__ carry it here.
+    records = np.zeros(4, dtype=[("a", "u1"), ("b", "<i4")])
+    records["b"] = [7, -8, 2**31 - 1, -(2**31)]
+    packed = records["b"]
     assert packed.strides == (5,)
-    with pytest.raises(BufferError):
-        dlbridge.asarray(packed)
+    for source in (packed, memoryview(packed), AI(packed)):
+        t = dlbridge.asarray(source)
+        assert t.is_copied and t.dtype == "int32" and t.strides == (1,)
+        np.testing.assert_array_equal(np.from_dlpack(t), packed)
+        with pytest.raises(BufferError, match="whole elements"):
+            dlbridge.asarray(source, copy=False)
+    # 2-D, 5-byte rows of int32 cut at odd offsets, and big-endian at the same time.
+    raw = np.arange(60, dtype=np.uint8)
+    for dtype in ("<i4", ">i4"):
+        view = np.lib.stride_tricks.as_strided(np.frombuffer(raw, dtype=dtype, count=14,
+                                                             offset=1),
+                                               shape=(3, 2), strides=(15, 5))
+        t = dlbridge.asarray(view)
+        assert t.is_copied and t.shape == (3, 2)
+        np.testing.assert_array_equal(np.from_dlpack(t), view)
+
+
+def test_misaligned_data_is_copied_to_aligned_memory():
+    raw = bytearray(8 * 6 + 1)
+    m = np.frombuffer(raw, dtype=np.float64, offset=1, count=6)
+    m[:] = np.arange(6)
+    assert not m.flags.aligned
+    for source in (m, memoryview(m), AI(m)):
+        t = dlbridge.asarray(source)
+        assert t.is_copied and t.data_ptr % 8 == 0
+        np.testing.assert_array_equal(np.from_dlpack(t), np.arange(6.0))
+        with pytest.raises(BufferError, match="aligned"):
+            dlbridge.asarray(source, copy=False)
+    # from_dlpack is the DLPack consumer: it takes what the producer hands over, as numpy does.
+    assert dlbridge.from_dlpack(m).data_ptr % 8 == 1
+    # Bytes have no alignment: a uint8 view at an odd address is shared.
+    b = np.frombuffer(raw, dtype=np.uint8, offset=1)
+    assert dlbridge.asarray(b).data_ptr == b.ctypes.data
 
 
 def test_unsupported_formats():

@@ -218,6 +218,13 @@ def test_array_interface_dict_fuzz():
             iface["offset"] = rng.choice(ints)
         if pointer_branch:
             iface["data"] = (middle + rng.choice([0, 8, 16]), rng.choice([True, False, 0, 1]))
+            # Strides that are not whole elements are gathered by a copy, which reads: keep
+            # those descriptions inside `backing` too.
+            size = int(typestr[2:]) if typestr[2:].isdigit() and len(typestr[2:]) < 4 else 0
+            strides = iface.get("strides", ())
+            if size and any(st % size for st in strides):
+                iface["shape"] = tuple(min(abs(n), 4) for n in shape)[:len(strides)]
+                iface["strides"] = tuple(max(-8, min(8, st)) for st in strides)
         else:
             iface["data"] = bytearray(64) if rng.random() < 0.5 else memoryview(b"x" * 64)
         try:
@@ -226,7 +233,7 @@ def test_array_interface_dict_fuzz():
             continue
         accepted += 1
         if pointer_branch:
-            # Byte-swapped input is a fresh copy; anything else is the named address.
+            # Byte-swapped or byte-strided input is a fresh copy; else the named address.
             assert t.is_copied or t.data_ptr == iface["data"][0]
         else:
             held = np.frombuffer(iface["data"], np.uint8)

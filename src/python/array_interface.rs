@@ -8,8 +8,7 @@ use super::buffer::{self, Exported};
 use super::errors::to_py_err;
 use super::runtime::PyObjectOwner;
 use crate::format::parse_typestr;
-use crate::tensor::Parts;
-use crate::{Device, Flags, Owner, TensorView};
+use crate::{Flags, Owner, TensorView};
 
 /// Describe `obj.__array_interface__`; `Ok(None)` when `obj` has none.
 pub(crate) fn get_interface(obj: &Bound<'_, PyAny>) -> PyResult<Option<Exported>> {
@@ -45,7 +44,6 @@ pub(crate) fn get_interface(obj: &Bound<'_, PyAny>) -> PyResult<Option<Exported>
         .extract()?;
     let (dtype, order) =
         parse_typestr(&typestr).map_err(|e| PyBufferError::new_err(e.to_string()))?;
-    let itemsize = dtype.itemsize().unwrap_or(1) as isize;
     let strides = match get("strides")? {
         Some(s) if !s.is_none() => {
             let bytes: Vec<isize> = s.extract().map_err(|_| {
@@ -54,16 +52,7 @@ pub(crate) fn get_interface(obj: &Bound<'_, PyAny>) -> PyResult<Option<Exported>
             if bytes.len() != shape.len() {
                 return Err(PyValueError::new_err("strides and shape differ in length"));
             }
-            let mut out = Vec::with_capacity(bytes.len());
-            for b in bytes {
-                if b % itemsize != 0 {
-                    return Err(PyBufferError::new_err(format!(
-                        "stride of {b} bytes is not a multiple of the {itemsize}-byte item"
-                    )));
-                }
-                out.push(b / itemsize);
-            }
-            Some(out)
+            Some(bytes)
         }
         _ => None,
     };
@@ -124,24 +113,18 @@ pub(crate) fn get_interface(obj: &Bound<'_, PyAny>) -> PyResult<Option<Exported>
             (base, offset, ro, both)
         }
     };
-    let parts = Parts {
-        data: ptr,
-        byte_offset: offset,
-        shape,
-        strides,
-        dtype,
-        device: Device::CPU,
-        flags: Flags {
-            read_only,
-            ..Flags::default()
-        },
-        extent,
-    };
+    let flags = Flags::default().with_read_only(read_only);
+    let (parts, elements) =
+        buffer::parts_for_byte_strides(ptr, offset, shape, strides, dtype, flags, extent);
     // SAFETY: the array-interface contract: the described memory stays valid (and writable
     // unless flagged read-only) while the exposing object (and the buffer it named) lives,
     // which `owner` guarantees.
     let view = unsafe { TensorView::from_parts(parts, owner) }.map_err(to_py_err)?;
-    Ok(Some(Exported { view, order }))
+    Ok(Some(Exported {
+        view,
+        order,
+        elements,
+    }))
 }
 
 /// A non-negative integer (or sequence of them) of the interface, or a `ValueError` naming it.

@@ -11,7 +11,7 @@ use pyo3::prelude::*;
 use super::errors::to_py_err;
 use super::runtime::with_gil;
 use crate::tensor::Parts;
-use crate::{Device, Flags, Owner, TensorView};
+use crate::{DType, Device, Flags, Owner, TensorView};
 
 pub(crate) use crate::format::{parse_struct_format, ByteOrder};
 
@@ -71,6 +71,49 @@ impl Drop for BufferOwner {
 pub(crate) struct Exported {
     pub(crate) view: TensorView,
     pub(crate) order: ByteOrder,
+    /// `Some(dtype)` when the byte strides are not whole elements of `dtype`, which a tensor
+    /// cannot describe: `view` is then the elements' bytes (`uint8`, one more axis of the
+    /// item size, byte strides), to be gathered by a copy.
+    pub(crate) elements: Option<DType>,
+}
+
+/// Parts for `shape` elements of `dtype` with byte strides `byte_strides`: the typed parts when
+/// every stride is a whole number of elements, else the parts of the elements' bytes (see
+/// [`Exported::elements`]) and `Some(dtype)`.
+pub(crate) fn parts_for_byte_strides(
+    data: *mut u8,
+    byte_offset: usize,
+    mut shape: Vec<usize>,
+    byte_strides: Option<Vec<isize>>,
+    dtype: DType,
+    flags: Flags,
+    extent: Option<std::ops::Range<usize>>,
+) -> (Parts, Option<DType>) {
+    let size = dtype.itemsize().unwrap_or(1) as isize;
+    let whole = byte_strides
+        .as_ref()
+        .is_none_or(|b| b.iter().all(|&s| s % size == 0));
+    let parts = |shape, strides, dtype| Parts {
+        data,
+        byte_offset,
+        shape,
+        strides,
+        dtype,
+        device: Device::CPU,
+        flags,
+        extent,
+    };
+    match byte_strides {
+        Some(mut bytes) if !whole => {
+            shape.push(size as usize);
+            bytes.push(1);
+            (parts(shape, Some(bytes), DType::U8), Some(dtype))
+        }
+        strides => {
+            let strides = strides.map(|b| b.iter().map(|&s| s / size).collect());
+            (parts(shape, strides, dtype), None)
+        }
+    }
 }
 
 /// `PyObject_GetBuffer(obj, PyBUF_RECORDS_RO)` as a view; `Ok(None)` when `obj` has no buffer
@@ -116,12 +159,12 @@ pub(crate) fn view_of_buffer(b: &ffi::Py_buffer, owner: Owner) -> PyResult<Expor
     }
     let ndim = usize::try_from(b.ndim).map_err(|_| PyBufferError::new_err("negative ndim"))?;
     let (shape, strides) = if ndim == 0 {
-        (Vec::new(), Vec::new())
+        (Vec::new(), None)
     } else if b.shape.is_null() {
         // Only possible for a flat request; ours asks for strides, but be lenient.
         let len = usize::try_from(b.len)
             .map_err(|_| PyBufferError::new_err(format!("negative buffer length {}", b.len)))?;
-        (vec![len / itemsize], vec![1])
+        (vec![len / itemsize], None)
     } else {
         // SAFETY: a non-null shape holds `ndim` entries for the export's lifetime.
         let shape = unsafe { std::slice::from_raw_parts(b.shape, ndim) }
@@ -133,39 +176,22 @@ pub(crate) fn view_of_buffer(b: &ffi::Py_buffer, owner: Owner) -> PyResult<Expor
             })
             .collect::<PyResult<Vec<usize>>>()?;
         let strides = if b.strides.is_null() {
-            crate::layout::c_strides(&shape).map_err(to_py_err)?
+            None
         } else {
             // SAFETY: non-null strides hold `ndim` entries for the export's lifetime.
-            let raw = unsafe { std::slice::from_raw_parts(b.strides, ndim) };
-            raw.iter()
-                .map(|&s| {
-                    if s % itemsize as isize != 0 {
-                        Err(PyBufferError::new_err(format!(
-                            "stride of {s} bytes is not a multiple of the {itemsize}-byte item"
-                        )))
-                    } else {
-                        Ok(s / itemsize as isize)
-                    }
-                })
-                .collect::<PyResult<Vec<isize>>>()?
+            Some(unsafe { std::slice::from_raw_parts(b.strides, ndim) }.to_vec())
         };
         (shape, strides)
     };
-    let parts = Parts {
-        data: b.buf.cast::<u8>(),
-        byte_offset: 0,
-        shape,
-        strides: Some(strides),
-        dtype,
-        device: Device::CPU,
-        flags: Flags {
-            read_only: b.readonly != 0,
-            ..Flags::default()
-        },
-        extent: None,
-    };
+    let flags = Flags::default().with_read_only(b.readonly != 0);
+    let (parts, elements) =
+        parts_for_byte_strides(b.buf.cast::<u8>(), 0, shape, strides, dtype, flags, None);
     // SAFETY: the exporter keeps `buf` valid (and writable unless `readonly`) until the buffer
     // is released, which `owner` defers to the last view.
     let view = unsafe { TensorView::from_parts(parts, owner) }.map_err(to_py_err)?;
-    Ok(Exported { view, order })
+    Ok(Exported {
+        view,
+        order,
+        elements,
+    })
 }

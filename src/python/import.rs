@@ -297,17 +297,53 @@ fn import_dlpack(
     }
 }
 
-/// Turn a buffer/array-interface export into the final view: byte-swap copy if needed.
+/// Turn a buffer/array-interface export into the final view. Shared when a tensor can describe
+/// it; otherwise copied once (and flagged `is_copied`), or refused with `BufferError` under
+/// `copy=False`: byte strides that are not whole elements (gathered from the bytes), data not
+/// aligned for its dtype (copied to aligned memory), non-native byte order (byte-swapped).
 fn finish_exported(e: Exported, copy: Option<bool>) -> PyResult<TensorView> {
-    match e.order {
-        ByteOrder::Native => finish(e.view, copy),
-        ByteOrder::Swapped if copy == Some(false) => Err(PyBufferError::new_err(
-            "the data is not in native byte order; a copy is required but copy=False",
-        )),
-        ByteOrder::Swapped => e
-            .view
-            .to_contiguous_byteswapped(Order::C)
-            .map_err(to_py_err),
+    let Exported {
+        view,
+        order,
+        elements,
+    } = e;
+    let dtype = elements.unwrap_or(view.dtype());
+    let misaligned =
+        !crate::layout::is_aligned(view.data_ptr() as usize, dtype.alignment(), view.numel());
+    let reason = if elements.is_some() {
+        Some("byte strides that are not whole elements")
+    } else if misaligned {
+        Some("data not aligned for its dtype")
+    } else if order == ByteOrder::Swapped {
+        Some("data not in native byte order")
+    } else {
+        None
+    };
+    match reason {
+        None => return finish(view, copy),
+        Some(reason) if copy == Some(false) => {
+            return Err(PyBufferError::new_err(format!(
+                "{reason}: a copy is required but copy=False"
+            )))
+        }
+        Some(_) => {}
+    }
+    let view = match elements {
+        // The elements' bytes, gathered in C order, are the elements.
+        Some(dtype) => {
+            let bytes = view.to_contiguous(Order::C).map_err(to_py_err)?;
+            let last = bytes.ndim() - 1;
+            let typed = bytes.reinterpret(dtype).map_err(to_py_err)?;
+            typed.squeeze_axis(last).map_err(to_py_err)?
+        }
+        None if misaligned && order == ByteOrder::Native => {
+            view.to_contiguous(Order::C).map_err(to_py_err)?
+        }
+        None => view,
+    };
+    match order {
+        ByteOrder::Native => Ok(view),
+        ByteOrder::Swapped => view.to_contiguous_byteswapped(Order::C).map_err(to_py_err),
     }
 }
 
@@ -350,8 +386,32 @@ pub(crate) fn import_any(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> PyResult
     import_any_keeping_producer(obj, copy).map(|imported| imported.view)
 }
 
-/// [`import_any`], with the producer of device memory (see [`Imported`]).
+/// [`import_any`], with the producer of device memory (see [`Imported`]). Host data that is
+/// not aligned for its dtype (a DLPack producer may hand it over; numpy does for a
+/// `frombuffer` at an odd offset) is copied to aligned memory, flagged, or refused under
+/// `copy=False`: typed access and most consumers need aligned elements.
 fn import_any_keeping_producer(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> PyResult<Imported> {
+    let mut imported = import_any_as_given(obj, copy)?;
+    let view = &imported.view;
+    if view.device().is_host_accessible()
+        && !crate::layout::is_aligned(
+            view.data_ptr() as usize,
+            view.dtype().alignment(),
+            view.numel(),
+        )
+    {
+        if copy == Some(false) {
+            return Err(PyBufferError::new_err(
+                "data not aligned for its dtype: a copy is required but copy=False",
+            ));
+        }
+        imported.view = view.to_contiguous(Order::C).map_err(to_py_err)?;
+    }
+    Ok(imported)
+}
+
+/// [`import_any_keeping_producer`] before the alignment rule.
+fn import_any_as_given(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> PyResult<Imported> {
     let py = obj.py();
     if let Ok(t) = obj.cast::<Tensor>() {
         if let Some(imported) = from_tensor(t, None, copy) {

@@ -148,8 +148,7 @@ pub(crate) fn rebuild(
     // buffer is read-only) until the buffer is released, which `owner` defers to the last view;
     // `from_parts` checks that the layout stays inside them.
     let view = unsafe { TensorView::from_parts(parts, owner) }.map_err(to_py_err)?;
-    let align = dtype.itemsize().map_or(1, |size| size.min(16));
-    if !(view.data_ptr() as usize).is_multiple_of(align) {
+    if !crate::layout::is_aligned(view.data_ptr() as usize, dtype.alignment(), view.numel()) {
         // Keep the layout's order; the copy is aligned.
         let order = if view.is_f_contiguous() && !view.is_c_contiguous() {
             Order::F
