@@ -10,6 +10,10 @@ import ray
 
 import dlbridge
 
+# Ray starts its processes with subprocess (fork, then exec at once), which JAX's fork hook
+# warns about; nothing runs between the fork and the exec, so nothing can deadlock.
+pytestmark = pytest.mark.filterwarnings("ignore:os.fork\\(\\) was called:RuntimeWarning")
+
 
 @pytest.fixture(scope="module")
 def local_ray():
