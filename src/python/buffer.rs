@@ -80,6 +80,7 @@ pub(crate) struct Exported {
 /// Parts for `shape` elements of `dtype` with byte strides `byte_strides`: the typed parts when
 /// every stride is a whole number of elements, else the parts of the elements' bytes (see
 /// [`Exported::elements`]) and `Some(dtype)`.
+#[inline]
 pub(crate) fn parts_for_byte_strides(
     data: *mut u8,
     byte_offset: usize,
@@ -110,7 +111,11 @@ pub(crate) fn parts_for_byte_strides(
             (parts(shape, Some(bytes), DType::U8), Some(dtype))
         }
         strides => {
-            let strides = strides.map(|b| b.iter().map(|&s| s / size).collect());
+            // Whole elements: the same allocation, now counting elements.
+            let strides = strides.map(|mut b| {
+                b.iter_mut().for_each(|s| *s /= size);
+                b
+            });
             (parts(shape, strides, dtype), None)
         }
     }
@@ -184,8 +189,27 @@ pub(crate) fn view_of_buffer(b: &ffi::Py_buffer, owner: Owner) -> PyResult<Expor
         (shape, strides)
     };
     let flags = Flags::default().with_read_only(b.readonly != 0);
-    let (parts, elements) =
-        parts_for_byte_strides(b.buf.cast::<u8>(), 0, shape, strides, dtype, flags, None);
+    let size = itemsize as isize;
+    let (parts, elements) = match strides {
+        // The common case, built in place: strides of whole elements.
+        Some(mut strides) if strides.iter().all(|&s| s % size == 0) => {
+            strides.iter_mut().for_each(|s| *s /= size);
+            let parts = Parts {
+                data: b.buf.cast::<u8>(),
+                byte_offset: 0,
+                shape,
+                strides: Some(strides),
+                dtype,
+                device: Device::CPU,
+                flags,
+                extent: None,
+            };
+            (parts, None)
+        }
+        strides => {
+            parts_for_byte_strides(b.buf.cast::<u8>(), 0, shape, strides, dtype, flags, None)
+        }
+    };
     // SAFETY: the exporter keeps `buf` valid (and writable unless `readonly`) until the buffer
     // is released, which `owner` defers to the last view.
     let view = unsafe { TensorView::from_parts(parts, owner) }.map_err(to_py_err)?;

@@ -301,7 +301,22 @@ fn import_dlpack(
 /// it; otherwise copied once (and flagged `is_copied`), or refused with `BufferError` under
 /// `copy=False`: byte strides that are not whole elements (gathered from the bytes), data not
 /// aligned for its dtype (copied to aligned memory), non-native byte order (byte-swapped).
+#[inline]
 fn finish_exported(e: Exported, copy: Option<bool>) -> PyResult<TensorView> {
+    // The common case first, without moving the view around (it is 184 bytes).
+    let v = &e.view;
+    if e.elements.is_none()
+        && e.order == ByteOrder::Native
+        && crate::layout::is_aligned(v.data_ptr() as usize, v.dtype().alignment(), v.numel())
+    {
+        return finish(e.view, copy);
+    }
+    finish_exported_by_copy(e, copy)
+}
+
+#[cold]
+#[inline(never)]
+fn finish_exported_by_copy(e: Exported, copy: Option<bool>) -> PyResult<TensorView> {
     let Exported {
         view,
         order,
@@ -386,38 +401,39 @@ pub(crate) fn import_any(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> PyResult
     import_any_keeping_producer(obj, copy).map(|imported| imported.view)
 }
 
-/// [`import_any`], with the producer of device memory (see [`Imported`]). Host data that is
-/// not aligned for its dtype (a DLPack producer may hand it over; numpy does for a
-/// `frombuffer` at an odd offset) is copied to aligned memory, flagged, or refused under
-/// `copy=False`: typed access and most consumers need aligned elements.
-fn import_any_keeping_producer(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> PyResult<Imported> {
-    let mut imported = import_any_as_given(obj, copy)?;
-    let view = &imported.view;
-    if view.device().is_host_accessible()
-        && !crate::layout::is_aligned(
+/// Host data that is not aligned for its dtype (a DLPack producer may hand it over; numpy does
+/// for a `frombuffer` at an odd offset) copied to aligned memory, flagged, or refused under
+/// `copy=False`: what `asarray` promises (typed access and most consumers need aligned
+/// elements). `from_dlpack` takes the producer's tensor as given instead.
+fn aligned(view: TensorView, copy: Option<bool>) -> PyResult<TensorView> {
+    if !view.device().is_host_accessible()
+        || crate::layout::is_aligned(
             view.data_ptr() as usize,
             view.dtype().alignment(),
             view.numel(),
         )
     {
-        if copy == Some(false) {
-            return Err(PyBufferError::new_err(
-                "data not aligned for its dtype: a copy is required but copy=False",
-            ));
-        }
-        imported.view = view.to_contiguous(Order::C).map_err(to_py_err)?;
+        return Ok(view);
     }
-    Ok(imported)
+    if copy == Some(false) {
+        return Err(PyBufferError::new_err(
+            "data not aligned for its dtype: a copy is required but copy=False",
+        ));
+    }
+    view.to_contiguous(Order::C).map_err(to_py_err)
 }
 
-/// [`import_any_keeping_producer`] before the alignment rule.
-fn import_any_as_given(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> PyResult<Imported> {
+/// [`import_any`], with the producer of device memory (see [`Imported`]).
+fn import_any_keeping_producer(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> PyResult<Imported> {
     let py = obj.py();
     if let Ok(t) = obj.cast::<Tensor>() {
         if let Some(imported) = from_tensor(t, None, copy) {
-            return imported;
+            let mut imported = imported?;
+            imported.view = aligned(imported.view, copy)?;
+            return Ok(imported);
         }
     }
+    // Aligned by construction (misaligned arrays take the protocols).
     if let Some(view) = numpy::view_of_ndarray(obj) {
         return finish(view, copy).map(Imported::plain);
     }
@@ -427,7 +443,7 @@ fn import_any_as_given(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> PyResult<I
         match dlpack_view(obj, info, None, copy) {
             Ok(Some(imported)) => {
                 return Ok(Imported {
-                    view: finish(imported.view, copy)?,
+                    view: aligned(finish(imported.view, copy)?, copy)?,
                     producer: imported.producer,
                 })
             }
