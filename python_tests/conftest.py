@@ -32,6 +32,16 @@ def addr(a):
     return a.__array_interface__["data"][0]
 
 
+def mapping_of(address):
+    """The /proc/self/maps line of the mapping holding `address` (None if unmapped)."""
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            lo, hi = (int(x, 16) for x in line.split()[0].split("-"))
+            if lo <= address < hi:
+                return line.strip()
+    return None
+
+
 def capsule_name(cap):
     get_name = ctypes.pythonapi.PyCapsule_GetName
     get_name.restype = ctypes.c_char_p

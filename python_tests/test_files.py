@@ -18,16 +18,7 @@ import safetensors.torch
 import torch
 
 import dlbridge
-from conftest import NUMPY_DTYPES, sample
-
-
-def mapping_of(address):
-    with open("/proc/self/maps") as maps:
-        for line in maps:
-            lo, hi = (int(x, 16) for x in line.split()[0].split("-"))
-            if lo <= address < hi:
-                return line.strip()
-    return None
+from conftest import NUMPY_DTYPES, mapping_of, sample
 
 
 def rss_kib():

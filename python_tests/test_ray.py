@@ -9,6 +9,7 @@ import pytest
 import ray
 
 import dlbridge
+from conftest import mapping_of
 
 # Ray starts its processes with subprocess (fork, then exec at once), which JAX's fork hook
 # warns about; nothing runs between the fork and the exec, so nothing can deadlock.
@@ -24,16 +25,6 @@ def local_ray():
              runtime_env={"env_vars": {"PYTHONPATH": here}})
     yield
     ray.shutdown()
-
-
-def mapping_of(address):
-    """The /proc/self/maps line of the mapping holding `address`."""
-    with open("/proc/self/maps") as maps:
-        for line in maps:
-            lo, hi = (int(x, 16) for x in line.split()[0].split("-"))
-            if lo <= address < hi:
-                return line.strip()
-    return None
 
 
 @ray.remote

@@ -52,33 +52,36 @@ pub fn dtype_of(dtype: Dtype) -> Result<DType> {
     DType::new(code as u8, bits, 1)
 }
 
+/// Every safetensors dtype (0.8), each with a DLPack counterpart ([`dtype_of`]).
+pub const DTYPES: [Dtype; 22] = [
+    Dtype::BOOL,
+    Dtype::U8,
+    Dtype::I8,
+    Dtype::I16,
+    Dtype::U16,
+    Dtype::I32,
+    Dtype::U32,
+    Dtype::I64,
+    Dtype::U64,
+    Dtype::F16,
+    Dtype::BF16,
+    Dtype::F32,
+    Dtype::F64,
+    Dtype::C64,
+    Dtype::F8_E5M2,
+    Dtype::F8_E4M3,
+    Dtype::F8_E8M0,
+    Dtype::F8_E4M3FNUZ,
+    Dtype::F8_E5M2FNUZ,
+    Dtype::F6_E2M3,
+    Dtype::F6_E3M2,
+    Dtype::F4,
+];
+
 /// The safetensors dtype of a DLPack dtype (`UnsupportedDtype` when safetensors has none).
 pub fn safetensors_dtype(dtype: DType) -> Result<Dtype> {
-    const ALL: [Dtype; 22] = [
-        Dtype::BOOL,
-        Dtype::U8,
-        Dtype::I8,
-        Dtype::I16,
-        Dtype::U16,
-        Dtype::I32,
-        Dtype::U32,
-        Dtype::I64,
-        Dtype::U64,
-        Dtype::F16,
-        Dtype::BF16,
-        Dtype::F32,
-        Dtype::F64,
-        Dtype::C64,
-        Dtype::F8_E5M2,
-        Dtype::F8_E4M3,
-        Dtype::F8_E8M0,
-        Dtype::F8_E4M3FNUZ,
-        Dtype::F8_E5M2FNUZ,
-        Dtype::F6_E2M3,
-        Dtype::F6_E3M2,
-        Dtype::F4,
-    ];
-    ALL.into_iter()
+    DTYPES
+        .into_iter()
         .find(|&d| dtype_of(d).ok() == Some(dtype))
         .ok_or(Error::UnsupportedDtype {
             dtype,

@@ -452,7 +452,8 @@ impl Tensor {
     /// The Arrow PyCapsule stream interface: an `"arrow_array_stream"` capsule of one record
     /// batch with one column, `tensor` (primitive for 1-D, `arrow.fixed_shape_tensor` for N-D,
     /// rows on the first axis), over the same memory; so `pa.RecordBatchReader.from_stream(t)`,
-    /// `polars.DataFrame(t)` and DuckDB read the tensor. `requested_schema` is a hint this
+    /// `polars.Series(t)` and DuckDB read the tensor (polars' `DataFrame(t)` takes
+    /// `__arrow_c_array__` for a record batch, which a tensor is not). `requested_schema` is a hint this
     /// producer does not follow (the interface allows that; the consumer casts).
     #[cfg(feature = "arrow")]
     #[pyo3(signature = (requested_schema=None))]

@@ -42,7 +42,7 @@ pub fn write_stream<W: Write>(writer: W, batches: &[RecordBatch]) -> Result<()> 
 /// of the file's size, which the batches then share).
 ///
 /// arrow-ipc's own `FileReader` sizes each block's buffer from the footer before reading it, so
-/// a corrupt footer claiming terabytes aborts the process (apache/arrow-rs#10921); here every
+/// a corrupt footer claiming terabytes can abort the process (apache/arrow-rs#10921); here every
 /// block is checked against the bytes actually read first ([`read_file_buffer`]).
 pub fn read_file<R: Read + Seek>(mut reader: R) -> Result<Vec<RecordBatch>> {
     let io = |e: std::io::Error| Error::Foreign(crate::ForeignError::new("io", e));
@@ -57,7 +57,7 @@ pub fn read_file<R: Read + Seek>(mut reader: R) -> Result<Vec<RecordBatch>> {
 /// Read every record batch of an Arrow IPC stream (read into memory first).
 ///
 /// arrow-ipc's `StreamReader` allocates each message body from its declared length before
-/// reading it, so a corrupt length aborts the process (apache/arrow-rs#10521): every message's
+/// reading it, so a corrupt length can abort the process (apache/arrow-rs#10521): every message's
 /// lengths and buffers are checked against the bytes actually read before it decodes them.
 pub fn read_stream<R: Read>(mut reader: R) -> Result<Vec<RecordBatch>> {
     let mut bytes = Vec::new();
