@@ -118,11 +118,7 @@ fn check_stream_messages(bytes: &[u8]) -> std::result::Result<(), String> {
 /// readers hold no state of ours across the unwind, so nothing is left half-updated.
 fn without_panics<T>(read: impl FnOnce() -> Result<T>) -> Result<T> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)).unwrap_or_else(|panic| {
-        let message = panic
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| panic.downcast_ref::<&str>().copied())
-            .unwrap_or("arrow-ipc panicked");
+        let message = super::c_data::panic_message(panic.as_ref());
         Err(Error::MalformedArrow(format!(
             "unreadable Arrow IPC data: {message}"
         )))
