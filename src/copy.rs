@@ -81,7 +81,7 @@ impl TensorView {
         let mut out: Vec<T> = Vec::new();
         out.try_reserve_exact(n)
             .map_err(|_| Error::AllocationFailed(self.nbytes()))?;
-        let dst_strides = c_strides(&self.shape)?;
+        let dst_strides = c_strides(&self.shape())?;
         // SAFETY: `out` has capacity for `n` elements of `T` (= itemsize bytes each, checked by
         // `check_element_access`); the kernel writes each of the `n` destination slots exactly
         // once and reads only bytes within this view's checked span.
@@ -122,7 +122,7 @@ impl TensorView {
         let mut rows = 0usize;
         for p in parts {
             p.require_host("concatenating needs host memory")?;
-            if p.dtype != first.dtype || p.shape.get(1..) != first.shape.get(1..) {
+            if p.dtype != first.dtype || p.shape().get(1..) != first.shape().get(1..) {
                 return Err(Error::InvalidShape(format!(
                     "cannot join a {} tensor of shape {:?} to a {} tensor of shape {:?} along \
                      the first axis",
@@ -133,10 +133,10 @@ impl TensorView {
                 )));
             }
             rows = rows
-                .checked_add(p.shape[0])
+                .checked_add(p.shape()[0])
                 .ok_or(Error::Overflow("concatenated rows"))?;
         }
-        let mut shape = first.shape.to_vec();
+        let mut shape = first.shape().to_vec();
         shape[0] = rows;
         let strides = c_strides(&shape)?;
         let nbytes = shape
@@ -167,12 +167,12 @@ impl TensorView {
                 // SAFETY: the view reaches exactly `nbytes` bytes from its first element; the
                 // buffer has `nbytes` fresh bytes.
                 unsafe { std::ptr::copy_nonoverlapping(self.data_ptr(), dst, nbytes) };
-                c_strides(&self.shape)?
+                c_strides(&self.shape())?
             }
             // An empty tensor reaches nothing: zero strides describe it whatever its extents.
             (Some(_), _) if self.numel() == 0 => vec![0; self.ndim()],
-            (Some(_), Order::C) => c_strides(&self.shape)?,
-            (Some(_), Order::F) => f_strides(&self.shape)?,
+            (Some(_), Order::C) => c_strides(&self.shape())?,
+            (Some(_), Order::F) => f_strides(&self.shape())?,
         };
         if self.itemsize().is_some() {
             // SAFETY: the buffer holds `nbytes` = numel * itemsize bytes, which the contiguous
@@ -193,10 +193,10 @@ impl TensorView {
             copied_view(
                 buffer,
                 nbytes,
-                self.shape.to_vec(),
+                self.shape().to_vec(),
                 strides,
                 self.dtype,
-                self.flags.subbyte_padded,
+                self.flags().subbyte_padded,
             )
         }
     }
@@ -250,7 +250,7 @@ pub(crate) fn gather_bytes(view: &TensorView) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     out.try_reserve_exact(n)
         .map_err(|_| Error::AllocationFailed(n))?;
-    let strides = c_strides(&view.shape)?;
+    let strides = c_strides(&view.shape())?;
     // SAFETY: `out` has room for `n` bytes, exactly what C-contiguous destination strides cover.
     unsafe {
         copy_elements(view, out.as_mut_ptr(), &strides);
@@ -295,9 +295,9 @@ pub(crate) fn plan(
 ) -> Vec<Axis> {
     let (ss, ds) = (src_size as isize, dst_size as isize);
     let mut axes: Vec<Axis> = src
-        .shape
+        .shape()
         .iter()
-        .zip(src.strides.iter().zip(dst_strides))
+        .zip(src.strides().iter().zip(dst_strides))
         .filter(|(&n, _)| n != 1)
         .map(|(&n, (&s, &d))| Axis {
             n,

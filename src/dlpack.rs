@@ -130,13 +130,15 @@ impl ManagedTensorLegacy {
     }
 }
 
-/// What an export allocates: the managed tensor first (so the two pointers coincide), then the
-/// view that keeps the memory alive, then shape and strides as DLPack wants them.
+/// What an export allocates, once: the managed tensor first (so the two pointers coincide), then
+/// the view that keeps the memory alive. On 64-bit targets DLPack's `int64_t` shape and strides
+/// point into the view's own dimensions (`usize`/`isize` are 64-bit there); elsewhere the
+/// context carries a converted copy.
 #[repr(C)]
 struct ExportContext<M> {
     managed: M,
     view: ExportedView,
-    /// Shape then strides; inline for up to 6 dimensions (one allocation per export).
+    #[cfg(not(target_pointer_width = "64"))]
     dims: smallvec::SmallVec<[i64; 12]>,
 }
 
@@ -146,7 +148,7 @@ struct ExportedView(Option<TensorView>);
 
 impl ExportedView {
     fn new(view: TensorView) -> ExportedView {
-        if !view.flags.read_only {
+        if !view.flags().read_only {
             view.owner.begin_writable_export();
         }
         ExportedView(Some(view))
@@ -158,6 +160,12 @@ impl ExportedView {
             .expect("an exported view is present until taken")
     }
 
+    fn view_mut(&mut self) -> &mut TensorView {
+        self.0
+            .as_mut()
+            .expect("an exported view is present until taken")
+    }
+
     /// The view back (the export is over), taken in place: the context that holds it is
     /// freed afterwards without moving it first.
     fn take_back(&mut self) -> TensorView {
@@ -165,7 +173,7 @@ impl ExportedView {
             .0
             .take()
             .expect("an exported view is present until taken");
-        if !view.flags.read_only {
+        if !view.flags().read_only {
             view.owner.end_writable_export();
         }
         view
@@ -175,7 +183,7 @@ impl ExportedView {
 impl Drop for ExportedView {
     fn drop(&mut self) {
         if let Some(view) = self.0.take() {
-            if !view.flags.read_only {
+            if !view.flags().read_only {
                 view.owner.end_writable_export();
             }
         }
@@ -201,11 +209,12 @@ impl<M> ExportContext<M> {
         dl: impl Fn(&mut M) -> &mut DLTensor,
     ) -> *mut M {
         let ndim = view.ndim();
+        #[cfg(not(target_pointer_width = "64"))]
         let dims: smallvec::SmallVec<[i64; 12]> = view
-            .shape
+            .shape()
             .iter()
             .map(|&n| n as i64)
-            .chain(view.strides.iter().map(|&s| s as i64))
+            .chain(view.strides().iter().map(|&s| s as i64))
             .collect();
         let tensor = DLTensor {
             data: view.data.cast(),
@@ -219,19 +228,50 @@ impl<M> ExportContext<M> {
         let ctx = Box::into_raw(Box::new(ExportContext {
             managed: managed(tensor),
             view: ExportedView::new(view),
+            #[cfg(not(target_pointer_width = "64"))]
             dims,
         }));
-        // SAFETY: `ctx` was just allocated and is exclusively ours; the dims live on the heap
-        // inside it until the deleter frees the whole context.
+        // SAFETY: `ctx` was just allocated and is exclusively ours. The dims it points DLPack
+        // at live on the heap inside it, and do not move or change, until the context is freed
+        // (by the deleter, or by `reclaim`, which forgets the handle).
         unsafe {
-            let dims = (*ctx).dims.as_mut_ptr();
+            let (shape, strides) = (*ctx).dims_ptrs();
             let t = dl(&mut (*ctx).managed);
             if ndim > 0 {
-                t.shape = dims;
-                t.strides = dims.add(ndim);
+                t.shape = shape;
+                t.strides = strides;
             }
         }
         ctx.cast()
+    }
+
+    /// Where DLPack's shape and strides point for this context.
+    #[cfg(target_pointer_width = "64")]
+    fn dims_ptrs(&mut self) -> (*mut i64, *mut i64) {
+        let (shape, strides) = self.view.view_mut().dims_mut_ptrs();
+        (shape.cast(), strides.cast())
+    }
+
+    /// The addresses `dims_ptrs` gave, to recognise an unaltered export.
+    #[cfg(target_pointer_width = "64")]
+    fn dims_addresses(&self) -> (*const i64, *const i64) {
+        let view = self.view.view();
+        (view.shape().as_ptr().cast(), view.strides().as_ptr().cast())
+    }
+
+    /// The addresses `dims_ptrs` gave, to recognise an unaltered export.
+    #[cfg(not(target_pointer_width = "64"))]
+    fn dims_addresses(&self) -> (*const i64, *const i64) {
+        let dims = self.dims.as_ptr();
+        (dims, dims.wrapping_add(self.view.view().ndim()))
+    }
+
+    /// Where DLPack's shape and strides point for this context.
+    #[cfg(not(target_pointer_width = "64"))]
+    fn dims_ptrs(&mut self) -> (*mut i64, *mut i64) {
+        let ndim = self.view.view().ndim();
+        let dims = self.dims.as_mut_ptr();
+        (dims, dims.wrapping_add(ndim))
     }
 }
 
@@ -279,16 +319,16 @@ impl TensorView {
     /// [`TensorView::to_dlpack_versioned`], consuming the view.
     pub fn into_dlpack_versioned(self) -> ManagedTensorVersioned {
         let mut flags = DlpackFlags::empty();
-        flags.set(DlpackFlags::READ_ONLY, self.flags.read_only);
+        flags.set(DlpackFlags::READ_ONLY, self.flags().read_only);
         // IS_COPIED promises the consumer sole ownership: only when this export is the last
         // handle on a copy (no other view can see the memory).
         flags.set(
             DlpackFlags::IS_COPIED,
-            self.flags.is_copied && self.owner.is_unique(),
+            self.flags().is_copied && self.owner.is_unique(),
         );
         flags.set(
             DlpackFlags::IS_SUBBYTE_TYPE_PADDED,
-            self.flags.subbyte_padded,
+            self.flags().subbyte_padded,
         );
         let ptr = ExportContext::build(
             self,
@@ -312,12 +352,12 @@ impl TensorView {
     /// so a read-only view is refused ([`Error::ReadOnly`]); so are padded sub-byte tensors,
     /// which the legacy ABI cannot flag either.
     pub fn to_dlpack_legacy(&self) -> Result<ManagedTensorLegacy> {
-        if self.flags.read_only {
+        if self.flags().read_only {
             return Err(Error::ReadOnly(
                 "a legacy DLManagedTensor cannot carry the read-only flag; export versioned",
             ));
         }
-        if self.flags.subbyte_padded {
+        if self.flags().subbyte_padded {
             return Err(Error::UnsupportedDtype {
                 dtype: self.dtype,
                 reason: "padded sub-byte elements need a versioned DLPack tensor",
@@ -451,8 +491,7 @@ fn reclaim<H: ManagedHandle>(
         && t.byte_offset == view.byte_offset as u64
         && t.ndim as usize == view.ndim()
         && (view.ndim() == 0
-            || (t.shape == context.dims.as_ptr().cast_mut()
-                && t.strides == context.dims.as_ptr().wrapping_add(view.ndim()).cast_mut()))
+            || (t.shape.cast_const(), t.strides.cast_const()) == context.dims_addresses())
         && t.dtype == view.dtype.to_dlpack()
         && Device::from_dlpack(t.device) == view.device;
     if !unchanged {
@@ -463,10 +502,14 @@ fn reclaim<H: ManagedHandle>(
     let mut context = unsafe { Box::from_raw(ctx) };
     let mut view = context.view.take_back();
     drop(context);
-    view.flags.read_only |= flags.contains(DlpackFlags::READ_ONLY);
+    let read_only = view.is_read_only() || flags.contains(DlpackFlags::READ_ONLY);
     // The view's own `is_copied` said its memory was a fresh copy when it was made; what counts
     // now is whether this export was its sole handle, which the export recorded in its flags.
-    view.flags.is_copied = flags.contains(DlpackFlags::IS_COPIED);
+    view.set_flags(
+        view.flags()
+            .with_read_only(read_only)
+            .with_is_copied(flags.contains(DlpackFlags::IS_COPIED)),
+    );
     Some(view)
 }
 

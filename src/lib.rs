@@ -80,6 +80,7 @@
 mod cast;
 mod copy;
 mod device;
+mod dims;
 pub mod dlpack;
 mod dtype;
 mod error;

@@ -5,6 +5,8 @@ use std::ops::Range;
 
 use smallvec::SmallVec;
 
+use crate::dims::DimStore;
+
 use crate::layout::{c_strides, covers_span, dense, is_aligned, layout_span, quick_span, Span};
 use crate::{DType, Device, Element, Error, Owner, Result};
 
@@ -169,20 +171,52 @@ impl Parts {
 pub struct TensorView {
     pub(crate) data: *mut u8,
     pub(crate) byte_offset: usize,
-    pub(crate) shape: Dims<usize>,
-    pub(crate) strides: Dims<isize>,
+    /// Shape and strides; `ndim` says which of its fields is live (private to this module, so
+    /// only the constructors and [`TensorView::set_layout`] change the pair).
+    dims: DimStore,
+    ndim: u8,
+    /// [`Flags`] plus the two facts below, one bit each (`bits::*`): the descriptor stays within
+    /// 128 bytes.
+    bits: u8,
     pub(crate) dtype: DType,
     pub(crate) device: Device,
-    pub(crate) flags: Flags,
-    /// Bounds every view derived from this one. When `allocation_known`, the owner holds all of
-    /// it; otherwise only the elements of the view it was built as (a lent or imported view
+    /// Bounds every view derived from this one. When `allocation_known()`, the owner holds all
+    /// of it; otherwise only the elements of the view it was built as (a lent or imported view
     /// with gaps between its elements), and `as_strided` may not reach past those.
     pub(crate) extent: Range<usize>,
-    pub(crate) allocation_known: bool,
     pub(crate) owner: Owner,
+}
+
+/// The bits of [`TensorView::bits`].
+mod bits {
+    pub(super) const READ_ONLY: u8 = 1;
+    pub(super) const IS_COPIED: u8 = 1 << 1;
+    pub(super) const SUBBYTE_PADDED: u8 = 1 << 2;
+    /// The owner is known to hold all of `extent`.
+    pub(super) const ALLOCATION_KNOWN: u8 = 1 << 3;
     /// The memory is reachable only through this owner (Rust-allocated or moved in from a
     /// uniquely owned container), never by foreign code: what mutable access requires.
-    pub(crate) exclusive: bool,
+    pub(super) const EXCLUSIVE: u8 = 1 << 4;
+    pub(super) const FLAGS: u8 = READ_ONLY | IS_COPIED | SUBBYTE_PADDED;
+
+    pub(super) fn of(flags: super::Flags) -> u8 {
+        (if flags.read_only { READ_ONLY } else { 0 })
+            | (if flags.is_copied { IS_COPIED } else { 0 })
+            | (if flags.subbyte_padded {
+                SUBBYTE_PADDED
+            } else {
+                0
+            })
+    }
+}
+
+impl Drop for TensorView {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: `ndim` is the store's count (set with it, private to this module); the store
+        // is released only here.
+        unsafe { self.dims.free(self.ndim as usize) }
+    }
 }
 
 // SAFETY: the raw pointer is only an address into memory the `Owner` (itself Send + Sync) keeps
@@ -193,20 +227,19 @@ unsafe impl Send for TensorView {}
 unsafe impl Sync for TensorView {}
 
 impl Clone for TensorView {
+    #[inline]
     fn clone(&self) -> TensorView {
         TensorView {
             data: self.data,
             byte_offset: self.byte_offset,
-            // `from_slice` copies the inline dimensions as one block; `clone` goes element-wise.
-            shape: Dims::from_slice(&self.shape),
-            strides: Dims::from_slice(&self.strides),
+            // SAFETY: `ndim` is the store's count; the copy gets the same count.
+            dims: unsafe { self.dims.duplicate(self.ndim as usize) },
+            ndim: self.ndim,
+            bits: self.bits,
             dtype: self.dtype,
             device: self.device,
-            flags: self.flags,
             extent: self.extent.clone(),
-            allocation_known: self.allocation_known,
             owner: self.owner.clone(),
-            exclusive: self.exclusive,
         }
     }
 }
@@ -215,11 +248,11 @@ impl fmt::Debug for TensorView {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TensorView")
             .field("data", &self.data_ptr())
-            .field("shape", &self.shape)
-            .field("strides", &self.strides)
+            .field("shape", &self.shape())
+            .field("strides", &self.strides())
             .field("dtype", &self.dtype)
             .field("device", &self.device)
-            .field("flags", &self.flags)
+            .field("flags", &self.flags())
             .field("owner", &self.owner)
             .finish()
     }
@@ -348,15 +381,18 @@ impl TensorView {
         Ok(TensorView {
             data,
             byte_offset,
-            shape,
-            strides,
+            dims: DimStore::new(&shape, &strides),
+            ndim: ndim as u8, // at most MAX_NDIM, checked above
+            bits: bits::of(flags)
+                | if allocation_known {
+                    bits::ALLOCATION_KNOWN
+                } else {
+                    0
+                },
             dtype,
             device,
-            flags,
             extent,
-            allocation_known,
             owner,
-            exclusive: false,
         })
     }
 
@@ -393,7 +429,7 @@ impl TensorView {
     /// No foreign code (C, Python, torch, another Rust value) may read or write the memory
     /// except through this view's owner, for as long as the owner lives.
     pub unsafe fn assume_exclusive(mut self) -> TensorView {
-        self.exclusive = true;
+        self.bits |= bits::EXCLUSIVE;
         self
     }
 
@@ -517,16 +553,71 @@ impl TensorView {
     }
 
     /// The dimensions.
+    #[inline]
     pub fn shape(&self) -> &[usize] {
-        &self.shape
+        // SAFETY: `ndim` is the store's count (both private to this module, set together).
+        unsafe { self.dims.shape(self.ndim as usize) }
     }
     /// The steps of each dimension, in elements (not bytes).
+    #[inline]
     pub fn strides(&self) -> &[isize] {
-        &self.strides
+        // SAFETY: as in `shape`.
+        unsafe { self.dims.strides(self.ndim as usize) }
     }
     /// The number of dimensions.
+    #[inline]
     pub fn ndim(&self) -> usize {
-        self.shape.len()
+        self.ndim as usize
+    }
+    /// Replace shape and strides (same length, at most [`MAX_NDIM`]) keeping everything else:
+    /// the one way views change their layout after construction. The caller has checked the
+    /// descriptor's invariants for the new layout.
+    pub(crate) fn set_layout(&mut self, shape: &[usize], strides: &[isize]) {
+        debug_assert!(shape.len() <= MAX_NDIM);
+        let dims = DimStore::new(shape, strides);
+        // SAFETY: `ndim` is the old store's count; it is released once, then replaced together
+        // with its count.
+        unsafe { self.dims.free(self.ndim as usize) };
+        self.dims = dims;
+        self.ndim = shape.len() as u8;
+    }
+    /// Pointers to this view's shape and strides for a DLPack export that holds the view
+    /// (valid until the view moves or changes layout).
+    #[cfg(target_pointer_width = "64")]
+    pub(crate) fn dims_mut_ptrs(&mut self) -> (*mut usize, *mut isize) {
+        // SAFETY: as in `shape`.
+        unsafe { self.dims.as_mut_ptrs(self.ndim as usize) }
+    }
+    /// Set the flags (read-only, is-copied, sub-byte padding).
+    #[inline]
+    pub(crate) fn set_flags(&mut self, flags: Flags) {
+        self.bits = (self.bits & !bits::FLAGS) | bits::of(flags);
+    }
+    /// Whether the owner is known to hold all of `extent` (see [`TensorView::extent`]).
+    #[inline]
+    pub(crate) fn allocation_known(&self) -> bool {
+        self.bits & bits::ALLOCATION_KNOWN != 0
+    }
+    /// Whether nothing outside the owner can reach the memory (see
+    /// [`TensorView::assume_exclusive`]).
+    #[inline]
+    pub(crate) fn exclusive(&self) -> bool {
+        self.bits & bits::EXCLUSIVE != 0
+    }
+    /// Set or clear the two facts of [`TensorView::allocation_known`] and
+    /// [`TensorView::exclusive`], as a derived view inherits them.
+    ///
+    /// # Safety
+    /// `exclusive` only when [`TensorView::assume_exclusive`]'s contract holds.
+    #[inline]
+    pub(crate) unsafe fn set_provenance(&mut self, allocation_known: bool, exclusive: bool) {
+        self.bits &= !(bits::ALLOCATION_KNOWN | bits::EXCLUSIVE);
+        if allocation_known {
+            self.bits |= bits::ALLOCATION_KNOWN;
+        }
+        if exclusive {
+            self.bits |= bits::EXCLUSIVE;
+        }
     }
     /// The element type.
     pub fn dtype(&self) -> DType {
@@ -537,16 +628,23 @@ impl TensorView {
         self.device
     }
     /// The flags (read-only, is-copied, sub-byte padding).
+    #[inline]
     pub fn flags(&self) -> Flags {
-        self.flags
+        Flags {
+            read_only: self.bits & bits::READ_ONLY != 0,
+            is_copied: self.bits & bits::IS_COPIED != 0,
+            subbyte_padded: self.bits & bits::SUBBYTE_PADDED != 0,
+        }
     }
     /// True when nobody may write through this view.
+    #[inline]
     pub fn is_read_only(&self) -> bool {
-        self.flags.read_only
+        self.bits & bits::READ_ONLY != 0
     }
     /// True when this view's memory is a copy made for it (by the copy kernel or a producer).
+    #[inline]
     pub fn is_copied(&self) -> bool {
-        self.flags.is_copied
+        self.bits & bits::IS_COPIED != 0
     }
     /// The keep-alive handle of the memory.
     pub fn owner(&self) -> &Owner {
@@ -569,22 +667,22 @@ impl TensorView {
     /// held (a lent or imported view with gaps between its elements, whose gaps may belong to
     /// someone else).
     pub fn extent(&self) -> Option<Range<usize>> {
-        self.allocation_known.then(|| self.extent.clone())
+        self.allocation_known().then(|| self.extent.clone())
     }
     /// Returns a view marked read-only (no data is touched).
     pub fn into_read_only(mut self) -> TensorView {
-        self.flags.read_only = true;
+        self.bits |= bits::READ_ONLY;
         self
     }
     /// Byte size of one element (1 for padded sub-byte types), or `None` for bit-packed ones.
     pub fn itemsize(&self) -> Option<usize> {
-        self.dtype.storage_size(self.flags.subbyte_padded)
+        self.dtype.storage_size(self.flags().subbyte_padded)
     }
 
     /// Number of elements.
     pub fn numel(&self) -> usize {
         // Cannot overflow: checked at construction.
-        self.shape.iter().product()
+        self.shape().iter().product()
     }
 
     /// Bytes of the elements' storage if laid out densely (bit-packed types round up).
@@ -605,7 +703,7 @@ impl TensorView {
         let start = self.data_ptr() as usize;
         match self.itemsize() {
             None => start..start + self.nbytes(),
-            Some(size) => match layout_span(&self.shape, &self.strides, size) {
+            Some(size) => match layout_span(self.shape(), self.strides(), size) {
                 Ok(Span {
                     bytes: Some((lo, end)),
                     ..
@@ -618,14 +716,14 @@ impl TensorView {
     /// Row-major contiguous, ignoring the strides of size-1 dimensions (as numpy does).
     pub fn is_c_contiguous(&self) -> bool {
         dense(
-            self.shape.iter().zip(self.strides.iter()).rev(),
+            self.shape().iter().zip(self.strides().iter()).rev(),
             self.numel(),
         )
     }
 
     /// Column-major contiguous, ignoring the strides of size-1 dimensions.
     pub fn is_f_contiguous(&self) -> bool {
-        dense(self.shape.iter().zip(self.strides.iter()), self.numel())
+        dense(self.shape().iter().zip(self.strides().iter()), self.numel())
     }
 
     /// Whether two views may share bytes: same device and intersecting byte spans. A `false` is
@@ -650,9 +748,9 @@ impl TensorView {
             return false;
         }
         let mut dims: Vec<(usize, usize)> = self
-            .shape
+            .shape()
             .iter()
-            .zip(self.strides.iter())
+            .zip(self.strides().iter())
             .filter(|(&n, _)| n > 1)
             .map(|(&n, &s)| (n, s.unsigned_abs() * size))
             .collect();
@@ -683,8 +781,8 @@ impl TensorView {
         let mut off = 0isize;
         for (axis, ((&i, &n), &s)) in index
             .iter()
-            .zip(&*self.shape)
-            .zip(&*self.strides)
+            .zip(self.shape())
+            .zip(self.strides())
             .enumerate()
         {
             if i >= n {
@@ -797,7 +895,7 @@ impl TensorView {
     /// `check_slice`): the element count.
     #[cfg(feature = "pyo3")]
     pub(crate) fn check_mut_slice<T: Element>(&self) -> Result<usize> {
-        if self.flags.read_only {
+        if self.flags().read_only {
             return Err(Error::ReadOnly(
                 "a read-only tensor never yields a mutable slice",
             ));
@@ -844,9 +942,10 @@ impl TensorView {
     /// Nothing outside Rust (the producer, other consumers) may read or write these elements
     /// while the returned slice lives.
     pub unsafe fn as_mut_slice_unchecked<T: Element>(&mut self) -> Result<&mut [T]> {
-        let exclusive = std::mem::replace(&mut self.exclusive, true);
+        let exclusive = self.bits & bits::EXCLUSIVE;
+        self.bits |= bits::EXCLUSIVE;
         let checked = self.check_unique_writable();
-        self.exclusive = exclusive;
+        self.bits = (self.bits & !bits::EXCLUSIVE) | exclusive;
         checked?;
         let n = self.check_slice::<T>()?;
         if n == 0 {
@@ -874,7 +973,7 @@ impl TensorView {
     /// Rust cannot lend `&mut` to it. Such memory is written through the producer's own API, or
     /// through [`TensorView::as_mut_slice_unchecked`].
     pub fn check_unique_writable(&self) -> Result<()> {
-        if self.flags.read_only {
+        if self.flags().read_only {
             return Err(Error::ReadOnly("mutable access refused"));
         }
         if !self.owner.is_unique() {
@@ -882,7 +981,7 @@ impl TensorView {
                 self.owner.strong_count().saturating_sub(1),
             ));
         }
-        if !self.exclusive {
+        if !self.exclusive() {
             return Err(Error::NotExclusive);
         }
         Ok(())
@@ -900,5 +999,57 @@ impl<T: Element> From<Vec<T>> for TensorView {
         let len = values.len();
         // A Vec holds at most isize::MAX bytes, so its length is always a valid 1-D shape.
         TensorView::from_vec(values, &[len]).expect("a Vec's length is a valid 1-D shape")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// At 128 bytes the compiler moves a view with vector stores; above, every move out of a
+    /// `Result` or an export is a `memcpy` call (measured: a third of a DLPack round trip).
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_view_fits_in_two_cache_lines() {
+        assert!(
+            std::mem::size_of::<TensorView>() <= 128,
+            "TensorView takes {} bytes",
+            std::mem::size_of::<TensorView>()
+        );
+    }
+
+    #[test]
+    fn flags_and_provenance_bits_are_independent() {
+        let mut t = TensorView::from_vec(vec![0u8; 4], &[4]).unwrap();
+        assert!(t.exclusive() && t.allocation_known());
+        let all = Flags::default()
+            .with_read_only(true)
+            .with_is_copied(true)
+            .with_subbyte_padded(true);
+        t.set_flags(all);
+        assert_eq!(t.flags(), all);
+        assert!(t.exclusive() && t.allocation_known());
+        t.set_flags(Flags::default());
+        assert_eq!(t.flags(), Flags::default());
+        // SAFETY: clearing exclusivity withdraws a permission only.
+        unsafe { t.set_provenance(true, false) };
+        assert!(!t.exclusive() && t.allocation_known());
+        assert_eq!(t.flags(), Flags::default());
+    }
+
+    #[test]
+    fn layouts_of_every_rank_survive_clone_and_change() {
+        for ndim in 0..=7 {
+            let v = TensorView::from_vec(vec![0u8; 1 << ndim], &vec![2; ndim])
+                .unwrap()
+                .transpose()
+                .unwrap(); // strides that differ from the shape
+            let u = v.unsqueeze(0).unwrap();
+            assert_eq!(u.ndim(), ndim + 1);
+            assert_eq!(u.clone().shape()[1..], *v.shape());
+            let back = u.squeeze_axis(0).unwrap();
+            assert_eq!((back.shape(), back.strides()), (v.shape(), v.strides()));
+            assert_eq!(u.squeeze().strides(), v.strides());
+        }
     }
 }

@@ -3,7 +3,7 @@
 //! checks overflow and bounds.
 
 use crate::layout::{c_strides, check_permutation, layout_span};
-use crate::tensor::Parts;
+use crate::tensor::{Dims, Parts};
 use crate::{DType, Error, Result, TensorView};
 
 /// One axis of a slice, with Python semantics: `start`/`stop` may be negative (counted from the
@@ -177,14 +177,14 @@ impl TensorView {
             strides: Some(strides),
             dtype: self.dtype,
             device: self.device,
-            flags: self.flags,
+            flags: self.flags(),
             extent: Some(self.extent.clone()),
         };
         // SAFETY: same owner, same memory: `from_parts` checks that every byte the new view
         // reaches lies in the extent this view's owner keeps valid.
         let mut view = unsafe { TensorView::from_parts(parts, self.owner.clone())? };
-        view.exclusive = self.exclusive;
-        view.allocation_known = self.allocation_known;
+        // SAFETY: the same memory and owner as `self`, so `self`'s exclusivity carries over.
+        unsafe { view.set_provenance(self.allocation_known(), self.exclusive()) };
         Ok(view)
     }
 
@@ -217,7 +217,7 @@ impl TensorView {
         let mut shape = Vec::with_capacity(args.len());
         let mut strides = Vec::with_capacity(args.len());
         let mut shift = 0isize;
-        for ((arg, &n), &s) in args.iter().zip(&*self.shape).zip(&*self.strides) {
+        for ((arg, &n), &s) in args.iter().zip(&*self.shape()).zip(&*self.strides()) {
             let (first, count) = arg.resolve(n)?;
             if count > 0 {
                 // Checked: an empty tensor's strides are not bounded by any span.
@@ -242,18 +242,18 @@ impl TensorView {
     pub fn select(&self, axis: usize, index: usize) -> Result<TensorView> {
         let size = self.require_byte_elements("indexing bit-packed elements")? as isize;
         self.check_axis(axis)?;
-        if index >= self.shape[axis] {
+        if index >= self.shape()[axis] {
             return Err(Error::OutOfBounds(format!(
                 "index {index} on axis {axis} of extent {}",
-                self.shape[axis]
+                self.shape()[axis]
             )));
         }
         let shift = (index as isize)
-            .checked_mul(self.strides[axis])
+            .checked_mul(self.strides()[axis])
             .and_then(|x| x.checked_mul(size))
             .ok_or_else(|| Error::Overflow("index offset"))?;
-        let mut shape = self.shape.to_vec();
-        let mut strides = self.strides.to_vec();
+        let mut shape = self.shape().to_vec();
+        let mut strides = self.strides().to_vec();
         shape.remove(axis);
         strides.remove(axis);
         self.restrided(shape, strides, shift)
@@ -264,11 +264,12 @@ impl TensorView {
         let ndim = self.ndim();
         check_permutation(order, ndim)?;
         let moves = order.iter().enumerate().any(|(k, &a)| k != a);
-        if self.itemsize().is_none() && moves && self.shape.iter().filter(|&&n| n > 1).count() > 1 {
+        if self.itemsize().is_none() && moves && self.shape().iter().filter(|&&n| n > 1).count() > 1
+        {
             self.require_byte_elements("permuting bit-packed elements")?;
         }
-        let shape = order.iter().map(|&a| self.shape[a]).collect();
-        let strides = order.iter().map(|&a| self.strides[a]).collect();
+        let shape = order.iter().map(|&a| self.shape()[a]).collect();
+        let strides = order.iter().map(|&a| self.strides()[a]).collect();
         self.restrided(shape, strides, 0)
     }
 
@@ -337,10 +338,11 @@ impl TensorView {
                 .map(|_| Vec::new())?,
             Some(_) if self.numel() == 0 => c_strides(&new_shape)?,
             Some(_) => {
-                reshape_strides(&self.shape, &self.strides, &new_shape).ok_or_else(|| {
+                reshape_strides(&self.shape(), &self.strides(), &new_shape).ok_or_else(|| {
                     Error::NotContiguous(format!(
                         "shape {:?} with strides {:?} cannot be viewed as {new_shape:?}",
-                        self.shape, self.strides
+                        self.shape(),
+                        self.strides()
                     ))
                 })?
             }
@@ -357,20 +359,20 @@ impl TensorView {
         if target < ndim {
             return Err(Error::InvalidShape(format!(
                 "cannot broadcast {:?} to fewer dimensions {shape:?}",
-                self.shape
+                self.shape()
             )));
         }
         let lead = target - ndim;
         let mut strides = vec![0isize; target];
         for (k, &n) in shape.iter().enumerate().skip(lead) {
-            let (have, s) = (self.shape[k - lead], self.strides[k - lead]);
+            let (have, s) = (self.shape()[k - lead], self.strides()[k - lead]);
             strides[k] = match (have, n) {
                 (a, b) if a == b => s,
                 (1, _) => 0,
                 _ => {
                     return Err(Error::InvalidShape(format!(
                         "cannot broadcast {:?} to {shape:?}",
-                        self.shape
+                        self.shape()
                     )))
                 }
             };
@@ -381,24 +383,28 @@ impl TensorView {
     /// Remove `axis`, which must have extent 1.
     pub fn squeeze_axis(&self, axis: usize) -> Result<TensorView> {
         self.check_axis(axis)?;
-        if self.shape[axis] != 1 {
+        if self.shape()[axis] != 1 {
             return Err(Error::InvalidShape(format!(
                 "axis {axis} has extent {}, not 1",
-                self.shape[axis]
+                self.shape()[axis]
             )));
         }
         let mut t = self.clone();
-        t.shape.remove(axis);
-        t.strides.remove(axis);
+        let mut shape: Dims<usize> = self.shape().into();
+        let mut strides: Dims<isize> = self.strides().into();
+        shape.remove(axis);
+        strides.remove(axis);
+        t.set_layout(&shape, &strides);
         Ok(t)
     }
 
     /// Remove every axis of extent 1.
     pub fn squeeze(&self) -> TensorView {
         let mut t = self.clone();
-        let keep: Vec<usize> = (0..self.ndim()).filter(|&k| self.shape[k] != 1).collect();
-        t.shape = keep.iter().map(|&k| self.shape[k]).collect();
-        t.strides = keep.iter().map(|&k| self.strides[k]).collect();
+        let keep: Vec<usize> = (0..self.ndim()).filter(|&k| self.shape()[k] != 1).collect();
+        let shape: Dims<usize> = keep.iter().map(|&k| self.shape()[k]).collect();
+        let strides: Dims<isize> = keep.iter().map(|&k| self.strides()[k]).collect();
+        t.set_layout(&shape, &strides);
         t
     }
 
@@ -421,8 +427,8 @@ impl TensorView {
         // The stride numpy would give (the step of the following axis times its extent); it
         // reaches nothing, so 0 is as good when that product would not fit.
         let stride = match axis < self.ndim() {
-            true => self.strides[axis]
-                .checked_mul(self.shape[axis] as isize)
+            true => self.strides()[axis]
+                .checked_mul(self.shape()[axis] as isize)
                 .filter(|s| {
                     s.checked_mul(self.itemsize().unwrap_or(1) as isize)
                         .is_some()
@@ -431,8 +437,11 @@ impl TensorView {
             false => 1,
         };
         let mut t = self.clone();
-        t.shape.insert(axis, 1);
-        t.strides.insert(axis, stride);
+        let mut shape: Dims<usize> = self.shape().into();
+        let mut strides: Dims<isize> = self.strides().into();
+        shape.insert(axis, 1);
+        strides.insert(axis, stride);
+        t.set_layout(&shape, &strides);
         Ok(t)
     }
 
@@ -465,7 +474,7 @@ impl TensorView {
                 strides.len()
             )));
         }
-        if !self.allocation_known {
+        if !self.allocation_known() {
             // The gaps between this view's elements may be someone else's memory (a sibling
             // `ArrayViewMut`, bytes a producer never shared): nothing bounds a new layout.
             return Err(Error::OutOfBounds(
@@ -491,37 +500,38 @@ impl TensorView {
         })?;
         let mut t = self.clone();
         t.dtype = dtype;
-        t.flags.subbyte_padded = false;
+        t.set_flags(t.flags().with_subbyte_padded(false));
         if !self.dtype.any_bit_pattern() && dtype != self.dtype {
             // Memory typed with invalid bit patterns (bool) must not be written as a type
             // without them: the owner (a `Vec<bool>`, an `ArrayViewMut<bool>`) would then hold
             // invalid values. Reading stays allowed; writing needs a copy.
-            t.exclusive = false;
+            // SAFETY: clearing exclusivity only withdraws a permission.
+            unsafe { t.set_provenance(t.allocation_known(), false) };
         }
         if old == new {
             return Ok(t);
         }
         let ndim = self.ndim();
         let refuse = |why: String| Err(Error::InvalidShape(why));
-        if ndim == 0 || (self.strides[ndim - 1] != 1 && self.shape[ndim - 1] > 1) {
+        if ndim == 0 || (self.strides()[ndim - 1] != 1 && self.shape()[ndim - 1] > 1) {
             return refuse(format!(
                 "changing itemsize {old} -> {new} needs a last axis with stride 1"
             ));
         }
-        let last_bytes = self.shape[ndim - 1] * old;
+        let last_bytes = self.shape()[ndim - 1] * old;
         if !last_bytes.is_multiple_of(new) {
             return refuse(format!(
                 "the last axis spans {last_bytes} bytes, not a multiple of {new}"
             ));
         }
-        let mut shape = self.shape.to_vec();
+        let mut shape = self.shape().to_vec();
         let mut strides = Vec::with_capacity(ndim);
         shape[ndim - 1] = last_bytes / new;
-        for (k, &s) in self.strides.iter().enumerate() {
+        for (k, &s) in self.strides().iter().enumerate() {
             let bytes = s * old as isize;
             if k + 1 == ndim {
                 strides.push(1);
-            } else if bytes % new as isize != 0 && self.shape[k] > 1 {
+            } else if bytes % new as isize != 0 && self.shape()[k] > 1 {
                 return refuse(format!(
                     "stride of axis {k} is not a multiple of {new} bytes"
                 ));

@@ -370,7 +370,7 @@ impl TensorView {
     /// # Ok::<(), dlbridge::Error>(())
     /// ```
     pub fn to_tch_with(&self, copy: CopyPolicy) -> Result<Tensor> {
-        if self.flags.subbyte_padded {
+        if self.flags().subbyte_padded {
             return Err(Error::UnsupportedDtype {
                 dtype: self.dtype,
                 reason: "torch has no padded sub-byte types",
@@ -389,15 +389,15 @@ impl TensorView {
 
     /// Why torch cannot share this (CPU, supported-dtype) view's memory, if it cannot.
     fn torch_needs_copy(&self) -> Option<Error> {
-        if self.flags.read_only {
+        if self.flags().read_only {
             return Some(Error::ReadOnly(
                 "torch tensors are always writable; use CopyPolicy::IfNeeded to export a copy",
             ));
         }
         if self
-            .strides
+            .strides()
             .iter()
-            .zip(self.shape.iter())
+            .zip(self.shape().iter())
             .any(|(&s, &n)| s < 0 && n > 1)
         {
             return Some(Error::CopyRequired(

@@ -311,7 +311,7 @@ pub(crate) fn share_object(
     object: Py<PyAny>,
 ) -> PyResult<()> {
     // A fresh import reaches exactly its extent: no need to compute the range again.
-    debug_assert!(!view.allocation_known);
+    debug_assert!(!view.allocation_known());
     let token = borrow_range(py, view.extent.start, view.extent.end, false)?;
     view.owner = Owner::new(SharedBorrow {
         _token: token,

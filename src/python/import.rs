@@ -221,7 +221,7 @@ fn from_tensor(
         );
     }
     // The new tensor shares `t`'s memory: whatever `t` was, this one is no fresh copy.
-    view.flags.is_copied = false;
+    view.set_flags(view.flags().with_is_copied(false));
     let producer = tensor.producer.as_ref().map(|p| p.clone_ref(t.py()));
     Some(finish(view, copy).map(|view| Imported { view, producer }))
 }

@@ -304,7 +304,9 @@ pub(crate) fn ndarray_of<'py>(
     base: Bound<'py, PyAny>,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
     // numpy allocates memory of its own for a NULL data pointer (an empty view may have one).
-    if !view.device().is_host_accessible() || view.flags.subbyte_padded || view.data_ptr().is_null()
+    if !view.device().is_host_accessible()
+        || view.flags().subbyte_padded
+        || view.data_ptr().is_null()
     {
         return Ok(None);
     }

@@ -414,7 +414,10 @@ impl ImportedArray {
         } else {
             TensorView::from_arrow_data(&self.data, opts)?
         };
-        view.flags.is_copied |= self.realigned;
+        view.set_flags(
+            view.flags()
+                .with_is_copied(view.is_copied() || self.realigned),
+        );
         Ok(view)
     }
 }

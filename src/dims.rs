@@ -1,0 +1,188 @@
+//! The storage of a view's shape and strides: inline for the common ranks, one heap block above.
+//!
+//! A [`crate::TensorView`] is moved on every conversion (out of an export, through `Result`s and
+//! `Option`s, into a Python object), so its size matters: at 128 bytes or less the compiler
+//! moves it with a few vector stores instead of calling `memcpy`. Two `SmallVec`s of six took
+//! 112 bytes; [`DimStore`] takes 64 and keeps no length of its own. The view stores the
+//! dimension count once, in a byte beside its flags, and passes it to every accessor: that
+//! count says which field of the union is live, which is why the accessors are `unsafe`.
+
+use std::mem::ManuallyDrop;
+
+/// Dimensions kept inline, with no allocation: enough for images in NCHW and most tensors.
+/// Views of five or more dimensions allocate one block for their shape and strides.
+pub(crate) const INLINE_NDIM: usize = 4;
+
+#[derive(Clone, Copy)]
+#[repr(C)]
+struct Inline {
+    shape: [usize; INLINE_NDIM],
+    strides: [isize; INLINE_NDIM],
+}
+
+/// Shape and strides of `ndim` dimensions, the count kept by the owner of this value.
+///
+/// Invariant (the contract of every `unsafe` method, stated there as "`ndim` is this store's
+/// count"): a store made by [`DimStore::new`] for `ndim` dimensions has `inline` live when
+/// `ndim <= INLINE_NDIM`, and otherwise `heap`, a block of `2 * ndim` words: the shape, then the
+/// strides' bits. The store must be released with [`DimStore::free`] (it has no `Drop`).
+pub(crate) union DimStore {
+    inline: Inline,
+    heap: ManuallyDrop<Box<[usize]>>,
+}
+
+impl DimStore {
+    /// A store holding `shape` and `strides`, which must have the same length (the caller
+    /// checks; a mismatch panics).
+    pub(crate) fn new(shape: &[usize], strides: &[isize]) -> DimStore {
+        let ndim = shape.len();
+        assert_eq!(strides.len(), ndim, "shape and strides differ in length");
+        if ndim <= INLINE_NDIM {
+            let mut inline = Inline {
+                shape: [0; INLINE_NDIM],
+                strides: [0; INLINE_NDIM],
+            };
+            inline.shape[..ndim].copy_from_slice(shape);
+            inline.strides[..ndim].copy_from_slice(strides);
+            DimStore { inline }
+        } else {
+            let block: Box<[usize]> = shape
+                .iter()
+                .copied()
+                .chain(strides.iter().map(|&s| s as usize))
+                .collect();
+            DimStore {
+                heap: ManuallyDrop::new(block),
+            }
+        }
+    }
+
+    /// The shape.
+    ///
+    /// # Safety
+    /// `ndim` is this store's count.
+    #[inline]
+    pub(crate) unsafe fn shape(&self, ndim: usize) -> &[usize] {
+        if ndim <= INLINE_NDIM {
+            // SAFETY: per the contract, `inline` is live; `ndim` is within its arrays.
+            unsafe { self.inline.shape.get_unchecked(..ndim) }
+        } else {
+            // SAFETY: per the contract, `heap` is live and holds `2 * ndim` words, the first
+            // `ndim` of them the shape.
+            unsafe { self.heap.get_unchecked(..ndim) }
+        }
+    }
+
+    /// The strides, in elements.
+    ///
+    /// # Safety
+    /// `ndim` is this store's count.
+    #[inline]
+    pub(crate) unsafe fn strides(&self, ndim: usize) -> &[isize] {
+        if ndim <= INLINE_NDIM {
+            // SAFETY: per the contract, `inline` is live; `ndim` is within its arrays.
+            unsafe { self.inline.strides.get_unchecked(..ndim) }
+        } else {
+            // SAFETY: per the contract, `heap` is live with `2 * ndim` words; its second half
+            // holds the strides' bits, and `isize` has the size, alignment and (all) bit
+            // patterns of `usize`, so that half reads as `ndim` strides.
+            unsafe {
+                let words = self.heap.as_ptr().add(ndim);
+                std::slice::from_raw_parts(words.cast::<isize>(), ndim)
+            }
+        }
+    }
+
+    /// Pointers to the shape and the strides, for a DLPack export of the view that holds this
+    /// store: they stay valid while the store neither moves nor is freed. Consumers only read
+    /// through them (DLPack's rule), so they are derived from `&mut self` to carry write
+    /// permission without anything ever writing.
+    ///
+    /// # Safety
+    /// `ndim` is this store's count.
+    #[cfg(target_pointer_width = "64")]
+    pub(crate) unsafe fn as_mut_ptrs(&mut self, ndim: usize) -> (*mut usize, *mut isize) {
+        if ndim <= INLINE_NDIM {
+            // SAFETY: per the contract, `inline` is live.
+            let inline = unsafe { &mut self.inline };
+            (inline.shape.as_mut_ptr(), inline.strides.as_mut_ptr())
+        } else {
+            // SAFETY: per the contract, `heap` is live with `2 * ndim` words.
+            let words = unsafe { self.heap.as_mut_ptr() };
+            // SAFETY: `ndim` words into a block of `2 * ndim`.
+            (words, unsafe { words.add(ndim) }.cast::<isize>())
+        }
+    }
+
+    /// A copy of this store: the inline words as one block, or a new heap block.
+    ///
+    /// # Safety
+    /// `ndim` is this store's count; the copy's count is the same.
+    #[inline]
+    pub(crate) unsafe fn duplicate(&self, ndim: usize) -> DimStore {
+        if ndim <= INLINE_NDIM {
+            // SAFETY: per the contract, `inline` is live; it is `Copy`.
+            DimStore {
+                inline: unsafe { self.inline },
+            }
+        } else {
+            // SAFETY: per the contract, `heap` is live.
+            let block: &[usize] = unsafe { &self.heap };
+            DimStore {
+                heap: ManuallyDrop::new(block.into()),
+            }
+        }
+    }
+
+    /// Release the heap block, if any. The store must not be used afterwards.
+    ///
+    /// # Safety
+    /// `ndim` is this store's count, and this is the store's only release.
+    #[inline]
+    pub(crate) unsafe fn free(&mut self, ndim: usize) {
+        if ndim > INLINE_NDIM {
+            // SAFETY: per the contract, `heap` is live, and it is dropped only here, once.
+            unsafe { ManuallyDrop::drop(&mut self.heap) }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_rank_round_trips_and_frees() {
+        for ndim in 0..=9 {
+            let shape: Vec<usize> = (1..=ndim).collect();
+            let strides: Vec<isize> = (0..ndim as isize).map(|k| -k - 1).collect();
+            let mut store = DimStore::new(&shape, &strides);
+            // SAFETY: `ndim` is the count the store was made with, freed once at the end.
+            unsafe {
+                let mut copy = store.duplicate(ndim);
+                for s in [&store, &copy] {
+                    assert_eq!(s.shape(ndim), shape);
+                    assert_eq!(s.strides(ndim), strides);
+                }
+                #[cfg(target_pointer_width = "64")]
+                {
+                    let (sp, st) = store.as_mut_ptrs(ndim);
+                    if ndim > 0 {
+                        assert_eq!(*sp, 1);
+                        assert_eq!(*st.add(ndim - 1), -(ndim as isize));
+                    }
+                }
+                copy.free(ndim);
+                store.free(ndim);
+            }
+        }
+    }
+
+    #[test]
+    fn the_store_is_eight_words() {
+        assert_eq!(
+            std::mem::size_of::<DimStore>(),
+            8 * std::mem::size_of::<usize>()
+        );
+    }
+}
