@@ -318,7 +318,7 @@ impl TensorView {
             .ok_or_else(|| Error::Overflow("cast size"))?;
         let buffer = AlignedBuffer::new_uninit(nbytes)?;
         let dst = buffer.as_ptr();
-        let strides = c_strides(&self.shape())?;
+        let strides = c_strides(self.shape())?;
         if numel > 0 {
             let axes = plan(self, src_size, &strides, dst_size);
             let src = self.data_ptr();

@@ -81,7 +81,7 @@ impl TensorView {
         let mut out: Vec<T> = Vec::new();
         out.try_reserve_exact(n)
             .map_err(|_| Error::AllocationFailed(self.nbytes()))?;
-        let dst_strides = c_strides(&self.shape())?;
+        let dst_strides = c_strides(self.shape())?;
         // SAFETY: `out` has capacity for `n` elements of `T` (= itemsize bytes each, checked by
         // `check_element_access`); the kernel writes each of the `n` destination slots exactly
         // once and reads only bytes within this view's checked span.
@@ -167,12 +167,12 @@ impl TensorView {
                 // SAFETY: the view reaches exactly `nbytes` bytes from its first element; the
                 // buffer has `nbytes` fresh bytes.
                 unsafe { std::ptr::copy_nonoverlapping(self.data_ptr(), dst, nbytes) };
-                c_strides(&self.shape())?
+                c_strides(self.shape())?
             }
             // An empty tensor reaches nothing: zero strides describe it whatever its extents.
             (Some(_), _) if self.numel() == 0 => vec![0; self.ndim()],
-            (Some(_), Order::C) => c_strides(&self.shape())?,
-            (Some(_), Order::F) => f_strides(&self.shape())?,
+            (Some(_), Order::C) => c_strides(self.shape())?,
+            (Some(_), Order::F) => f_strides(self.shape())?,
         };
         if self.itemsize().is_some() {
             // SAFETY: the buffer holds `nbytes` = numel * itemsize bytes, which the contiguous
@@ -250,7 +250,7 @@ pub(crate) fn gather_bytes(view: &TensorView) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     out.try_reserve_exact(n)
         .map_err(|_| Error::AllocationFailed(n))?;
-    let strides = c_strides(&view.shape())?;
+    let strides = c_strides(view.shape())?;
     // SAFETY: `out` has room for `n` bytes, exactly what C-contiguous destination strides cover.
     unsafe {
         copy_elements(view, out.as_mut_ptr(), &strides);

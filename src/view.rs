@@ -217,7 +217,7 @@ impl TensorView {
         let mut shape = Vec::with_capacity(args.len());
         let mut strides = Vec::with_capacity(args.len());
         let mut shift = 0isize;
-        for ((arg, &n), &s) in args.iter().zip(&*self.shape()).zip(&*self.strides()) {
+        for ((arg, &n), &s) in args.iter().zip(self.shape()).zip(self.strides()) {
             let (first, count) = arg.resolve(n)?;
             if count > 0 {
                 // Checked: an empty tensor's strides are not bounded by any span.
@@ -338,7 +338,7 @@ impl TensorView {
                 .map(|_| Vec::new())?,
             Some(_) if self.numel() == 0 => c_strides(&new_shape)?,
             Some(_) => {
-                reshape_strides(&self.shape(), &self.strides(), &new_shape).ok_or_else(|| {
+                reshape_strides(self.shape(), self.strides(), &new_shape).ok_or_else(|| {
                     Error::NotContiguous(format!(
                         "shape {:?} with strides {:?} cannot be viewed as {new_shape:?}",
                         self.shape(),
