@@ -122,9 +122,8 @@ impl DimStore {
     pub(crate) unsafe fn duplicate(&self, ndim: usize) -> DimStore {
         if ndim <= INLINE_NDIM {
             // SAFETY: per the contract, `inline` is live; it is `Copy`.
-            DimStore {
-                inline: unsafe { self.inline },
-            }
+            let inline = unsafe { self.inline };
+            DimStore { inline }
         } else {
             // SAFETY: per the contract, `heap` is live.
             let block: &[usize] = unsafe { &self.heap };
