@@ -146,6 +146,119 @@ impl DimStore {
     }
 }
 
+/// A [`DimStore`] with its count, released on drop: what the importers fill straight from
+/// foreign metadata (a `DLTensor`, numpy's array struct), before a view exists to own it.
+/// [`OwnedDims::into_parts`] hands the store to a view.
+pub(crate) struct OwnedDims {
+    store: DimStore,
+    ndim: usize,
+}
+
+impl OwnedDims {
+    /// No dimensions (a 0-d tensor).
+    pub(crate) fn scalar() -> OwnedDims {
+        OwnedDims::from_slices(&[], &[])
+    }
+
+    /// A store holding `shape` and `strides` (same length; a mismatch panics).
+    pub(crate) fn from_slices(shape: &[usize], strides: &[isize]) -> OwnedDims {
+        OwnedDims {
+            store: DimStore::new(shape, strides),
+            ndim: shape.len(),
+        }
+    }
+
+    /// `ndim` dimensions, extent and stride of axis `k` given by `axis(k)`, which may fail (the
+    /// store is then released).
+    #[inline]
+    pub(crate) fn try_from_fn<E>(
+        ndim: usize,
+        mut axis: impl FnMut(usize) -> Result<(usize, isize), E>,
+    ) -> Result<OwnedDims, E> {
+        if ndim <= INLINE_NDIM {
+            let mut inline = Inline {
+                shape: [0; INLINE_NDIM],
+                strides: [0; INLINE_NDIM],
+            };
+            for k in 0..ndim {
+                (inline.shape[k], inline.strides[k]) = axis(k)?;
+            }
+            Ok(OwnedDims {
+                store: DimStore { inline },
+                ndim,
+            })
+        } else {
+            let mut block = vec![0usize; 2 * ndim].into_boxed_slice();
+            for k in 0..ndim {
+                let (extent, stride) = axis(k)?;
+                block[k] = extent;
+                block[ndim + k] = stride as usize; // the strides' bits (see `DimStore`)
+            }
+            Ok(OwnedDims {
+                store: DimStore {
+                    heap: ManuallyDrop::new(block),
+                },
+                ndim,
+            })
+        }
+    }
+
+    /// The dimension count.
+    #[inline]
+    pub(crate) fn ndim(&self) -> usize {
+        self.ndim
+    }
+
+    /// The shape.
+    #[inline]
+    pub(crate) fn shape(&self) -> &[usize] {
+        // SAFETY: `ndim` is the count the store was made with (the type's invariant).
+        unsafe { self.store.shape(self.ndim) }
+    }
+
+    /// The strides, in elements.
+    #[inline]
+    pub(crate) fn strides(&self) -> &[isize] {
+        // SAFETY: as in `shape`.
+        unsafe { self.store.strides(self.ndim) }
+    }
+
+    /// Replace the strides by the C-contiguous strides of the shape (DLPack's NULL strides).
+    pub(crate) fn set_c_strides(&mut self) -> crate::Result<()> {
+        let strides = crate::layout::c_strides(self.shape())?;
+        let ndim = self.ndim;
+        // SAFETY: as in `shape`; on 64-bit targets the pointers are the store's own, on others
+        // the store is rebuilt whole.
+        #[cfg(target_pointer_width = "64")]
+        unsafe {
+            let (_, out) = self.store.as_mut_ptrs(ndim);
+            std::ptr::copy_nonoverlapping(strides.as_ptr(), out, ndim);
+        }
+        #[cfg(not(target_pointer_width = "64"))]
+        {
+            let shape = self.shape().to_vec();
+            *self = OwnedDims::from_slices(&shape, &strides);
+        }
+        Ok(())
+    }
+
+    /// The store and its count, for a view that takes over its release.
+    #[inline]
+    pub(crate) fn into_parts(self) -> (DimStore, usize) {
+        let this = ManuallyDrop::new(self);
+        // SAFETY: `this` is never dropped, so the store moves out exactly once.
+        (unsafe { std::ptr::read(&this.store) }, this.ndim)
+    }
+}
+
+impl Drop for OwnedDims {
+    fn drop(&mut self) {
+        // SAFETY: `ndim` is the store's count, and this is its only release (`into_parts`
+        // skips this drop).
+        unsafe { self.store.free(self.ndim) }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,6 +286,33 @@ mod tests {
                 }
                 copy.free(ndim);
                 store.free(ndim);
+            }
+        }
+    }
+
+    #[test]
+    fn owned_dims_of_every_rank_are_built_checked_and_released() {
+        for ndim in 0..=9 {
+            let dims =
+                OwnedDims::try_from_fn(ndim, |k| Ok::<_, ()>((k + 2, -(k as isize)))).unwrap();
+            assert_eq!(dims.ndim(), ndim);
+            assert_eq!(dims.shape(), (2..ndim + 2).collect::<Vec<_>>());
+            assert_eq!(
+                dims.strides(),
+                (0..ndim as isize).map(|k| -k).collect::<Vec<_>>()
+            );
+            let mut c = OwnedDims::try_from_fn(ndim, |k| Ok::<_, ()>((k + 2, 0))).unwrap();
+            c.set_c_strides().unwrap();
+            assert_eq!(c.strides(), crate::layout::c_strides(c.shape()).unwrap());
+            // A failure part-way releases what was built (Miri checks for leaks).
+            let failed =
+                OwnedDims::try_from_fn(ndim, |k| if k + 1 == ndim { Err(k) } else { Ok((1, 1)) });
+            assert_eq!(failed.err(), ndim.checked_sub(1));
+            let (mut store, n) = dims.into_parts();
+            // SAFETY: `n` is the store's count; released once.
+            unsafe {
+                assert_eq!(store.shape(n).len(), ndim);
+                store.free(n);
             }
         }
     }

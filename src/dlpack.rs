@@ -16,8 +16,8 @@ use std::ptr::NonNull;
 use dlpark::ffi::{DLManagedTensor, DLManagedTensorVersioned, DLPackVersion, DLTensor};
 use dlpark::DlpackFlags;
 
-use crate::layout::c_strides;
-use crate::tensor::{Dims, RawParts};
+use crate::dims::OwnedDims;
+use crate::tensor::RawParts;
 use crate::{DType, Device, Error, Flags, Owner, Result, TensorView, MAX_NDIM};
 
 /// The DLPack version this crate produces (1.3, as PyTorch 2.13).
@@ -531,46 +531,43 @@ unsafe fn import(
             Error::InvalidShape(format!("ndim {} is outside 0..={MAX_NDIM}", tensor.ndim))
         })?;
     let dtype = DType::from_dlpack(tensor.dtype)?;
-    let (shape, strides): (Dims<usize>, Dims<isize>) =
-        if ndim == 0 {
-            (Dims::new(), Dims::new())
+    let dims = if ndim == 0 {
+        OwnedDims::scalar()
+    } else {
+        if tensor.shape.is_null() {
+            return Err(Error::NullPointer("DLTensor.shape with ndim > 0"));
+        }
+        // SAFETY: per the contract, `shape` points to `ndim` i64s.
+        let raw_shape = unsafe { std::slice::from_raw_parts(tensor.shape, ndim) };
+        let negative = || Error::InvalidShape(format!("negative extent in {raw_shape:?}"));
+        if tensor.strides.is_null() {
+            if !null_strides_ok {
+                return Err(Error::NullPointer(
+                    "DLTensor.strides (required since DLPack 1.2)",
+                ));
+            }
+            let mut dims = OwnedDims::try_from_fn(ndim, |k| {
+                Ok::<_, Error>((usize::try_from(raw_shape[k]).map_err(|_| negative())?, 0))
+            })?;
+            dims.set_c_strides()?;
+            dims
         } else {
-            if tensor.shape.is_null() {
-                return Err(Error::NullPointer("DLTensor.shape with ndim > 0"));
-            }
-            // SAFETY: per the contract, `shape` points to `ndim` i64s.
-            let raw_shape = unsafe { std::slice::from_raw_parts(tensor.shape, ndim) };
-            let mut shape = Dims::with_capacity(ndim);
-            for &n in raw_shape {
-                shape.push(usize::try_from(n).map_err(|_| {
-                    Error::InvalidShape(format!("negative extent in {raw_shape:?}"))
-                })?);
-            }
-            let strides = if tensor.strides.is_null() {
-                if !null_strides_ok {
-                    return Err(Error::NullPointer(
-                        "DLTensor.strides (required since DLPack 1.2)",
-                    ));
-                }
-                Dims::from_vec(c_strides(&shape)?)
-            } else {
-                // SAFETY: per the contract, non-null `strides` points to `ndim` i64s.
-                let raw = unsafe { std::slice::from_raw_parts(tensor.strides, ndim) };
-                let mut strides = Dims::with_capacity(ndim);
-                for &s in raw {
-                    strides.push(isize::try_from(s).map_err(|_| Error::Overflow("stride"))?);
-                }
-                strides
-            };
-            (shape, strides)
-        };
+            // SAFETY: per the contract, non-null `strides` points to `ndim` i64s.
+            let raw_strides = unsafe { std::slice::from_raw_parts(tensor.strides, ndim) };
+            OwnedDims::try_from_fn(ndim, |k| {
+                Ok::<_, Error>((
+                    usize::try_from(raw_shape[k]).map_err(|_| negative())?,
+                    isize::try_from(raw_strides[k]).map_err(|_| Error::Overflow("stride"))?,
+                ))
+            })?
+        }
+    };
     let byte_offset =
         usize::try_from(tensor.byte_offset).map_err(|_| Error::Overflow("byte_offset"))?;
     let parts = RawParts {
         data: tensor.data.cast(),
         byte_offset,
-        shape,
-        strides,
+        dims,
         dtype,
         device: Device::from_dlpack(tensor.device),
         flags,

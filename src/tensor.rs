@@ -5,7 +5,7 @@ use std::ops::Range;
 
 use smallvec::SmallVec;
 
-use crate::dims::DimStore;
+use crate::dims::{DimStore, OwnedDims};
 
 use crate::layout::{c_strides, covers_span, dense, is_aligned, layout_span, quick_span, Span};
 use crate::{DType, Device, Element, Error, Owner, Result};
@@ -91,12 +91,139 @@ pub struct Parts {
 pub(crate) struct RawParts {
     pub(crate) data: *mut u8,
     pub(crate) byte_offset: usize,
-    pub(crate) shape: Dims<usize>,
-    pub(crate) strides: Dims<isize>,
+    pub(crate) dims: OwnedDims,
     pub(crate) dtype: DType,
     pub(crate) device: Device,
     pub(crate) flags: Flags,
     pub(crate) extent: Option<Range<usize>>,
+}
+
+/// [`RawParts`] whose every metadata invariant has been checked: a view but for its owner.
+/// Importers that make the owner from the view's extent (the borrow registry's range) check
+/// first and attach the owner after.
+pub(crate) struct CheckedParts {
+    data: *mut u8,
+    byte_offset: usize,
+    dims: OwnedDims,
+    bits: u8,
+    dtype: DType,
+    device: Device,
+    extent: Range<usize>,
+}
+
+impl CheckedParts {
+    /// Check `parts` (see [`TensorView::from_parts`] for the list).
+    #[inline(always)]
+    pub(crate) fn new(parts: RawParts) -> Result<CheckedParts> {
+        let RawParts {
+            data,
+            byte_offset,
+            dims,
+            dtype,
+            device,
+            flags,
+            extent,
+        } = parts;
+        let (shape, strides) = (dims.shape(), dims.strides());
+        let ndim = dims.ndim();
+        if ndim > MAX_NDIM {
+            return Err(Error::InvalidShape(format!(
+                "{ndim} dimensions exceed the limit of {MAX_NDIM}"
+            )));
+        }
+        let item = dtype.storage_size(flags.subbyte_padded).unwrap_or(1) as isize;
+        // The common case in one pass: elements of whole bytes, at least one, numbers that fit.
+        let quick = dtype
+            .storage_size(flags.subbyte_padded)
+            .and_then(|size| quick_span(shape, strides, size));
+        if quick.is_none()
+            && strides
+                .iter()
+                .any(|s| s.checked_mul(item).and_then(isize::checked_abs).is_none())
+        {
+            // Even strides of extent-1 axes (which reach nothing) must fit in bytes, and so
+            // must their magnitude (ndarray and numpy take absolute strides), so that every
+            // consumer may compute byte strides without overflow.
+            return Err(Error::Overflow("stride in bytes"));
+        }
+        let start = (data as usize)
+            .checked_add(byte_offset)
+            .ok_or_else(|| Error::Overflow("data pointer + byte offset"))?;
+        let (span, c_dense) = match quick {
+            Some(q) => (q.span, q.c_dense),
+            None => (
+                TensorView::general_span(shape, strides, dtype, flags)?,
+                false,
+            ),
+        };
+        let reached = match span.bytes {
+            None => start..start,
+            Some((lo, end)) => {
+                if data.is_null() {
+                    return Err(Error::NullData(span.numel));
+                }
+                let first = start
+                    .checked_add_signed(lo)
+                    .ok_or_else(|| Error::Overflow("lowest address"))?;
+                let last = start
+                    .checked_add_signed(end)
+                    .ok_or_else(|| Error::Overflow("highest address"))?;
+                first..last
+            }
+        };
+        let (extent, allocation_known) = match extent {
+            Some(e) => {
+                if !reached.is_empty() && (reached.start < e.start || reached.end > e.end) {
+                    return Err(Error::OutOfBounds(format!(
+                        "the view reaches {reached:#x?} outside its owner's extent {e:#x?}"
+                    )));
+                }
+                (e, true)
+            }
+            // Without a known allocation, the owner is known to hold the view's elements only:
+            // their whole byte range when they leave no gaps.
+            None => (reached, c_dense || covers_span(shape, strides, item)),
+        };
+        Ok(CheckedParts {
+            data,
+            byte_offset,
+            dims,
+            bits: bits::of(flags)
+                | if allocation_known {
+                    bits::ALLOCATION_KNOWN
+                } else {
+                    0
+                },
+            dtype,
+            device,
+            extent,
+        })
+    }
+
+    /// The address range the view's owner must keep valid.
+    pub(crate) fn extent(&self) -> &Range<usize> {
+        &self.extent
+    }
+
+    /// The view, owned by `owner`.
+    ///
+    /// # Safety
+    /// As for [`TensorView::from_parts`], with these parts.
+    #[inline(always)]
+    pub(crate) unsafe fn with_owner(self, owner: Owner) -> TensorView {
+        let (dims, ndim) = self.dims.into_parts();
+        TensorView {
+            data: self.data,
+            byte_offset: self.byte_offset,
+            dims,
+            ndim: ndim as u8, // at most MAX_NDIM, checked in `new`
+            bits: self.bits,
+            dtype: self.dtype,
+            device: self.device,
+            extent: self.extent,
+            owner,
+        }
+    }
 }
 
 impl Parts {
@@ -282,14 +409,26 @@ impl TensorView {
             extent,
         } = parts;
         let strides = match strides {
-            Some(s) => Dims::from_vec(s),
-            None => Dims::from_vec(c_strides(&shape)?),
+            Some(s) => s,
+            None => c_strides(&shape)?,
         };
+        if shape.len() > MAX_NDIM {
+            return Err(Error::InvalidShape(format!(
+                "{} dimensions exceed the limit of {MAX_NDIM}",
+                shape.len()
+            )));
+        }
+        if strides.len() != shape.len() {
+            return Err(Error::InvalidShape(format!(
+                "{} strides for {} dimensions",
+                strides.len(),
+                shape.len()
+            )));
+        }
         let raw = RawParts {
             data,
             byte_offset,
-            shape: Dims::from_vec(shape),
-            strides,
+            dims: OwnedDims::from_slices(&shape, &strides),
             dtype,
             device,
             flags,
@@ -299,101 +438,16 @@ impl TensorView {
         unsafe { TensorView::from_raw_parts(raw, owner) }
     }
 
-    /// [`TensorView::from_parts`] over inline dimensions (no heap allocation for up to six),
+    /// [`TensorView::from_parts`] over inline dimensions (no heap allocation for up to four),
     /// for the crate's own importers, whose hot paths build views from foreign metadata.
     ///
     /// # Safety
     /// As for [`TensorView::from_parts`].
     #[inline(always)]
     pub(crate) unsafe fn from_raw_parts(parts: RawParts, owner: Owner) -> Result<TensorView> {
-        let RawParts {
-            data,
-            byte_offset,
-            shape,
-            strides,
-            dtype,
-            device,
-            flags,
-            extent,
-        } = parts;
-        let ndim = shape.len();
-        if ndim > MAX_NDIM {
-            return Err(Error::InvalidShape(format!(
-                "{ndim} dimensions exceed the limit of {MAX_NDIM}"
-            )));
-        }
-        if strides.len() != ndim {
-            return Err(Error::InvalidShape(format!(
-                "{} strides for {ndim} dimensions",
-                strides.len()
-            )));
-        }
-        let item = dtype.storage_size(flags.subbyte_padded).unwrap_or(1) as isize;
-        // The common case in one pass: elements of whole bytes, at least one, numbers that fit.
-        let quick = dtype
-            .storage_size(flags.subbyte_padded)
-            .and_then(|size| quick_span(&shape, &strides, size));
-        if quick.is_none()
-            && strides
-                .iter()
-                .any(|s| s.checked_mul(item).and_then(isize::checked_abs).is_none())
-        {
-            // Even strides of extent-1 axes (which reach nothing) must fit in bytes, and so
-            // must their magnitude (ndarray and numpy take absolute strides), so that every
-            // consumer may compute byte strides without overflow.
-            return Err(Error::Overflow("stride in bytes"));
-        }
-        let start = (data as usize)
-            .checked_add(byte_offset)
-            .ok_or_else(|| Error::Overflow("data pointer + byte offset"))?;
-        let (span, c_dense) = match quick {
-            Some(q) => (q.span, q.c_dense),
-            None => (Self::general_span(&shape, &strides, dtype, flags)?, false),
-        };
-        let reached = match span.bytes {
-            None => start..start,
-            Some((lo, end)) => {
-                if data.is_null() {
-                    return Err(Error::NullData(span.numel));
-                }
-                let first = start
-                    .checked_add_signed(lo)
-                    .ok_or_else(|| Error::Overflow("lowest address"))?;
-                let last = start
-                    .checked_add_signed(end)
-                    .ok_or_else(|| Error::Overflow("highest address"))?;
-                first..last
-            }
-        };
-        let (extent, allocation_known) = match extent {
-            Some(e) => {
-                if !reached.is_empty() && (reached.start < e.start || reached.end > e.end) {
-                    return Err(Error::OutOfBounds(format!(
-                        "the view reaches {reached:#x?} outside its owner's extent {e:#x?}"
-                    )));
-                }
-                (e, true)
-            }
-            // Without a known allocation, the owner is known to hold the view's elements only:
-            // their whole byte range when they leave no gaps.
-            None => (reached, c_dense || covers_span(&shape, &strides, item)),
-        };
-        Ok(TensorView {
-            data,
-            byte_offset,
-            dims: DimStore::new(&shape, &strides),
-            ndim: ndim as u8, // at most MAX_NDIM, checked above
-            bits: bits::of(flags)
-                | if allocation_known {
-                    bits::ALLOCATION_KNOWN
-                } else {
-                    0
-                },
-            dtype,
-            device,
-            extent,
-            owner,
-        })
+        let checked = CheckedParts::new(parts)?;
+        // SAFETY: forwarded.
+        Ok(unsafe { checked.with_owner(owner) })
     }
 
     /// Element count and reached bytes of any layout (the general path of `from_raw_parts`).

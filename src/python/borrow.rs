@@ -13,8 +13,10 @@
 //! interleaved elements (`a[::2]` and `a[1::2]`) conservatively conflict, while disjoint rows or
 //! blocks do not.
 
+use std::cell::UnsafeCell;
 use std::ffi::{c_int, c_void, CStr};
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 
 use pyo3::exceptions::{PyBufferError, PyRuntimeError};
 use pyo3::ffi;
@@ -23,6 +25,7 @@ use pyo3::types::{PyDict, PyModule};
 
 use super::runtime::PyObjectOwner;
 use crate::layout::layout_span;
+use crate::tensor::CheckedParts;
 use crate::{Owner, TensorView};
 
 const MODULE: &str = "_dlbridge_borrow_registry";
@@ -44,7 +47,58 @@ struct RegistryApi {
 /// neighbours by binary search (O(log n) in the live borrows); registering or releasing one
 /// shifts the entries after it, a memmove of 16 to 24 bytes per entry, which stays below the
 /// cost of a tree's node allocation for any realistic count (thousands of live views).
-struct State(Mutex<Entries>);
+///
+/// A spin lock guards them. Every tensor argument takes it twice (borrow, release), and its
+/// critical sections are that search and memmove: unlocking is then a plain release store,
+/// where `std::sync::Mutex` needs a second atomic read-modify-write, which showed as a tenth
+/// of the cost of a numpy argument. A waiter yields its time slice after a few spins.
+struct State {
+    locked: AtomicBool,
+    entries: UnsafeCell<Entries>,
+}
+
+// SAFETY: `entries` is reached only inside `State::with`, which holds the lock, so threads
+// never touch it at the same time; `Entries` itself is plain data (Send).
+unsafe impl Sync for State {}
+
+impl State {
+    fn new() -> State {
+        State {
+            locked: AtomicBool::new(false),
+            entries: UnsafeCell::new(Entries::default()),
+        }
+    }
+
+    /// Run `f` on the entries with the lock held (released on unwind too).
+    #[inline]
+    fn with<R>(&self, f: impl FnOnce(&mut Entries) -> R) -> R {
+        let mut spins = 0u32;
+        while self
+            .locked
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            while self.locked.load(Ordering::Relaxed) {
+                spins = spins.saturating_add(1);
+                if spins < 100 {
+                    std::hint::spin_loop();
+                } else {
+                    std::thread::yield_now();
+                }
+            }
+        }
+        struct Unlock<'a>(&'a AtomicBool);
+        impl Drop for Unlock<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::Release);
+            }
+        }
+        let _unlock = Unlock(&self.locked);
+        // SAFETY: this thread holds the lock until `_unlock` drops, after `f` returns: no other
+        // reference to the entries exists meanwhile.
+        f(unsafe { &mut *self.entries.get() })
+    }
+}
 
 #[derive(Default)]
 struct Entries {
@@ -135,8 +189,7 @@ unsafe extern "C" fn acquire(
 ) -> c_int {
     // SAFETY: per the contract: a leaked, never freed State.
     let state = unsafe { &*state.cast::<State>() };
-    let mut entries = state.0.lock().unwrap_or_else(|e| e.into_inner());
-    c_int::from(!entries.acquire(lo, hi, exclusive != 0))
+    c_int::from(!state.with(|entries| entries.acquire(lo, hi, exclusive != 0)))
 }
 
 /// # Safety
@@ -144,15 +197,14 @@ unsafe extern "C" fn acquire(
 unsafe extern "C" fn release(state: *const c_void, lo: usize, hi: usize, exclusive: c_int) {
     // SAFETY: per the contract: a leaked, never freed State.
     let state = unsafe { &*state.cast::<State>() };
-    let mut entries = state.0.lock().unwrap_or_else(|e| e.into_inner());
-    entries.release(lo, hi, exclusive != 0);
+    state.with(|entries| entries.release(lo, hi, exclusive != 0));
 }
 
 /// A process-lived table (found or published).
 #[derive(Clone, Copy)]
 struct ApiRef(&'static RegistryApi);
 
-// SAFETY: the table is immutable after publication and its functions lock the state's mutex.
+// SAFETY: the table is immutable after publication and its functions take the state's lock.
 unsafe impl Send for ApiRef {}
 // SAFETY: as above.
 unsafe impl Sync for ApiRef {}
@@ -187,7 +239,7 @@ fn registry(py: Python<'_>) -> PyResult<ApiRef> {
             api
         }
         None => {
-            let state: &'static State = Box::leak(Box::new(State(Mutex::new(Entries::default()))));
+            let state: &'static State = Box::leak(Box::new(State::new()));
             let api: &'static RegistryApi = Box::leak(Box::new(RegistryApi {
                 version: VERSION,
                 state: std::ptr::from_ref(state).cast(),
@@ -301,23 +353,26 @@ pub(crate) fn shared(py: Python<'_>, mut view: TensorView) -> PyResult<TensorVie
     Ok(view)
 }
 
-/// Make `view`, a fresh import whose memory `object` keeps alive, owned by `object` and holding
-/// a shared borrow of the memory, in one allocation. `view`'s own owner (a placeholder) is
-/// dropped.
+/// The view of `parts`, a fresh import whose memory `object` keeps alive, owned by `object`
+/// and holding a shared borrow of the memory, both in one allocation.
+///
+/// # Safety
+/// As for [`TensorView::from_parts`] with `parts` and an owner that holds `object`.
 #[inline]
-pub(crate) fn share_object(
+pub(crate) unsafe fn share_object(
     py: Python<'_>,
-    view: &mut TensorView,
+    parts: CheckedParts,
     object: Py<PyAny>,
-) -> PyResult<()> {
-    // A fresh import reaches exactly its extent: no need to compute the range again.
-    debug_assert!(!view.allocation_known());
-    let token = borrow_range(py, view.extent.start, view.extent.end, false)?;
-    view.owner = Owner::new(SharedBorrow {
+) -> PyResult<TensorView> {
+    // A fresh import's extent is exactly the bytes it reaches: the range to borrow.
+    let extent = parts.extent();
+    let token = borrow_range(py, extent.start, extent.end, false)?;
+    let owner = Owner::new(SharedBorrow {
         _token: token,
         object: Some(PyObjectOwner::new(object)),
     });
-    Ok(())
+    // SAFETY: forwarded; the owner holds `object`.
+    Ok(unsafe { parts.with_owner(owner) })
 }
 
 /// `view` without its shared borrow (when it becomes a Python `Tensor`, from which Rust code

@@ -14,7 +14,6 @@
 //! takes the protocol path.
 
 use std::ffi::{c_char, c_int, c_long, c_void};
-use std::sync::OnceLock;
 
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -22,7 +21,8 @@ use pyo3::sync::PyOnceLock;
 
 use super::borrow;
 use super::runtime::PyObjectOwner;
-use crate::tensor::{Dims, RawParts};
+use crate::dims::OwnedDims;
+use crate::tensor::{CheckedParts, Dims, RawParts};
 use crate::{DType, Device, Flags, Owner, TensorView, MAX_NDIM};
 
 /// The leading fields of `PyArrayObject_fields` (numpy's `ndarraytypes.h`, unchanged since 1.7).
@@ -214,25 +214,28 @@ fn is_native_order(byteorder: c_char) -> bool {
 /// the module docs), owned by the array; `None` sends it down the protocol path.
 #[inline]
 pub(crate) fn view_of_ndarray(obj: &Bound<'_, PyAny>) -> Option<TensorView> {
-    describe(obj, || Owner::new(PyObjectOwner::new(obj.clone().unbind())))
+    let parts = describe(obj)?;
+    let owner = Owner::new(PyObjectOwner::new(obj.clone().unbind()));
+    // SAFETY: `describe`'s parts are the array's, and the owner holds the array.
+    Some(unsafe { parts.with_owner(owner) })
 }
 
 /// [`view_of_ndarray`] holding a shared borrow of the memory (what `asarray` returns to Rust),
 /// with the array and the borrow in one owner.
 #[inline]
 pub(crate) fn borrowed_view_of_ndarray(obj: &Bound<'_, PyAny>) -> Option<PyResult<TensorView>> {
-    let mut view = describe(obj, placeholder)?;
-    Some(borrow::share_object(obj.py(), &mut view, obj.clone().unbind()).map(|()| view))
+    let parts = describe(obj)?;
+    // SAFETY: `describe`'s parts are the array's, and the owner will hold the array.
+    Some(unsafe { borrow::share_object(obj.py(), parts, obj.clone().unbind()) })
 }
 
-/// A process-lived owner of nothing: what a view holds until its real owner is made.
-fn placeholder() -> Owner {
-    static NOTHING: OnceLock<Owner> = OnceLock::new();
-    NOTHING.get_or_init(|| Owner::new(())).clone()
-}
-
-#[inline]
-fn describe(obj: &Bound<'_, PyAny>, owner: impl FnOnce() -> Owner) -> Option<TensorView> {
+/// The checked parts of exactly a `numpy.ndarray` that DLPack describes as it is. They are
+/// valid for [`CheckedParts::with_owner`] with any owner that holds a strong reference to the
+/// array: its data stays allocated while the array lives (numpy's own DLPack export relies on
+/// the same: `resize` refuses arrays referenced elsewhere), and the memory is writable exactly
+/// when numpy says WRITEABLE.
+#[inline(always)]
+fn describe(obj: &Bound<'_, PyAny>) -> Option<CheckedParts> {
     let api = loaded(obj.py())?;
     let raw = obj.as_ptr();
     // SAFETY: GIL held, live object: reading its type pointer.
@@ -250,6 +253,12 @@ fn describe(obj: &Bound<'_, PyAny>, owner: impl FnOnce() -> Owner) -> Option<Ten
     }
     let dtype = dtype_of_type_num(descr.type_num)?;
     let itemsize = dtype.itemsize()? as isize;
+    // Every builtin numpy dtype has a power-of-two size: strides convert with a mask and a
+    // shift, not a division.
+    if !(itemsize as usize).is_power_of_two() {
+        return None;
+    }
+    let shift = itemsize.trailing_zeros();
     let ndim = usize::try_from(array.nd).ok().filter(|&n| n <= MAX_NDIM)?;
     let (shape, byte_strides) = if ndim == 0 {
         (&[][..], &[][..])
@@ -263,23 +272,18 @@ fn describe(obj: &Bound<'_, PyAny>, owner: impl FnOnce() -> Owner) -> Option<Ten
             )
         }
     };
-    let mut strides = Dims::new();
-    for &s in byte_strides {
-        if s % itemsize != 0 {
-            return None;
+    let dims = OwnedDims::try_from_fn(ndim, |k| {
+        let s = byte_strides[k];
+        if s & (itemsize - 1) != 0 {
+            return Err(());
         }
-        strides.push(s / itemsize);
-    }
-    let mut dims = Dims::new();
-    for &n in shape {
-        dims.push(n as usize); // numpy's extents are never negative
-    }
-    let shape = dims;
+        Ok((shape[k] as usize, s >> shift)) // numpy's extents are never negative
+    })
+    .ok()?;
     let parts = RawParts {
         data: array.data,
         byte_offset: 0,
-        shape,
-        strides,
+        dims,
         dtype,
         device: Device::CPU,
         flags: Flags {
@@ -288,11 +292,7 @@ fn describe(obj: &Bound<'_, PyAny>, owner: impl FnOnce() -> Owner) -> Option<Ten
         },
         extent: None,
     };
-    // SAFETY: the array's data stays allocated while the array lives (numpy's own DLPack export
-    // relies on the same: `resize` refuses arrays referenced elsewhere), and the owner (or, for
-    // the placeholder, the owner that replaces it before the view is handed out) holds a strong
-    // reference to it. The memory is writable exactly when numpy says WRITEABLE.
-    unsafe { TensorView::from_raw_parts(parts, owner()) }.ok()
+    CheckedParts::new(parts).ok()
 }
 
 /// `view` as a `numpy.ndarray` over the same memory, its `base` the Python object `base`
