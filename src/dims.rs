@@ -7,6 +7,7 @@
 //! dimension count once, in a byte beside its flags, and passes it to every accessor: that
 //! count says which field of the union is live, which is why the accessors are `unsafe`.
 
+use std::convert::Infallible;
 use std::mem::ManuallyDrop;
 
 /// Dimensions kept inline, with no allocation: enough for images in NCHW and most tensors.
@@ -111,6 +112,28 @@ impl DimStore {
             let words = unsafe { self.heap.as_mut_ptr() };
             // SAFETY: `ndim` words into a block of `2 * ndim`.
             (words, unsafe { words.add(ndim) }.cast::<isize>())
+        }
+    }
+
+    /// The shape, and the strides to change.
+    ///
+    /// # Safety
+    /// `ndim` is this store's count.
+    pub(crate) unsafe fn shape_and_strides_mut(&mut self, ndim: usize) -> (&[usize], &mut [isize]) {
+        if ndim <= INLINE_NDIM {
+            // SAFETY: per the contract, `inline` is live; `ndim` is within its arrays.
+            let inline = unsafe { &mut self.inline };
+            (&inline.shape[..ndim], &mut inline.strides[..ndim])
+        } else {
+            // SAFETY: per the contract, `heap` is live with `2 * ndim` words.
+            let words: &mut [usize] = unsafe { &mut self.heap };
+            let (shape, strides) = words.split_at_mut(ndim);
+            // SAFETY: the second half holds the strides' bits; `isize` has the size, alignment
+            // and (all) bit patterns of `usize`.
+            let strides = unsafe {
+                std::slice::from_raw_parts_mut(strides.as_mut_ptr().cast::<isize>(), ndim)
+            };
+            (shape, strides)
         }
     }
 
@@ -223,23 +246,19 @@ impl OwnedDims {
         unsafe { self.store.strides(self.ndim) }
     }
 
-    /// Replace the strides by the C-contiguous strides of the shape (DLPack's NULL strides).
+    /// `shape` with C-contiguous strides (what DLPack's NULL strides mean).
+    pub(crate) fn c_contiguous(shape: &[usize]) -> crate::Result<OwnedDims> {
+        let Ok(mut dims) =
+            OwnedDims::try_from_fn(shape.len(), |k| Ok::<_, Infallible>((shape[k], 0)));
+        dims.set_c_strides()?;
+        Ok(dims)
+    }
+
+    /// Replace the strides by the C-contiguous strides of the shape.
     pub(crate) fn set_c_strides(&mut self) -> crate::Result<()> {
-        let strides = crate::layout::c_strides(self.shape())?;
-        let ndim = self.ndim;
-        // SAFETY: as in `shape`; on 64-bit targets the pointers are the store's own, on others
-        // the store is rebuilt whole.
-        #[cfg(target_pointer_width = "64")]
-        unsafe {
-            let (_, out) = self.store.as_mut_ptrs(ndim);
-            std::ptr::copy_nonoverlapping(strides.as_ptr(), out, ndim);
-        }
-        #[cfg(not(target_pointer_width = "64"))]
-        {
-            let shape = self.shape().to_vec();
-            *self = OwnedDims::from_slices(&shape, &strides);
-        }
-        Ok(())
+        // SAFETY: `ndim` is the count the store was made with (the type's invariant).
+        let (shape, strides) = unsafe { self.store.shape_and_strides_mut(self.ndim) };
+        crate::layout::fill_c_strides(shape, strides)
     }
 
     /// The store and its count, for a view that takes over its release.

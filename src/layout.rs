@@ -116,10 +116,28 @@ pub(crate) fn layout_span(shape: &[usize], strides: &[isize], itemsize: usize) -
 
 /// C-contiguous strides (in elements) for `shape`, or an overflow error.
 pub(crate) fn c_strides(shape: &[usize]) -> Result<Vec<isize>> {
-    dense_strides(shape.iter().rev()).map(|mut s| {
-        s.reverse();
-        s
-    })
+    let mut strides = vec![0; shape.len()];
+    fill_c_strides(shape, &mut strides)?;
+    Ok(strides)
+}
+
+/// [`c_strides`] written into `out`, one per axis of `shape`, without allocating. An empty
+/// tensor reaches no memory, so when its extents overflow the running product, all-zero
+/// strides describe it as well.
+pub(crate) fn fill_c_strides(shape: &[usize], out: &mut [isize]) -> Result<()> {
+    debug_assert_eq!(shape.len(), out.len());
+    let mut acc: Option<isize> = Some(1);
+    for (&n, stride) in shape.iter().zip(out.iter_mut()).rev() {
+        *stride = acc.unwrap_or(0);
+        acc = acc.and_then(|a| a.checked_mul(isize::try_from(n.max(1)).ok()?));
+    }
+    if acc.is_none() {
+        if !shape.contains(&0) {
+            return Err(Error::Overflow("strides"));
+        }
+        out.fill(0);
+    }
+    Ok(())
 }
 
 /// F-contiguous strides (in elements) for `shape`, or an overflow error.

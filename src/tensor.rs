@@ -562,18 +562,36 @@ impl TensorView {
         read_only: bool,
         owner: Owner,
     ) -> Result<TensorView> {
-        let numel = layout_span(shape, &c_strides(shape)?, 1)?.numel;
+        let numel = shape
+            .iter()
+            .try_fold(1usize, |n, &extent| n.checked_mul(extent))
+            .ok_or(Error::Overflow("element count"))?;
         if numel != len {
             return Err(Error::InvalidShape(format!(
                 "shape {shape:?} holds {numel} elements, the container has {len}"
             )));
         }
+        if shape.len() > MAX_NDIM {
+            return Err(Error::InvalidShape(format!(
+                "{} dimensions exceed the limit of {MAX_NDIM}",
+                shape.len()
+            )));
+        }
         let start = ptr as usize;
-        let mut parts = Parts::contiguous(ptr.cast(), shape.to_vec(), T::DTYPE);
-        parts.flags.read_only = read_only;
-        parts.extent = Some(start..start + len * std::mem::size_of::<T>());
+        let parts = RawParts {
+            data: ptr.cast(),
+            byte_offset: 0,
+            dims: OwnedDims::c_contiguous(shape)?,
+            dtype: T::DTYPE,
+            device: Device::CPU,
+            flags: Flags {
+                read_only,
+                ..Flags::default()
+            },
+            extent: Some(start..start + len * std::mem::size_of::<T>()),
+        };
         // SAFETY: forwarded; the extent is exactly the elements.
-        unsafe { TensorView::from_parts(parts, owner) }
+        unsafe { TensorView::from_raw_parts(parts, owner) }
     }
 
     /// A C-contiguous, writable CPU tensor that owns `data`.
