@@ -289,8 +289,16 @@ fn threads_for(nbytes: usize, min_bytes: usize) -> usize {
     if nbytes < min_bytes {
         return 1;
     }
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    (nbytes / (min_bytes / 2).max(1)).clamp(1, cores.clamp(1, MAX_THREADS))
+    (nbytes / (min_bytes / 2).max(1)).clamp(1, cores())
+}
+
+/// The cores a copy may use (at most [`MAX_THREADS`]), asked of the OS once: on Linux the
+/// answer reads cgroup files, which costs more than a small copy.
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| {
+        std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, MAX_THREADS))
+    })
 }
 
 /// [`copy_elements`] on (at most) `threads` threads: the outermost destination axis is cut into
@@ -967,8 +975,7 @@ mod tests {
     fn copy_thread_count_follows_the_threshold() {
         assert_eq!(threads_for(1000, 1 << 20), 1);
         assert_eq!(threads_for(0, 0), 1);
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        assert_eq!(threads_for(1 << 20, 1 << 20), cores.clamp(1, 2));
+        assert_eq!(threads_for(1 << 20, 1 << 20), cores().min(2));
         assert!(threads_for(usize::MAX, 1) <= MAX_THREADS);
     }
 
