@@ -304,7 +304,8 @@ fn cores() -> usize {
 }
 
 /// [`copy_elements`] on (at most) `threads` threads: the outermost destination axis is cut into
-/// `threads` ranges, each copied by its own thread (the calling thread takes the first).
+/// `threads` ranges, each copied by its own scoped thread (the calling thread takes the first,
+/// and any part whose thread cannot be started).
 ///
 /// # Safety
 /// As [`copy_elements`].
@@ -326,21 +327,28 @@ unsafe fn copy_elements_on(src: &TensorView, dst: *mut u8, dst_strides: &[isize]
     }
     let chunk = outer.n.div_ceil(threads);
     let shared = Shared { src: src_ptr, dst };
+    // Copy indices `start..start + part[0].n` of the outermost axis.
+    let copy_part = move |start: usize, part: &[Axis]| {
+        let (s, d) = shared.at(start as isize * outer.src, start as isize * outer.dst);
+        // SAFETY: `part` is `axes` with the outermost extent cut to a range starting at `start`
+        // and within it: its indices are elements of the view on both sides (`plan` keeps the
+        // view's extents), so the caller's guarantees hold for this part.
+        unsafe { walk_any(s, d, part, size) }
+    };
     std::thread::scope(|scope| {
         for start in (0..outer.n).step_by(chunk).rev() {
             let mut part = axes.clone();
             part[0].n = chunk.min(outer.n - start);
-            let job = move || {
-                let (s, d) = shared.at(start as isize * outer.src, start as isize * outer.dst);
-                // SAFETY: indices `start..start + part[0].n` of the outermost axis are elements
-                // of the view on both sides (`plan` keeps the view's extents), so the caller's
-                // guarantees hold for this part.
-                unsafe { walk_any(s, d, &part, size) }
-            };
             if start == 0 {
-                job();
-            } else {
-                scope.spawn(job);
+                copy_part(start, &part);
+                continue;
+            }
+            let worker = part.clone();
+            let spawned =
+                std::thread::Builder::new().spawn_scoped(scope, move || copy_part(start, &worker));
+            if spawned.is_err() {
+                // No thread to be had: this part is copied here instead.
+                copy_part(start, &part);
             }
         }
     });
