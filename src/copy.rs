@@ -981,6 +981,34 @@ mod tests {
         assert_eq!(memory(&scalar.to_contiguous(Order::F).unwrap()), &bytes[..]);
     }
 
+    /// Above [`PARALLEL_MIN_BYTES`] the public entry points split the copy across threads.
+    #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "megabytes: too slow under Miri (the threaded path is covered above)"
+    )]
+    fn copy_large_views_through_the_threaded_path() {
+        let (rows, cols) = (1100, 1030); // 4.3 MiB of f32, sides not multiples of a tile
+        assert!(rows * cols * 4 >= PARALLEL_MIN_BYTES);
+        let values: Vec<u32> = (0..(rows * cols) as u32).collect();
+        let t = TensorView::from_vec(values, &[rows, cols]).unwrap();
+        let tt = t.transpose().unwrap();
+        let want: Vec<u32> = (0..cols)
+            .flat_map(|j| (0..rows).map(move |i| (i * cols + j) as u32))
+            .collect();
+        assert_eq!(tt.to_vec::<u32>().unwrap(), want);
+        let c = tt.to_contiguous(Order::C).unwrap();
+        assert_eq!(c.as_slice::<u32>().unwrap(), &want[..]);
+        let f = t.to_contiguous(Order::F).unwrap(); // F order of t is C order of its transpose
+        let want_bytes: Vec<u8> = want.iter().flat_map(|v| v.to_ne_bytes()).collect();
+        assert_eq!(memory(&f), &want_bytes[..]);
+        let both = TensorView::concatenate(&[tt.clone(), tt]).unwrap();
+        assert_eq!(
+            both.as_slice::<u32>().unwrap(),
+            &[&want[..], &want[..]].concat()[..]
+        );
+    }
+
     #[test]
     fn copy_thread_count_follows_the_threshold() {
         assert_eq!(threads_for(1000, 1 << 20), 1);
