@@ -1,7 +1,9 @@
 //! Core benchmarks, peers in the same run:
 //! - DLPack export -> import round trip: dlbridge vs dlpark, 1 KiB and 1 GiB (flat = O(ndim));
 //! - the copy kernel on a transposed 64 MiB f32 view vs memcpy of the same bytes and vs
-//!   ndarray's `as_standard_layout().to_owned()`.
+//!   ndarray's `as_standard_layout().to_owned()`; the same for the 3-D permutations (2,0,1) and
+//!   (1,2,0) of a [256, 256, 256] f32 tensor and for `[::2, ::3]` of an [8192, 12288] f32 array,
+//!   every output 64 MiB.
 //!
 //! `cargo bench --bench core -- --warm-up-time 1 --measurement-time 3`
 
@@ -126,6 +128,38 @@ fn copy_kernel(c: &mut Criterion) {
     let nd_t = nd.t();
     g.bench_function("ndarray_transposed_as_standard_layout", |b| {
         b.iter(|| black_box(nd_t.as_standard_layout().to_owned()))
+    });
+
+    // 3-D permutations of the same 64 MiB, as [256, 256, 256].
+    let cube = 256;
+    let t3 = TensorView::from_vec(src.clone(), &[cube, cube, cube]).unwrap();
+    let nd3 = ndarray::Array3::from_shape_vec((cube, cube, cube), src.clone()).unwrap();
+    for (label, order) in [("201", [2, 0, 1]), ("120", [1, 2, 0])] {
+        let p = t3.permute(&order).unwrap();
+        g.bench_function(format!("dlbridge_permute_{label}_to_c"), |b| {
+            b.iter(|| black_box(p.to_contiguous(Order::C).unwrap()))
+        });
+        let nd_p = nd3.view().permuted_axes(order);
+        g.bench_function(format!("ndarray_permute_{label}_as_standard_layout"), |b| {
+            b.iter(|| black_box(nd_p.as_standard_layout().to_owned()))
+        });
+    }
+    drop((t3, nd3));
+
+    // `[::2, ::3]` of an [8192, 12288] f32 array (384 MiB): 64 MiB of output.
+    let (rows, cols) = (2 * side, 3 * side);
+    let big: Vec<f32> = (0..rows * cols).map(|x| x as f32).collect();
+    let tb = TensorView::from_vec(big.clone(), &[rows, cols]).unwrap();
+    let strided = tb
+        .slice_each(&[dlbridge::SliceArg::step(2), dlbridge::SliceArg::step(3)])
+        .unwrap();
+    g.bench_function("dlbridge_slice_2_3_to_c", |b| {
+        b.iter(|| black_box(strided.to_contiguous(Order::C).unwrap()))
+    });
+    let ndb = ndarray::Array2::from_shape_vec((rows, cols), big).unwrap();
+    let nd_s = ndb.slice(ndarray::s![..;2, ..;3]);
+    g.bench_function("ndarray_slice_2_3_as_standard_layout", |b| {
+        b.iter(|| black_box(nd_s.as_standard_layout().to_owned()))
     });
     g.finish();
 }

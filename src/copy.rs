@@ -4,8 +4,15 @@
 //! Strategy: drop extent-1 axes, order axes by destination stride, merge axes that are
 //! contiguous in both source and destination, then
 //! - copy whole runs with `memcpy` when the innermost axis is contiguous on both sides;
-//! - copy in cache-sized tiles when the source is contiguous along another axis (transposes);
+//! - copy in tiles of `TILE_BYTES` square when the source steps less along another axis than
+//!   along the innermost one (transposes, permutations): bands across the longer of the two
+//!   axes, tiles along the shorter, so a band stays in cache; 4-byte elements contiguous on
+//!   both sides are transposed in registers (8 x 8 with AVX, else 4 x 4 with SSE, on x86-64);
 //! - otherwise walk elements with the element size known at compile time.
+//!
+//! Copies of at least `PARALLEL_MIN_BYTES` (measured) are cut along the outermost destination
+//! axis into one range per core (up to `MAX_THREADS`), copied on scoped threads: each writes its
+//! own elements, and small copies never start a thread.
 
 use crate::layout::{c_strides, f_strides};
 use crate::owner::AlignedBuffer;
@@ -47,9 +54,6 @@ pub(crate) struct Axis {
     pub(crate) src: isize,
     pub(crate) dst: isize,
 }
-
-/// Side of the square tiles used for transposing copies, in elements.
-const TILE: usize = 16;
 
 impl TensorView {
     /// A new, C- or F-contiguous, writable copy of this view, flagged `is_copied`.
@@ -259,27 +263,133 @@ pub(crate) fn gather_bytes(view: &TensorView) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Copy every element of `src` into `dst`, laid out with element strides `dst_strides`.
+/// Copies of at least this many bytes are split across threads. Measured with the ignored test
+/// `copy::tests::measure_parallel_threshold` (fresh f32 buffers, best of 12 or more, on a
+/// 2-core VM): two threads lose below 2 MiB (1 MiB: 31 -> 58 us contiguous, 80 -> 110 us
+/// transposed; a thread costs about 8 us to start), break even at 2-3 MiB, and win from 4 MiB
+/// (4 MiB: 281 -> 207 us contiguous, 639 -> 318 us transposed; 64 MiB: 41 -> 21 ms, 39 -> 28 ms).
+const PARALLEL_MIN_BYTES: usize = 4 << 20;
+
+/// At most this many threads per copy: more cores than memory channels do not copy faster.
+const MAX_THREADS: usize = 8;
+
+/// Copy every element of `src` into `dst`, laid out with element strides `dst_strides`, on as
+/// many threads as the size warrants ([`PARALLEL_MIN_BYTES`]).
 ///
 /// # Safety
 /// `src` is a host view with byte-addressable elements; `dst` is writable for every element
 /// position `dst_strides` describes for `src.shape()`, and does not overlap `src`'s memory.
 unsafe fn copy_elements(src: &TensorView, dst: *mut u8, dst_strides: &[isize]) {
+    let threads = threads_for(src.nbytes(), PARALLEL_MIN_BYTES);
+    // SAFETY: forwarded from the caller.
+    unsafe { copy_elements_on(src, dst, dst_strides, threads) }
+}
+
+/// How many threads copy `nbytes` bytes: one below `min_bytes`, then one per `min_bytes / 2`
+/// bytes up to the cores available (and [`MAX_THREADS`]).
+fn threads_for(nbytes: usize, min_bytes: usize) -> usize {
+    if nbytes < min_bytes {
+        return 1;
+    }
+    (nbytes / (min_bytes / 2).max(1)).clamp(1, cores())
+}
+
+/// The cores a copy may use (at most [`MAX_THREADS`]), asked of the OS once: on Linux the
+/// answer reads cgroup files, which costs more than a small copy.
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| {
+        std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, MAX_THREADS))
+    })
+}
+
+/// [`copy_elements`] on (at most) `threads` threads: the outermost destination axis is cut into
+/// `threads` ranges, each copied by its own scoped thread (the calling thread takes the first,
+/// and any part whose thread cannot be started).
+///
+/// # Safety
+/// As [`copy_elements`].
+unsafe fn copy_elements_on(src: &TensorView, dst: *mut u8, dst_strides: &[isize], threads: usize) {
     let Some(size) = src.itemsize() else { return };
     if src.numel() == 0 {
         return;
     }
     let axes = plan(src, size, dst_strides, size);
     let src_ptr = src.data_ptr();
+    let Some(&outer) = axes.first() else {
+        // SAFETY: forwarded from the caller (one element).
+        return unsafe { walk_any(src_ptr, dst, &axes, size) };
+    };
+    let threads = threads.clamp(1, outer.n);
+    if threads == 1 {
+        // SAFETY: forwarded from the caller.
+        return unsafe { walk_any(src_ptr, dst, &axes, size) };
+    }
+    let chunk = outer.n.div_ceil(threads);
+    let shared = Shared { src: src_ptr, dst };
+    // Copy indices `start..start + part[0].n` of the outermost axis.
+    let copy_part = move |start: usize, part: &[Axis]| {
+        let (s, d) = shared.at(start as isize * outer.src, start as isize * outer.dst);
+        // SAFETY: `part` is `axes` with the outermost extent cut to a range starting at `start`
+        // and within it: its indices are elements of the view on both sides (`plan` keeps the
+        // view's extents), so the caller's guarantees hold for this part.
+        unsafe { walk_any(s, d, part, size) }
+    };
+    std::thread::scope(|scope| {
+        for start in (0..outer.n).step_by(chunk).rev() {
+            let mut part = axes.clone();
+            part[0].n = chunk.min(outer.n - start);
+            if start == 0 {
+                copy_part(start, &part);
+                continue;
+            }
+            let worker = part.clone();
+            let spawned =
+                std::thread::Builder::new().spawn_scoped(scope, move || copy_part(start, &worker));
+            if spawned.is_err() {
+                // No thread to be had: this part is copied here instead.
+                copy_part(start, &part);
+            }
+        }
+    });
+}
+
+/// The source and destination of a copy, handed to the threads that share it.
+#[derive(Clone, Copy)]
+struct Shared {
+    src: *const u8,
+    dst: *mut u8,
+}
+
+// SAFETY: each thread gets a disjoint range of indices of the outermost axis. The destination
+// layout maps distinct indices to distinct elements (the caller of `copy_elements` writes every
+// destination slot once), so the threads' writes never meet; the source is only read, and
+// `std::thread::scope` joins every thread before the borrow of the source view and the
+// destination buffer ends.
+unsafe impl Send for Shared {}
+
+impl Shared {
+    /// The source and destination pointers moved by `s` and `d` bytes. A method, so a closure
+    /// captures the whole (`Send`) struct rather than its raw-pointer fields.
+    fn at(self, s: isize, d: isize) -> (*const u8, *mut u8) {
+        (self.src.wrapping_offset(s), self.dst.wrapping_offset(d))
+    }
+}
+
+/// The kernel for `size`-byte elements: specialised for 1, 2, 4, 8 and 16 bytes.
+///
+/// # Safety
+/// As [`copy_elements`]; `axes` are its coalesced axes with byte strides.
+unsafe fn walk_any(src: *const u8, dst: *mut u8, axes: &[Axis], size: usize) {
     // SAFETY: forwarded from the caller.
     unsafe {
         match size {
-            1 => walk::<1>(src_ptr, dst, &axes),
-            2 => walk::<2>(src_ptr, dst, &axes),
-            4 => walk::<4>(src_ptr, dst, &axes),
-            8 => walk::<8>(src_ptr, dst, &axes),
-            16 => walk::<16>(src_ptr, dst, &axes),
-            _ => walk_dyn(src_ptr, dst, &axes, size),
+            1 => walk::<1>(src, dst, axes),
+            2 => walk::<2>(src, dst, axes),
+            4 => walk::<4>(src, dst, axes),
+            8 => walk::<8>(src, dst, axes),
+            16 => walk::<16>(src, dst, axes),
+            _ => walk_dyn(src, dst, axes, size),
         }
     }
 }
@@ -383,22 +493,20 @@ unsafe fn walk<const N: usize>(src: *const u8, dst: *mut u8, axes: &[Axis]) {
         });
         return;
     }
-    // A transpose: find an outer axis along which the source is contiguous.
-    if inner.dst == n {
-        if let Some(t) = outer.iter().position(|a| a.src == n) {
-            let tiled = outer[t];
-            let rest: Vec<Axis> = outer
-                .iter()
-                .enumerate()
-                .filter(|&(k, _)| k != t)
-                .map(|(_, a)| *a)
-                .collect();
-            for_each_outer(&rest, |s, d| {
-                // SAFETY: every (i, j) below indexes an element of the view.
-                unsafe { tile_copy::<N>(src.offset(s), dst.offset(d), tiled, *inner) }
-            });
-            return;
-        }
+    // A transpose: the source steps less along some outer axis than along the inner one.
+    if let Some(t) = tile_axis(outer, inner) {
+        let tiled = outer[t];
+        let rest: Vec<Axis> = outer
+            .iter()
+            .enumerate()
+            .filter(|&(k, _)| k != t)
+            .map(|(_, a)| *a)
+            .collect();
+        for_each_outer(&rest, |s, d| {
+            // SAFETY: every (i, j) below indexes an element of the view.
+            unsafe { tile_copy::<N>(src.offset(s), dst.offset(d), tiled, *inner) }
+        });
+        return;
     }
     for_each_outer(outer, |s, d| {
         for j in 0..inner.n as isize {
@@ -408,21 +516,244 @@ unsafe fn walk<const N: usize>(src: *const u8, dst: *mut u8, axes: &[Axis]) {
     });
 }
 
-/// Copy the 2-D plane spanned by axes `a` (source-contiguous) and `b` (destination-contiguous)
-/// in TILE x TILE blocks, reading along `a` and writing along `b` within cache-resident tiles.
+/// The outer axis to tile with `inner`: the one along which the source steps least, if that is
+/// less than along `inner` (reading along it, in tiles, touches fewer cache lines and pages).
+/// Broadcast (zero-step) axes are not candidates: the inner walk already reads them from cache.
+fn tile_axis(outer: &[Axis], inner: &Axis) -> Option<usize> {
+    let (k, a) = outer
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| a.src != 0)
+        .min_by_key(|(_, a)| a.src.unsigned_abs())?;
+    (a.src.unsigned_abs() < inner.src.unsigned_abs()).then_some(k)
+}
+
+/// Bytes along each side of a tile: one cache line.
+const TILE_BYTES: usize = 128;
+
+/// Copy the 2-D plane spanned by axes `a` (the source's short step) and `b` (the destination's
+/// short step) in tiles of `TILE_BYTES / N` elements square, so that each tile reads and writes
+/// whole cache lines. Within a tile, 4-byte elements contiguous in both memories go through an
+/// in-register transpose on x86-64 (8 x 8 blocks with AVX, else 4 x 4 with SSE).
+///
+/// # Safety
+/// Every (i < a.n, j < b.n) indexes an element at `i * a.src + j * b.src` from `src` and at
+/// `i * a.dst + j * b.dst` from `dst`, as [`copy_elements`] requires of its elements.
 #[inline(always)]
-unsafe fn tile_copy<const N: usize>(src: *const u8, dst: *mut u8, a: Axis, b: Axis) {
-    for i0 in (0..a.n).step_by(TILE) {
-        let i1 = (i0 + TILE).min(a.n);
-        for j0 in (0..b.n).step_by(TILE) {
-            let j1 = (j0 + TILE).min(b.n);
-            for j in j0..j1 {
-                let (sj, dj) = (j as isize * b.src, j as isize * b.dst);
-                for i in i0..i1 {
-                    let i = i as isize;
-                    // SAFETY: i < a.n and j < b.n index an element on both sides.
-                    unsafe { copy_one::<N>(src.offset(i * a.src + sj), dst.offset(i * a.dst + dj)) }
+unsafe fn tile_copy<const N: usize>(mut src: *const u8, mut dst: *mut u8, mut a: Axis, b: Axis) {
+    if a.src < 0 {
+        // Walk `a` backwards on both sides: the same pairs of elements, the source forwards.
+        let last = (a.n - 1) as isize;
+        // SAFETY: index `a.n - 1` of `a` is an element on both sides.
+        unsafe {
+            src = src.offset(last * a.src);
+            dst = dst.offset(last * a.dst);
+        }
+        a.src = -a.src;
+        a.dst = -a.dst;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if N == 4 && a.src == 4 && b.dst == 4 {
+        // SAFETY: forwarded; the rows are contiguous as the block transposes need.
+        return unsafe { x86::tile_copy_4(src, dst, a, b) };
+    }
+    // SAFETY: forwarded; a 1 x 1 block is one element.
+    unsafe { tiles::<N, 1>(src, dst, a, b, copy_block1::<N>) }
+}
+
+/// A block transpose: source rows at `src + r * src_row`, destination rows at
+/// `dst + c * dst_row`, element c of source row r going to element r of destination row c.
+type Block = unsafe fn(*const u8, isize, *mut u8, isize);
+
+/// The 1 x 1 [`Block`]: one element.
+///
+/// # Safety
+/// As [`copy_one`].
+#[inline(always)]
+unsafe fn copy_block1<const N: usize>(src: *const u8, _: isize, dst: *mut u8, _: isize) {
+    // SAFETY: forwarded.
+    unsafe { copy_one::<N>(src, dst) }
+}
+
+/// [`tile_copy`]'s loops: tiles of `TILE_BYTES / N` elements square; within each, whole B x B
+/// blocks go through `block`, the rims (ragged edges) element by element.
+///
+/// # Safety
+/// As [`tile_copy`]; for B > 1, `block` needs `a.src == N` and `b.dst == N` (rows of B
+/// contiguous elements on both sides).
+#[inline(always)]
+unsafe fn tiles<const N: usize, const B: usize>(
+    src: *const u8,
+    dst: *mut u8,
+    a: Axis,
+    b: Axis,
+    block: Block,
+) {
+    let side = (TILE_BYTES / N).max(B);
+    let tile = |i0: usize, j0: usize| {
+        let (i1, j1) = ((i0 + side).min(a.n), (j0 + side).min(b.n));
+        let (i_end, j_end) = (i1 - (i1 - i0) % B, j1 - (j1 - j0) % B);
+        for j in (j0..j_end).step_by(B) {
+            let (sj, dj) = (j as isize * b.src, j as isize * b.dst);
+            for i in (i0..i_end).step_by(B) {
+                let i = i as isize;
+                // SAFETY: the block's rows j..j + B of `b` and columns i..i + B of `a` lie within
+                // the extents (the block is whole), so every element it touches is one of the
+                // view's on both sides.
+                unsafe {
+                    block(
+                        src.offset(i * a.src + sj),
+                        b.src,
+                        dst.offset(i * a.dst + dj),
+                        a.dst,
+                    )
                 }
+            }
+        }
+        // SAFETY: the rims (i_end..i1 by j0..j1, i0..i_end by j_end..j1) lie within the extents.
+        unsafe {
+            rim::<N>(src, dst, a, b, (i_end, i1), (j0, j1));
+            rim::<N>(src, dst, a, b, (i0, i_end), (j_end, j1));
+        }
+    };
+    // Bands across the longer axis, tiles along the shorter: a band's cache lines and pages
+    // (side x shorter extent, on each side) stay resident while it is copied.
+    if a.n >= b.n {
+        for i0 in (0..a.n).step_by(side) {
+            (0..b.n).step_by(side).for_each(|j0| tile(i0, j0));
+        }
+    } else {
+        for j0 in (0..b.n).step_by(side) {
+            (0..a.n).step_by(side).for_each(|i0| tile(i0, j0));
+        }
+    }
+}
+
+/// Copy the elements (i, j) for i in `i0..i1`, j in `j0..j1` one at a time, reading along `a`.
+///
+/// # Safety
+/// As [`tile_copy`], with the ranges within the extents.
+#[inline(always)]
+unsafe fn rim<const N: usize>(
+    src: *const u8,
+    dst: *mut u8,
+    a: Axis,
+    b: Axis,
+    (i0, i1): (usize, usize),
+    (j0, j1): (usize, usize),
+) {
+    for j in j0..j1 {
+        let (sj, dj) = (j as isize * b.src, j as isize * b.dst);
+        for i in i0..i1 {
+            let i = i as isize;
+            // SAFETY: i < a.n and j < b.n index an element on both sides.
+            unsafe { copy_one::<N>(src.offset(i * a.src + sj), dst.offset(i * a.dst + dj)) }
+        }
+    }
+}
+
+/// In-register transposes of 4-byte elements: the shuffles move bits, never interpret them as
+/// floats. SSE is part of every x86-64 CPU; AVX is detected at run time (and never under Miri,
+/// which takes the SSE path).
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{tiles, Axis};
+    use core::arch::x86_64::{
+        _mm256_loadu_ps, _mm256_permute2f128_ps, _mm256_shuffle_ps, _mm256_storeu_ps,
+        _mm256_unpackhi_ps, _mm256_unpacklo_ps, _mm_loadu_ps, _mm_movehl_ps, _mm_movelh_ps,
+        _mm_storeu_ps, _mm_unpackhi_ps, _mm_unpacklo_ps,
+    };
+
+    /// [`super::tile_copy`] for 4-byte elements with `a.src == 4` and `b.dst == 4`.
+    ///
+    /// # Safety
+    /// As [`super::tile_copy`], with those strides.
+    #[inline(always)]
+    pub(super) unsafe fn tile_copy_4(src: *const u8, dst: *mut u8, a: Axis, b: Axis) {
+        if is_x86_feature_detected!("avx") {
+            // SAFETY: AVX is available; the rest is forwarded.
+            unsafe { tile_copy_4_avx(src, dst, a, b) }
+        } else {
+            // SAFETY: forwarded; the strides make 4 x 4 blocks contiguous rows.
+            unsafe { tiles::<4, 4>(src, dst, a, b, transpose4x4) }
+        }
+    }
+
+    /// # Safety
+    /// As [`tile_copy_4`], on a CPU with AVX.
+    #[target_feature(enable = "avx")]
+    unsafe fn tile_copy_4_avx(src: *const u8, dst: *mut u8, a: Axis, b: Axis) {
+        // SAFETY: forwarded; the strides make 8 x 8 blocks contiguous rows.
+        unsafe { tiles::<4, 8>(src, dst, a, b, transpose8x8) }
+    }
+
+    /// Element c of source row r (16 bytes at `src + r * src_row`) becomes element r of
+    /// destination row c (16 bytes at `dst + c * dst_row`), for r, c < 4.
+    ///
+    /// # Safety
+    /// The four 16-byte source rows are readable, the four destination rows writable, and the
+    /// two do not overlap.
+    #[inline(always)]
+    pub(super) unsafe fn transpose4x4(
+        src: *const u8,
+        src_row: isize,
+        dst: *mut u8,
+        dst_row: isize,
+    ) {
+        // SAFETY: SSE is baseline on x86-64; the caller guarantees the 4 x 16 readable and
+        // 4 x 16 writable bytes (unaligned loads and stores).
+        unsafe {
+            let [r0, r1, r2, r3] =
+                [0, 1, 2, 3].map(|r| _mm_loadu_ps(src.offset(r * src_row).cast()));
+            // Rows a, b, c, d: t0 = a0 b0 a1 b1, t1 = c0 d0 c1 d1, t2 = a2 b2 a3 b3, t3 = c2 d2 c3 d3.
+            let (t0, t1) = (_mm_unpacklo_ps(r0, r1), _mm_unpacklo_ps(r2, r3));
+            let (t2, t3) = (_mm_unpackhi_ps(r0, r1), _mm_unpackhi_ps(r2, r3));
+            _mm_storeu_ps(dst.cast(), _mm_movelh_ps(t0, t1)); // a0 b0 c0 d0
+            _mm_storeu_ps(dst.offset(dst_row).cast(), _mm_movehl_ps(t1, t0)); // a1 b1 c1 d1
+            _mm_storeu_ps(dst.offset(2 * dst_row).cast(), _mm_movelh_ps(t2, t3)); // a2 b2 c2 d2
+            _mm_storeu_ps(dst.offset(3 * dst_row).cast(), _mm_movehl_ps(t3, t2));
+            // a3 b3 c3 d3
+        }
+    }
+
+    /// As [`transpose4x4`] for 8 x 8 elements (32-byte rows).
+    ///
+    /// # Safety
+    /// The eight 32-byte source rows are readable, the eight destination rows writable, and the
+    /// two do not overlap; the CPU has AVX.
+    #[target_feature(enable = "avx")]
+    #[inline]
+    unsafe fn transpose8x8(src: *const u8, src_row: isize, dst: *mut u8, dst_row: isize) {
+        // SAFETY: the caller guarantees the 8 x 32 readable bytes (unaligned loads).
+        let r = [0, 1, 2, 3, 4, 5, 6, 7]
+            .map(|k| unsafe { _mm256_loadu_ps(src.offset(k * src_row).cast()) });
+        // Rows a..h. Per 128-bit lane: t0 = a0 b0 a1 b1, t1 = a2 b2 a3 b3, t2 = c0 d0 c1 d1...
+        let t = [(0, 1), (2, 3), (4, 5), (6, 7)].map(|(x, y)| {
+            (
+                _mm256_unpacklo_ps(r[x], r[y]),
+                _mm256_unpackhi_ps(r[x], r[y]),
+            )
+        });
+        // Per lane: u[0] = a0 b0 c0 d0, u[1] = a1 b1 c1 d1, u[2] = a2.., u[3] = a3..; u[4..] e-h.
+        let u = [
+            _mm256_shuffle_ps::<0x44>(t[0].0, t[1].0),
+            _mm256_shuffle_ps::<0xEE>(t[0].0, t[1].0),
+            _mm256_shuffle_ps::<0x44>(t[0].1, t[1].1),
+            _mm256_shuffle_ps::<0xEE>(t[0].1, t[1].1),
+            _mm256_shuffle_ps::<0x44>(t[2].0, t[3].0),
+            _mm256_shuffle_ps::<0xEE>(t[2].0, t[3].0),
+            _mm256_shuffle_ps::<0x44>(t[2].1, t[3].1),
+            _mm256_shuffle_ps::<0xEE>(t[2].1, t[3].1),
+        ];
+        for k in 0..4 {
+            // Column k from the low lanes, column k + 4 from the high lanes.
+            let lo = _mm256_permute2f128_ps::<0x20>(u[k], u[k + 4]);
+            let hi = _mm256_permute2f128_ps::<0x31>(u[k], u[k + 4]);
+            let k = k as isize;
+            // SAFETY: the caller guarantees the 8 x 32 writable bytes (unaligned stores).
+            unsafe {
+                _mm256_storeu_ps(dst.offset(k * dst_row).cast(), lo);
+                _mm256_storeu_ps(dst.offset((k + 4) * dst_row).cast(), hi);
             }
         }
     }
@@ -453,4 +784,271 @@ unsafe fn walk_dyn(src: *const u8, dst: *mut u8, axes: &[Axis], size: usize) {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{DType, SliceArg};
+
+    /// `n` elements of `size` bytes with distinct byte patterns, as a 1-D view of that dtype.
+    fn iota(size: usize, n: usize) -> (TensorView, Vec<u8>) {
+        let dtype = match size {
+            16 => DType::new(5, 64, 2).unwrap(), // complex128
+            3 => DType::new(3, 24, 1).unwrap(),  // 3-byte opaque: the walk_dyn path
+            s => DType::new(1, (s * 8) as u8, 1).unwrap(),
+        };
+        let bytes: Vec<u8> = (0..n * size).map(|i| (i * 7 + i / 251) as u8).collect();
+        let t = TensorView::from_vec(bytes.clone(), &[n * size])
+            .unwrap()
+            .reinterpret(dtype)
+            .unwrap();
+        (t, bytes)
+    }
+
+    /// The reference: element by element, in `order`, from the view's strides over `base`.
+    fn gather(view: &TensorView, base: &[u8], base_ptr: *const u8, order: Order) -> Vec<u8> {
+        let size = view.itemsize().unwrap();
+        let start = view.data_ptr() as isize - base_ptr as isize;
+        let shape = view.shape();
+        let mut out = Vec::with_capacity(view.nbytes());
+        let mut idx = vec![0usize; shape.len()];
+        for _ in 0..view.numel() {
+            let off: isize = idx
+                .iter()
+                .zip(view.strides())
+                .map(|(&i, &s)| i as isize * s * size as isize)
+                .sum();
+            let e = (start + off) as usize;
+            out.extend_from_slice(&base[e..e + size]);
+            // Odometer: the last axis fastest for C, the first for F.
+            let axes: Vec<usize> = match order {
+                Order::C => (0..shape.len()).rev().collect(),
+                Order::F => (0..shape.len()).collect(),
+            };
+            for k in axes {
+                idx[k] += 1;
+                if idx[k] < shape[k] {
+                    break;
+                }
+                idx[k] = 0;
+            }
+        }
+        out
+    }
+
+    /// The bytes of a contiguous view, in memory order.
+    fn memory(view: &TensorView) -> &[u8] {
+        // SAFETY: a contiguous view's nbytes from its first element are its own initialised
+        // memory, alive as long as the view.
+        unsafe { std::slice::from_raw_parts(view.data_ptr(), view.nbytes()) }
+    }
+
+    /// Copy `view` in both orders on 1, 2 and 3 threads (and through the public path), checking
+    /// every result against the reference.
+    fn check(view: &TensorView, base: &TensorView, bytes: &[u8]) {
+        for order in [Order::C, Order::F] {
+            let want = gather(view, bytes, base.data_ptr(), order);
+            let strides = match order {
+                Order::C => c_strides(view.shape()).unwrap(),
+                Order::F => f_strides(view.shape()).unwrap(),
+            };
+            for threads in [1, 2, 3] {
+                let mut got = vec![0u8; view.nbytes()];
+                // SAFETY: `got` holds the view's nbytes, which contiguous strides cover.
+                unsafe { copy_elements_on(view, got.as_mut_ptr(), &strides, threads) };
+                assert_eq!(got, want, "{order:?} on {threads} threads: {view:?}");
+            }
+            let copy = view.to_contiguous(order).unwrap();
+            assert_eq!(memory(&copy), want, "to_contiguous({order:?}): {view:?}");
+        }
+    }
+
+    /// 2-D sides that are not multiples of any tile, and one that is.
+    const SIDES: [(usize, usize); 3] = [(5, 7), (33, 18), (16, 16)];
+
+    #[test]
+    fn copy_transposes_every_element_size_with_ragged_tiles() {
+        let sides: &[(usize, usize)] = if cfg!(miri) { &SIDES[..2] } else { &SIDES };
+        for size in [1, 2, 4, 8, 16, 3] {
+            for &(r, c) in sides {
+                let (base, bytes) = iota(size, r * c);
+                let t = base.reshape(&[r, c]).unwrap();
+                check(&t, &base, &bytes);
+                check(&t.transpose().unwrap(), &base, &bytes);
+            }
+        }
+    }
+
+    /// The SSE blocks, which AVX machines skip (Miri takes them), against the reference.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn copy_sse_blocks_with_ragged_tiles() {
+        for (r, c) in SIDES {
+            let (base, bytes) = iota(4, r * c);
+            let t = base.reshape(&[r, c]).unwrap().transpose().unwrap();
+            let strides = c_strides(t.shape()).unwrap();
+            let axes = plan(&t, 4, &strides, 4);
+            let [a, b] = axes[..] else { panic!("{axes:?}") };
+            assert_eq!((a.src, b.dst), (4, 4));
+            let mut got = vec![0u8; t.nbytes()];
+            // SAFETY: a transposed 2-D view: `a` and `b` index its elements, contiguous along
+            // `a` in the source and along `b` in `got`, which holds the C-order copy.
+            unsafe { tiles::<4, 4>(t.data_ptr(), got.as_mut_ptr(), a, b, x86::transpose4x4) };
+            assert_eq!(
+                got,
+                gather(&t, &bytes, base.data_ptr(), Order::C),
+                "{r} x {c}"
+            );
+        }
+    }
+
+    #[test]
+    fn copy_negative_strides_through_a_transpose() {
+        for size in [1, 4, 8] {
+            let (base, bytes) = iota(size, 9 * 14);
+            let t = base.reshape(&[9, 14]).unwrap();
+            let rev = |v: &TensorView, axis| v.slice(axis, SliceArg::step(-1)).unwrap();
+            check(&rev(&t, 1).transpose().unwrap(), &base, &bytes);
+            check(&rev(&t, 0).transpose().unwrap(), &base, &bytes);
+            check(&rev(&rev(&t, 0), 1).transpose().unwrap(), &base, &bytes);
+            let stepped = t.slice(1, SliceArg::step(-3)).unwrap();
+            check(&stepped.transpose().unwrap(), &base, &bytes);
+        }
+    }
+
+    #[test]
+    fn copy_3d_permutations() {
+        let shape: &[usize] = if cfg!(miri) { &[3, 5, 6] } else { &[6, 9, 20] };
+        for size in [1, 2, 4, 8, 16] {
+            let (base, bytes) = iota(size, shape.iter().product());
+            let t = base.reshape(shape).unwrap();
+            for order in [
+                [0, 1, 2],
+                [0, 2, 1],
+                [1, 0, 2],
+                [1, 2, 0],
+                [2, 0, 1],
+                [2, 1, 0],
+            ] {
+                check(&t.permute(&order).unwrap(), &base, &bytes);
+            }
+            let sliced = t
+                .slice_each(&[SliceArg::FULL, SliceArg::step(2), SliceArg::step(-3)])
+                .unwrap();
+            check(&sliced.permute(&[2, 0, 1]).unwrap(), &base, &bytes);
+        }
+    }
+
+    #[test]
+    fn copy_strided_broadcast_and_overlapping_sources() {
+        for size in [2, 4, 16] {
+            let (base, bytes) = iota(size, 12 * 10);
+            let t = base.reshape(&[12, 10]).unwrap();
+            let sliced = t
+                .slice_each(&[SliceArg::step(2), SliceArg::step(3)])
+                .unwrap();
+            check(&sliced, &base, &bytes);
+            check(&sliced.transpose().unwrap(), &base, &bytes);
+            let wide = t.broadcast_to(&[3, 12, 10]).unwrap();
+            check(&wide, &base, &bytes);
+            check(&wide.permute(&[2, 0, 1]).unwrap(), &base, &bytes);
+            // Sliding windows: overlapping source elements.
+            let windows = base.as_strided(&[8, 5, 4], &[10, 1, 2], 3).unwrap();
+            check(&windows, &base, &bytes);
+            check(&windows.transpose().unwrap(), &base, &bytes);
+            let zero = base.as_strided(&[4, 3], &[0, 1], 0).unwrap();
+            check(&zero.transpose().unwrap(), &base, &bytes);
+        }
+    }
+
+    #[test]
+    fn copy_threads_split_more_ways_than_the_outer_axis_has() {
+        let (base, bytes) = iota(4, 2 * 3);
+        let t = base.reshape(&[2, 3]).unwrap();
+        let want = gather(&t.transpose().unwrap(), &bytes, base.data_ptr(), Order::C);
+        let mut got = vec![0u8; 24];
+        let strides = c_strides(&[3, 2]).unwrap();
+        // SAFETY: `got` holds the 24 bytes C strides of [3, 2] 4-byte elements cover.
+        unsafe { copy_elements_on(&t.transpose().unwrap(), got.as_mut_ptr(), &strides, 8) };
+        assert_eq!(got, want);
+        let (one, bytes) = iota(8, 1);
+        let scalar = one.reshape(&[]).unwrap();
+        let mut got = [0u8; 8];
+        // SAFETY: 8 bytes for the one 8-byte element of a 0-d view.
+        unsafe { copy_elements_on(&scalar, got.as_mut_ptr(), &[], 4) };
+        assert_eq!(got[..], bytes[..]);
+        assert_eq!(memory(&scalar.to_contiguous(Order::F).unwrap()), &bytes[..]);
+    }
+
+    /// Above [`PARALLEL_MIN_BYTES`] the public entry points split the copy across threads.
+    #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "megabytes: too slow under Miri (the threaded path is covered above)"
+    )]
+    fn copy_large_views_through_the_threaded_path() {
+        let (rows, cols) = (1100, 1030); // 4.3 MiB of f32, sides not multiples of a tile
+        assert!(rows * cols * 4 >= PARALLEL_MIN_BYTES);
+        let values: Vec<u32> = (0..(rows * cols) as u32).collect();
+        let t = TensorView::from_vec(values, &[rows, cols]).unwrap();
+        let tt = t.transpose().unwrap();
+        let want: Vec<u32> = (0..cols)
+            .flat_map(|j| (0..rows).map(move |i| (i * cols + j) as u32))
+            .collect();
+        assert_eq!(tt.to_vec::<u32>().unwrap(), want);
+        let c = tt.to_contiguous(Order::C).unwrap();
+        assert_eq!(c.as_slice::<u32>().unwrap(), &want[..]);
+        let f = t.to_contiguous(Order::F).unwrap(); // F order of t is C order of its transpose
+        let want_bytes: Vec<u8> = want.iter().flat_map(|v| v.to_ne_bytes()).collect();
+        assert_eq!(memory(&f), &want_bytes[..]);
+        let both = TensorView::concatenate(&[tt.clone(), tt]).unwrap();
+        assert_eq!(
+            both.as_slice::<u32>().unwrap(),
+            &[&want[..], &want[..]].concat()[..]
+        );
+    }
+
+    #[test]
+    fn copy_thread_count_follows_the_threshold() {
+        assert_eq!(threads_for(1000, 1 << 20), 1);
+        assert_eq!(threads_for(0, 0), 1);
+        assert_eq!(threads_for(1 << 20, 1 << 20), cores().min(2));
+        assert!(threads_for(usize::MAX, 1) <= MAX_THREADS);
+    }
+
+    /// The measurement behind [`PARALLEL_MIN_BYTES`]: `cargo test --release --lib
+    /// measure_parallel_threshold -- --ignored --nocapture` times fresh contiguous and
+    /// transposed f32 copies (allocation included, as `to_contiguous` does) on 1 and 2 threads.
+    #[test]
+    #[ignore = "a timing, not a test"]
+    fn measure_parallel_threshold() {
+        use std::time::Instant;
+        for kib in [512usize, 1024, 2048, 3072, 4096, 8192, 16384, 65536] {
+            let n = kib * 256; // f32 elements
+            let side = (n as f64).sqrt() as usize;
+            let t =
+                TensorView::from_vec((0..side * side).map(|x| x as f32).collect(), &[side, side])
+                    .unwrap();
+            let tt = t.transpose().unwrap();
+            let mut line = format!("{kib:>6} KiB:");
+            for (label, v) in [("contiguous", &t), ("transposed", &tt)] {
+                for threads in [1, 2] {
+                    let reps = (256 * 1024 / kib).clamp(12, 2000);
+                    let mut best = f64::INFINITY;
+                    for _ in 0..reps {
+                        let begin = Instant::now();
+                        let buffer = AlignedBuffer::new_uninit(v.nbytes()).unwrap();
+                        let strides = c_strides(v.shape()).unwrap();
+                        // SAFETY: the buffer holds the view's nbytes, covered by C strides.
+                        unsafe { copy_elements_on(v, buffer.as_ptr(), &strides, threads) };
+                        drop(std::hint::black_box(buffer));
+                        best = best.min(begin.elapsed().as_secs_f64());
+                    }
+                    line += &format!("  {label} x{threads} {:>8.1} us", best * 1e6);
+                }
+            }
+            println!("{line}");
+        }
+    }
 }
