@@ -229,6 +229,7 @@ impl AlignedBuffer {
         let raw = unsafe { alloc::alloc(layout) };
         // A refused allocation is an error, not an abort: sizes come from tensor metadata.
         let ptr = NonNull::new(raw).ok_or_else(|| crate::Error::AllocationFailed(len))?;
+        advise_huge_pages(raw, len);
         Ok(AlignedBuffer { ptr, layout })
     }
 
@@ -248,6 +249,47 @@ impl AlignedBuffer {
         self.ptr.as_ptr()
     }
 }
+
+/// Buffers of at least `HUGE_PAGES_MIN` bytes ask Linux for transparent huge pages, as numpy
+/// does for its arrays (`madvise(MADV_HUGEPAGE)` from 4 MiB): a fresh 64 MiB copy then takes
+/// 32 page faults instead of 16,384, which were most of the cost of copying into new memory.
+/// Only the pages wholly inside the buffer are advised; the advice is optional, so a kernel
+/// without THP (or with it off) changes nothing.
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64"),
+    not(miri)
+))]
+fn advise_huge_pages(ptr: *mut u8, len: usize) {
+    const HUGE_PAGES_MIN: usize = 4 << 20;
+    const PAGE: usize = 4096;
+    const MADV_HUGEPAGE: std::ffi::c_int = 14; // the same on every Linux architecture above
+    extern "C" {
+        fn madvise(
+            addr: *mut std::ffi::c_void,
+            len: usize,
+            advice: std::ffi::c_int,
+        ) -> std::ffi::c_int;
+    }
+    if len < HUGE_PAGES_MIN {
+        return;
+    }
+    let start = (ptr as usize).next_multiple_of(PAGE);
+    let end = (ptr as usize + len) / PAGE * PAGE;
+    if end > start {
+        // SAFETY: madvise only changes how the kernel backs the range with pages; the range is
+        // page-aligned and lies inside this fresh allocation of `len` bytes. Its result is
+        // ignored: the advice is optional (EINVAL where THP is not built in).
+        unsafe { madvise(start as *mut std::ffi::c_void, end - start, MADV_HUGEPAGE) };
+    }
+}
+
+#[cfg(not(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64"),
+    not(miri)
+)))]
+fn advise_huge_pages(_ptr: *mut u8, _len: usize) {}
 
 impl Drop for AlignedBuffer {
     fn drop(&mut self) {

@@ -201,6 +201,7 @@ impl CheckedParts {
     }
 
     /// The address range the view's owner must keep valid.
+    #[cfg(feature = "pyo3")]
     pub(crate) fn extent(&self) -> &Range<usize> {
         &self.extent
     }
