@@ -13,9 +13,7 @@
 //! interleaved elements (`a[::2]` and `a[1::2]`) conservatively conflict, while disjoint rows or
 //! blocks do not.
 
-use std::cell::UnsafeCell;
 use std::ffi::{c_int, c_void, CStr};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 use pyo3::exceptions::{PyBufferError, PyRuntimeError};
@@ -24,6 +22,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyModule};
 
 use super::runtime::PyObjectOwner;
+use super::spin::SpinLock;
 use crate::layout::layout_span;
 use crate::tensor::CheckedParts;
 use crate::{Owner, TensorView};
@@ -48,57 +47,8 @@ struct RegistryApi {
 /// shifts the entries after it, a memmove of 16 to 24 bytes per entry, which stays below the
 /// cost of a tree's node allocation for any realistic count (thousands of live views).
 ///
-/// A spin lock guards them. Every tensor argument takes it twice (borrow, release), and its
-/// critical sections are that search and memmove: unlocking is then a plain release store,
-/// where `std::sync::Mutex` needs a second atomic read-modify-write, which showed as a tenth
-/// of the cost of a numpy argument. A waiter yields its time slice after a few spins.
-struct State {
-    locked: AtomicBool,
-    entries: UnsafeCell<Entries>,
-}
-
-// SAFETY: `entries` is reached only inside `State::with`, which holds the lock, so threads
-// never touch it at the same time; `Entries` itself is plain data (Send).
-unsafe impl Sync for State {}
-
-impl State {
-    fn new() -> State {
-        State {
-            locked: AtomicBool::new(false),
-            entries: UnsafeCell::new(Entries::default()),
-        }
-    }
-
-    /// Run `f` on the entries with the lock held (released on unwind too).
-    #[inline]
-    fn with<R>(&self, f: impl FnOnce(&mut Entries) -> R) -> R {
-        let mut spins = 0u32;
-        while self
-            .locked
-            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            while self.locked.load(Ordering::Relaxed) {
-                spins = spins.saturating_add(1);
-                if spins < 100 {
-                    std::hint::spin_loop();
-                } else {
-                    std::thread::yield_now();
-                }
-            }
-        }
-        struct Unlock<'a>(&'a AtomicBool);
-        impl Drop for Unlock<'_> {
-            fn drop(&mut self) {
-                self.0.store(false, Ordering::Release);
-            }
-        }
-        let _unlock = Unlock(&self.locked);
-        // SAFETY: this thread holds the lock until `_unlock` drops, after `f` returns: no other
-        // reference to the entries exists meanwhile.
-        f(unsafe { &mut *self.entries.get() })
-    }
-}
+/// A [`SpinLock`] guards them (see its module for why not a `Mutex`).
+struct State(SpinLock<Entries>);
 
 #[derive(Default)]
 struct Entries {
@@ -189,7 +139,11 @@ unsafe extern "C" fn acquire(
 ) -> c_int {
     // SAFETY: per the contract: a leaked, never freed State.
     let state = unsafe { &*state.cast::<State>() };
-    c_int::from(!state.with(|entries| entries.acquire(lo, hi, exclusive != 0)))
+    c_int::from(
+        !state
+            .0
+            .with(|entries| entries.acquire(lo, hi, exclusive != 0)),
+    )
 }
 
 /// # Safety
@@ -197,7 +151,9 @@ unsafe extern "C" fn acquire(
 unsafe extern "C" fn release(state: *const c_void, lo: usize, hi: usize, exclusive: c_int) {
     // SAFETY: per the contract: a leaked, never freed State.
     let state = unsafe { &*state.cast::<State>() };
-    state.with(|entries| entries.release(lo, hi, exclusive != 0));
+    state
+        .0
+        .with(|entries| entries.release(lo, hi, exclusive != 0));
 }
 
 /// A process-lived table (found or published).
@@ -239,7 +195,8 @@ fn registry(py: Python<'_>) -> PyResult<ApiRef> {
             api
         }
         None => {
-            let state: &'static State = Box::leak(Box::new(State::new()));
+            let state: &'static State =
+                Box::leak(Box::new(State(SpinLock::new(Entries::default()))));
             let api: &'static RegistryApi = Box::leak(Box::new(RegistryApi {
                 version: VERSION,
                 state: std::ptr::from_ref(state).cast(),

@@ -10,7 +10,8 @@ use pyo3::prelude::*;
 
 use super::errors::to_py_err;
 use super::runtime::with_gil;
-use crate::tensor::Parts;
+use crate::dims::OwnedDims;
+use crate::tensor::{Parts, RawParts};
 use crate::{DType, Device, Flags, Owner, TensorView};
 
 pub(crate) use crate::format::{parse_struct_format, ByteOrder};
@@ -163,56 +164,79 @@ pub(crate) fn view_of_buffer(b: &ffi::Py_buffer, owner: Owner) -> PyResult<Expor
         ));
     }
     let ndim = usize::try_from(b.ndim).map_err(|_| PyBufferError::new_err("negative ndim"))?;
-    let (shape, strides) = if ndim == 0 {
-        (Vec::new(), None)
-    } else if b.shape.is_null() {
-        // Only possible for a flat request; ours asks for strides, but be lenient.
-        let len = usize::try_from(b.len)
-            .map_err(|_| PyBufferError::new_err(format!("negative buffer length {}", b.len)))?;
-        (vec![len / itemsize], None)
-    } else {
-        // SAFETY: a non-null shape holds `ndim` entries for the export's lifetime.
-        let shape = unsafe { std::slice::from_raw_parts(b.shape, ndim) }
-            .iter()
-            .map(|&n| {
-                usize::try_from(n).map_err(|_| {
-                    PyBufferError::new_err(format!("negative extent {n} in the buffer's shape"))
-                })
-            })
-            .collect::<PyResult<Vec<usize>>>()?;
-        let strides = if b.strides.is_null() {
-            None
-        } else {
-            // SAFETY: non-null strides hold `ndim` entries for the export's lifetime.
-            Some(unsafe { std::slice::from_raw_parts(b.strides, ndim) }.to_vec())
-        };
-        (shape, strides)
-    };
     let flags = Flags::default().with_read_only(b.readonly != 0);
     let size = itemsize as isize;
-    let (parts, elements) = match strides {
-        // The common case, built in place: strides of whole elements.
-        Some(mut strides) if strides.iter().all(|&s| s % size == 0) => {
-            strides.iter_mut().for_each(|s| *s /= size);
-            let parts = Parts {
-                data: b.buf.cast::<u8>(),
-                byte_offset: 0,
-                shape,
-                strides: Some(strides),
+    let shape: &[ffi::Py_ssize_t] = if ndim == 0 || b.shape.is_null() {
+        &[]
+    } else {
+        // SAFETY: a filled Py_buffer with non-null `shape` has `ndim` extents, valid until it is
+        // released (after this function: `owner` holds it).
+        unsafe { std::slice::from_raw_parts(b.shape, ndim) }
+    };
+    let byte_strides: Option<&[ffi::Py_ssize_t]> = if shape.is_empty() || b.strides.is_null() {
+        None
+    } else {
+        // SAFETY: as for `shape`.
+        Some(unsafe { std::slice::from_raw_parts(b.strides, ndim) })
+    };
+    let extent = |k: usize| {
+        usize::try_from(shape[k]).map_err(|_| {
+            PyBufferError::new_err(format!(
+                "negative extent {} in the buffer's shape",
+                shape[k]
+            ))
+        })
+    };
+    let elements = match byte_strides {
+        // Byte strides that are not whole elements: bytes with an extra axis (rare; `Vec`s).
+        Some(bytes) if bytes.iter().any(|&s| s % size != 0) => {
+            let extents = (0..ndim).map(extent).collect::<PyResult<Vec<usize>>>()?;
+            let (parts, elements) = parts_for_byte_strides(
+                b.buf.cast::<u8>(),
+                0,
+                extents,
+                Some(bytes.to_vec()),
                 dtype,
-                device: Device::CPU,
                 flags,
-                extent: None,
-            };
-            (parts, None)
+                None,
+            );
+            // SAFETY: the exporter keeps `buf` valid (and writable unless `readonly`) until the
+            // buffer is released, which `owner` defers to the last view.
+            let view = unsafe { TensorView::from_parts(parts, owner) }.map_err(to_py_err)?;
+            return Ok(Exported {
+                view,
+                order,
+                elements,
+            });
         }
-        strides => {
-            parts_for_byte_strides(b.buf.cast::<u8>(), 0, shape, strides, dtype, flags, None)
-        }
+        _ => None,
+    };
+    let dims = if ndim == 0 {
+        OwnedDims::scalar()
+    } else if b.shape.is_null() {
+        // A 1-D buffer may leave out its shape: `len` bytes of items.
+        let len = usize::try_from(b.len)
+            .map_err(|_| PyBufferError::new_err(format!("negative buffer length {}", b.len)))?;
+        OwnedDims::from_slices(&[len / itemsize], &[1])
+    } else if let Some(bytes) = byte_strides {
+        OwnedDims::try_from_fn(ndim, |k| Ok::<_, PyErr>((extent(k)?, bytes[k] / size)))?
+    } else {
+        let mut dims = OwnedDims::try_from_fn(ndim, |k| Ok::<_, PyErr>((extent(k)?, 0)))?;
+        dims.set_c_strides().map_err(to_py_err)?;
+        dims
+    };
+    let parts = RawParts {
+        data: b.buf.cast::<u8>(),
+        byte_offset: 0,
+        dims,
+        dtype,
+        device: Device::CPU,
+        flags,
+        extent: None,
     };
     // SAFETY: the exporter keeps `buf` valid (and writable unless `readonly`) until the buffer
     // is released, which `owner` defers to the last view.
-    let view = unsafe { TensorView::from_parts(parts, owner) }.map_err(to_py_err)?;
+    let view = unsafe { TensorView::from_raw_parts(parts, owner) }.map_err(to_py_err)?;
     Ok(Exported {
         view,
         order,

@@ -5,8 +5,8 @@
 //!   type (the allocator, the stream query, the C-entry wrapper); the table itself and the
 //!   functions reading tensors are in `tensor.rs`.
 
+use super::spin::SpinLock;
 use std::ffi::{c_char, c_int, c_void, CStr};
-use std::sync::Mutex;
 
 use dlpark::ffi::{
     DLDeviceType, DLManagedTensorVersioned, DLPackExchangeAPI, DLPackExchangeAPIHeader, DLTensor,
@@ -203,7 +203,7 @@ struct CacheEntry {
 }
 
 /// Per-type cache, keyed by the type object's address and confirmed by a weak reference.
-static TYPE_CACHE: Mutex<Vec<CacheEntry>> = Mutex::new(Vec::new());
+static TYPE_CACHE: SpinLock<Vec<CacheEntry>> = SpinLock::new(Vec::new());
 const TYPE_CACHE_LIMIT: usize = 64;
 
 /// The attribute `name` of `ty`, or `None` (an attribute error) .
@@ -318,13 +318,12 @@ fn refers_to(weak: &Py<PyAny>, ty: &Bound<'_, PyType>) -> bool {
 pub(crate) fn type_info(obj: &Bound<'_, PyAny>) -> PyResult<TypeInfo> {
     let ty = obj.get_type();
     let key = ty.as_ptr() as usize;
-    let cached = {
-        let cache = TYPE_CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    let cached = TYPE_CACHE.with(|cache| {
         cache
             .iter()
             .find(|e| e.key == key && refers_to(&e.type_ref, &ty))
             .map(|e| (e.mutable, e.fingerprint, e.info))
-    };
+    });
     if let Some((mutable, print, info)) = cached {
         // An immutable type cannot change. A Python class can gain `__dlpack__` (or the API)
         // later: a type cached without them is looked at again (it is on a slow path anyway).
@@ -355,26 +354,26 @@ pub(crate) fn type_info(obj: &Bound<'_, PyAny>) -> PyResult<TypeInfo> {
         fingerprint: print,
         info,
     };
-    let mut cache = TYPE_CACHE.lock().unwrap_or_else(|e| e.into_inner());
-    // Replace this type's stale entry, else a dead type's, else the oldest when full.
-    let slot = cache
-        .iter()
-        .position(|e| e.key == key)
-        .or_else(|| {
-            cache.iter().position(|e| {
-                // SAFETY: GIL held; a live weakref.
-                unsafe { ffi::PyWeakref_GetObject(e.type_ref.as_ptr()) == ffi::Py_None() }
+    let old = TYPE_CACHE.with(|cache| {
+        // Replace this type's stale entry, else a dead type's, else the oldest when full.
+        let slot = cache
+            .iter()
+            .position(|e| e.key == key)
+            .or_else(|| {
+                cache.iter().position(|e| {
+                    // SAFETY: GIL held; a live weakref.
+                    unsafe { ffi::PyWeakref_GetObject(e.type_ref.as_ptr()) == ffi::Py_None() }
+                })
             })
-        })
-        .or_else(|| (cache.len() >= TYPE_CACHE_LIMIT).then_some(0));
-    let old = match slot {
-        Some(i) => Some(std::mem::replace(&mut cache[i], entry)),
-        None => {
-            cache.push(entry);
-            None
+            .or_else(|| (cache.len() >= TYPE_CACHE_LIMIT).then_some(0));
+        match slot {
+            Some(i) => Some(std::mem::replace(&mut cache[i], entry)),
+            None => {
+                cache.push(entry);
+                None
+            }
         }
-    };
-    drop(cache);
+    });
     drop(old); // releases a weakref: outside the lock
     Ok(info)
 }
@@ -382,12 +381,12 @@ pub(crate) fn type_info(obj: &Bound<'_, PyAny>) -> PyResult<TypeInfo> {
 /// Drop the cache entry of `obj`'s type (its attributes changed under us).
 pub(crate) fn forget(obj: &Bound<'_, PyAny>) {
     let key = obj.get_type().as_ptr() as usize;
-    let mut cache = TYPE_CACHE.lock().unwrap_or_else(|e| e.into_inner());
-    let old = cache
-        .iter()
-        .position(|e| e.key == key)
-        .map(|i| cache.swap_remove(i));
-    drop(cache);
+    let old = TYPE_CACHE.with(|cache| {
+        cache
+            .iter()
+            .position(|e| e.key == key)
+            .map(|i| cache.swap_remove(i))
+    });
     drop(old); // releases a weakref: outside the lock
 }
 

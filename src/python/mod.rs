@@ -91,6 +91,7 @@ mod numpy;
 mod pickle;
 mod requirements;
 mod runtime;
+mod spin;
 mod tensor;
 
 pub use device::dl_device_type;
