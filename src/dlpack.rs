@@ -541,14 +541,15 @@ unsafe fn import(
         let raw_shape = unsafe { std::slice::from_raw_parts(tensor.shape, ndim) };
         let negative = || Error::InvalidShape(format!("negative extent in {raw_shape:?}"));
         if tensor.strides.is_null() {
+            // The shape first: its errors come before the strides' (as they always have).
+            let mut dims = OwnedDims::try_from_fn(ndim, |k| {
+                Ok::<_, Error>((usize::try_from(raw_shape[k]).map_err(|_| negative())?, 0))
+            })?;
             if !null_strides_ok {
                 return Err(Error::NullPointer(
                     "DLTensor.strides (required since DLPack 1.2)",
                 ));
             }
-            let mut dims = OwnedDims::try_from_fn(ndim, |k| {
-                Ok::<_, Error>((usize::try_from(raw_shape[k]).map_err(|_| negative())?, 0))
-            })?;
             dims.set_c_strides()?;
             dims
         } else {

@@ -253,8 +253,10 @@ impl AlignedBuffer {
 /// Buffers of at least `HUGE_PAGES_MIN` bytes ask Linux for transparent huge pages, as numpy
 /// does for its arrays (`madvise(MADV_HUGEPAGE)` from 4 MiB): a fresh 64 MiB copy then takes
 /// 32 page faults instead of 16,384, which were most of the cost of copying into new memory.
-/// Only the pages wholly inside the buffer are advised; the advice is optional, so a kernel
-/// without THP (or with it off) changes nothing.
+/// Only the 2 MiB blocks wholly inside the buffer are advised: that is all THP can back, and a
+/// 2 MiB boundary is a page boundary whatever the kernel's page size (4, 16 or 64 KiB), so the
+/// advice never reaches a neighbour's memory. The advice is optional: a kernel without THP (or
+/// with it off) changes nothing.
 #[cfg(all(
     target_os = "linux",
     any(target_arch = "x86_64", target_arch = "aarch64"),
@@ -262,7 +264,7 @@ impl AlignedBuffer {
 ))]
 fn advise_huge_pages(ptr: *mut u8, len: usize) {
     const HUGE_PAGES_MIN: usize = 4 << 20;
-    const PAGE: usize = 4096;
+    const BLOCK: usize = 2 << 20;
     const MADV_HUGEPAGE: std::ffi::c_int = 14; // the same on every Linux architecture above
     extern "C" {
         fn madvise(
@@ -274,12 +276,13 @@ fn advise_huge_pages(ptr: *mut u8, len: usize) {
     if len < HUGE_PAGES_MIN {
         return;
     }
-    let start = (ptr as usize).next_multiple_of(PAGE);
-    let end = (ptr as usize + len) / PAGE * PAGE;
+    let start = (ptr as usize).next_multiple_of(BLOCK);
+    let end = (ptr as usize + len) / BLOCK * BLOCK;
     if end > start {
-        // SAFETY: madvise only changes how the kernel backs the range with pages; the range is
-        // page-aligned and lies inside this fresh allocation of `len` bytes. Its result is
-        // ignored: the advice is optional (EINVAL where THP is not built in).
+        // SAFETY: madvise only changes how the kernel backs the range with pages; the range
+        // starts and ends on 2 MiB boundaries (page boundaries for every page size) inside this
+        // fresh allocation of `len` bytes. Its result is ignored: the advice is optional (EINVAL
+        // where THP is not built in).
         unsafe { madvise(start as *mut std::ffi::c_void, end - start, MADV_HUGEPAGE) };
     }
 }

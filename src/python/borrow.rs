@@ -313,6 +313,10 @@ pub(crate) fn shared(py: Python<'_>, mut view: TensorView) -> PyResult<TensorVie
 /// The view of `parts`, a fresh import whose memory `object` keeps alive, owned by `object`
 /// and holding a shared borrow of the memory, both in one allocation.
 ///
+/// `parts` must come from `RawParts` without an `extent` (a fresh import), so that their extent
+/// is exactly the bytes the view reaches: the range borrowed. (With a known larger allocation
+/// the whole allocation would be borrowed: not unsound, but too much.)
+///
 /// # Safety
 /// As for [`TensorView::from_parts`] with `parts` and an owner that holds `object`.
 #[inline]

@@ -12,7 +12,7 @@ use super::errors::to_py_err;
 use super::runtime::with_gil;
 use crate::dims::OwnedDims;
 use crate::tensor::{Parts, RawParts};
-use crate::{DType, Device, Flags, Owner, TensorView};
+use crate::{DType, Device, Flags, Owner, TensorView, MAX_NDIM};
 
 pub(crate) use crate::format::{parse_struct_format, ByteOrder};
 
@@ -164,6 +164,11 @@ pub(crate) fn view_of_buffer(b: &ffi::Py_buffer, owner: Owner) -> PyResult<Expor
         ));
     }
     let ndim = usize::try_from(b.ndim).map_err(|_| PyBufferError::new_err("negative ndim"))?;
+    if ndim > MAX_NDIM {
+        return Err(PyBufferError::new_err(format!(
+            "a buffer of {ndim} dimensions exceeds dlbridge's limit of {MAX_NDIM}"
+        )));
+    }
     let flags = Flags::default().with_read_only(b.readonly != 0);
     let size = itemsize as isize;
     let shape: &[ffi::Py_ssize_t] = if ndim == 0 || b.shape.is_null() {
