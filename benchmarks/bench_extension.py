@@ -35,10 +35,22 @@ def main():
         ("return TensorView (1 KiB Vec)", b.return_tensor,
          "PyArray1::from_vec(1 KiB Vec)", b.wrap_numpy, "info"),
     ]
+    # The cast kernel against numpy's astype (issue 16): 64 MiB of float32 to float64, as laid
+    # out and transposed (timed per call, a few calls per round).
+    x32 = np.ones((4096, 4096), dtype=np.float32)
+    rows += [
+        ("cast f32 -> f64, 64 MiB (ms)", lambda: b.cast_to_f64_dlbridge(x32),
+         "x.astype(np.float64)", lambda: x32.astype(np.float64), "<= 0.5x", 3),
+        ("cast f32.T -> f64 C order, 64 MiB (ms)", lambda: b.cast_to_f64_dlbridge(x32.T),
+         "np.ascontiguousarray(x.T, dtype=f64)",
+         lambda: np.ascontiguousarray(x32.T, dtype=np.float64), "<= 0.5x", 3),
+    ]
     print(f"{'dlbridge':40s} {'ns':>7s} | {'peer':36s} {'ns':>7s} | ratio  goal")
-    for name, fn, peer, peer_fn, goal in rows:
-        ours = best_ns(fn, repeat=args.repeat)
-        theirs = best_ns(peer_fn, repeat=args.repeat)
+    for row in rows:
+        name, fn, peer, peer_fn, goal = row[:5]
+        number = row[5] if len(row) > 5 else 20000
+        ours = best_ns(fn, number=number, repeat=args.repeat)
+        theirs = best_ns(peer_fn, number=number, repeat=args.repeat)
         print(f"{name:40s} {ours:7.0f} | {peer:36s} {theirs:7.0f} | {ours / theirs:5.2f}  {goal}")
 
 

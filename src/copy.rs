@@ -268,7 +268,7 @@ pub(crate) fn gather_bytes(view: &TensorView) -> Result<Vec<u8>> {
 /// 2-core VM): two threads lose below 2 MiB (1 MiB: 31 -> 58 us contiguous, 80 -> 110 us
 /// transposed; a thread costs about 8 us to start), break even at 2-3 MiB, and win from 4 MiB
 /// (4 MiB: 281 -> 207 us contiguous, 639 -> 318 us transposed; 64 MiB: 41 -> 21 ms, 39 -> 28 ms).
-const PARALLEL_MIN_BYTES: usize = 4 << 20;
+pub(crate) const PARALLEL_MIN_BYTES: usize = 4 << 20;
 
 /// At most this many threads per copy: more cores than memory channels do not copy faster.
 const MAX_THREADS: usize = 8;
@@ -287,7 +287,7 @@ unsafe fn copy_elements(src: &TensorView, dst: *mut u8, dst_strides: &[isize]) {
 
 /// How many threads copy `nbytes` bytes: one below `min_bytes`, then one per `min_bytes / 2`
 /// bytes up to the cores available (and [`MAX_THREADS`]).
-fn threads_for(nbytes: usize, min_bytes: usize) -> usize {
+pub(crate) fn threads_for(nbytes: usize, min_bytes: usize) -> usize {
     if nbytes < min_bytes {
         return 1;
     }
@@ -316,28 +316,52 @@ unsafe fn copy_elements_on(src: &TensorView, dst: *mut u8, dst_strides: &[isize]
     }
     let axes = plan(src, size, dst_strides, size);
     let src_ptr = src.data_ptr();
+    let walk = |s, d, part: &[Axis]| {
+        // SAFETY: `split_outer` calls this only with parts of `axes` at their own offsets (its
+        // contract), for which the caller's guarantees hold.
+        unsafe { walk_any(s, d, part, size) }
+    };
+    // SAFETY: forwarded from the caller: `axes` walk the view and distinct destination slots.
+    unsafe { split_outer(&axes, src_ptr, dst, threads, walk) }
+}
+
+/// Run `walk(src, dst, part)` over `axes` cut along the outermost one into (at most) `threads`
+/// ranges, each on its own scoped thread (the calling thread takes the first, and any part
+/// whose thread cannot be started). `part` is `axes` with the outermost extent cut to the range,
+/// and `src`/`dst` are moved to its start. With one thread (or one axis index), one call.
+///
+/// # Safety
+/// `axes` (outermost first) walk elements of readable memory at `src` and writable memory at
+/// `dst` that do not overlap, every destination offset distinct, and `walk(s, d, p)` is sound
+/// for any such walk `p` at `s`/`d`: then the parts write disjoint slots.
+pub(crate) unsafe fn split_outer(
+    axes: &[Axis],
+    src: *const u8,
+    dst: *mut u8,
+    threads: usize,
+    walk: impl Fn(*const u8, *mut u8, &[Axis]) + Sync,
+) {
     let Some(&outer) = axes.first() else {
-        // SAFETY: forwarded from the caller (one element).
-        return unsafe { walk_any(src_ptr, dst, &axes, size) };
+        return walk(src, dst, axes);
     };
     let threads = threads.clamp(1, outer.n);
     if threads == 1 {
-        // SAFETY: forwarded from the caller.
-        return unsafe { walk_any(src_ptr, dst, &axes, size) };
+        return walk(src, dst, axes);
     }
     let chunk = outer.n.div_ceil(threads);
-    let shared = Shared { src: src_ptr, dst };
-    // Copy indices `start..start + part[0].n` of the outermost axis.
+    let shared = Shared { src, dst };
+    let walk = &walk;
+    // Walk indices `start..start + part[0].n` of the outermost axis.
     let copy_part = move |start: usize, part: &[Axis]| {
+        // `part` is `axes` with the outermost extent cut to a range starting at `start` and
+        // within it: its offsets from these pointers are offsets of `axes` from the caller's,
+        // so the caller's guarantees hold for this part.
         let (s, d) = shared.at(start as isize * outer.src, start as isize * outer.dst);
-        // SAFETY: `part` is `axes` with the outermost extent cut to a range starting at `start`
-        // and within it: its indices are elements of the view on both sides (`plan` keeps the
-        // view's extents), so the caller's guarantees hold for this part.
-        unsafe { walk_any(s, d, part, size) }
+        walk(s, d, part)
     };
     std::thread::scope(|scope| {
         for start in (0..outer.n).step_by(chunk).rev() {
-            let mut part = axes.clone();
+            let mut part = axes.to_vec();
             part[0].n = chunk.min(outer.n - start);
             if start == 0 {
                 copy_part(start, &part);

@@ -257,3 +257,42 @@ fn other_dtypes_are_refused() {
         })
     ));
 }
+
+/// Casts of 4 MiB and more take two other paths: contiguous sources are converted on every
+/// core, and others are first copied to C order by the copy kernel. Both must give the
+/// element-wise result. (Too large for Miri, which runs the small cases above; the threaded
+/// walk itself runs under Miri in the copy kernel's tests.)
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "allocates 12 MiB; the split walk is covered under Miri by copy.rs"
+)]
+fn large_casts_match_the_element_wise_result() {
+    let (rows, cols) = (1024usize, 1536usize); // 6 MiB of f32
+    let values: Vec<f32> = (0..rows * cols)
+        .map(|k| (k % 1000) as f32 - 500.5)
+        .collect();
+    let t = TensorView::from_vec(values.clone(), &[rows, cols]).unwrap();
+    let contiguous = t.cast(DType::F64).unwrap();
+    let expected: Vec<f64> = values.iter().map(|&x| f64::from(x)).collect();
+    assert_eq!(contiguous.as_slice::<f64>().unwrap(), &expected[..]);
+    let transposed = t.transpose().unwrap().cast(DType::I32).unwrap();
+    assert!(transposed.is_c_contiguous() && transposed.is_copied());
+    assert_eq!(transposed.shape(), &[cols, rows]);
+    let got = transposed.as_slice::<i32>().unwrap();
+    for (i, row) in got.chunks(rows).enumerate() {
+        for (j, &x) in row.iter().enumerate() {
+            assert_eq!(x, values[j * cols + i] as i32, "at ({i}, {j})");
+        }
+    }
+    let stepped = t
+        .slice(1, SliceArg::from(..).with_step(-3))
+        .unwrap()
+        .cast(DType::F32)
+        .unwrap();
+    assert_eq!(stepped.shape(), &[rows, cols / 3]);
+    assert_eq!(
+        stepped.to_vec::<f32>().unwrap()[..3],
+        [values[cols - 1], values[cols - 4], values[cols - 7]]
+    );
+}

@@ -2,8 +2,8 @@
 //! `benchmarks/bench_extension.py`: the cost of taking a tensor argument and of returning a
 //! Rust-allocated array.
 
-use dlbridge::python::Framework;
-use dlbridge::TensorView;
+use dlbridge::python::{Framework, Requirements};
+use dlbridge::{DType, TensorView};
 use numpy::{PyArray1, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
@@ -55,6 +55,18 @@ fn return_tensor() -> PyResult<TensorView> {
     Ok(TensorView::from_vec(vec![0f64; 128], &[128])?)
 }
 
+/// The cast kernel: any input converted to a fresh float64 tensor by `Requirements` (a copy
+/// that converts the dtype, and the layout when it is not C order): its element count.
+#[pyfunction]
+fn cast_to_f64_dlbridge(x: &Bound<'_, PyAny>) -> PyResult<usize> {
+    let view = Requirements::new()
+        .dtype(DType::F64)
+        .c_contiguous()
+        .allow_copy()
+        .extract(x)?;
+    Ok(view.numel())
+}
+
 #[pymodule]
 fn dlbridge_pyo3_bench(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(take_dlbridge, m)?)?;
@@ -64,5 +76,6 @@ fn dlbridge_pyo3_bench(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(wrap_dlbridge, m)?)?;
     m.add_function(wrap_pyfunction!(wrap_numpy, m)?)?;
     m.add_function(wrap_pyfunction!(return_tensor, m)?)?;
+    m.add_function(wrap_pyfunction!(cast_to_f64_dlbridge, m)?)?;
     Ok(())
 }
