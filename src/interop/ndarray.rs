@@ -58,6 +58,8 @@ use std::sync::Arc;
 
 use ::ndarray::{ArcArray, Array, ArrayView, ArrayViewMut, Axis, Dimension, ShapeBuilder};
 
+use crate::dims::OwnedDims;
+use crate::tensor::RawParts;
 use crate::{Element, Error, Flags, Owner, Parts, Result, TensorView};
 
 /// The dimension value `D` for `shape`, refusing a rank a fixed `D` cannot hold.
@@ -311,8 +313,8 @@ impl TensorView {
     /// # Ok::<(), dlbridge::Error>(())
     /// ```
     pub fn from_ndarray<T: Element, D: Dimension>(array: Array<T, D>) -> Result<TensorView> {
-        let shape = array.shape().to_vec();
-        let strides = array.strides().to_vec();
+        // Filled straight from the array's own (no intermediate vectors).
+        let dims = OwnedDims::from_slices(array.shape(), array.strides());
         let (mut storage, offset) = array.into_raw_vec_and_offset();
         let base = storage.as_mut_ptr();
         // `offset` is None only for an empty array, which reads nothing.
@@ -320,11 +322,10 @@ impl TensorView {
         let start = base as usize;
         // Cannot overflow: a Vec never holds more than isize::MAX bytes.
         let extent = start..start + storage.len() * std::mem::size_of::<T>();
-        let parts = Parts {
+        let parts = RawParts {
             data: first.cast(),
             byte_offset: 0,
-            shape,
-            strides: Some(strides),
+            dims,
             dtype: T::DTYPE,
             device: crate::Device::CPU,
             flags: Flags::default(),
@@ -336,7 +337,7 @@ impl TensorView {
         // elements of that buffer, which is exactly `extent`. The Vec moves into the owner, so the
         // buffer stays allocated and uniquely owned — writable, exclusive — until the last handle
         // drops.
-        unsafe { Ok(TensorView::from_parts(parts, Owner::new(storage))?.assume_exclusive()) }
+        unsafe { Ok(TensorView::from_raw_parts(parts, Owner::new(storage))?.assume_exclusive()) }
     }
 
     /// Share an `ArcArray` as a read-only view: no copy, O(ndim).
@@ -360,21 +361,19 @@ impl TensorView {
     pub fn from_arc_array<T: Element, D: Dimension + 'static>(
         array: ArcArray<T, D>,
     ) -> Result<TensorView> {
-        let mut parts = Parts {
+        let parts = RawParts {
             data: array.as_ptr().cast_mut().cast(),
             byte_offset: 0,
-            shape: array.shape().to_vec(),
-            strides: Some(array.strides().to_vec()),
+            dims: OwnedDims::from_slices(array.shape(), array.strides()),
             dtype: T::DTYPE,
             device: crate::Device::CPU,
-            flags: Flags::default(),
+            flags: Flags::default().with_read_only(true),
             extent: None,
         };
-        parts.flags.read_only = true;
         // SAFETY: the array's shape and strides from its first element reach only its own
         // elements, on the heap behind the Arc the owner keeps (moving the handle moves no data).
         // Read-only: other handles may share the data; they only ever write a private copy.
-        unsafe { TensorView::from_parts(parts, Owner::new(array)) }
+        unsafe { TensorView::from_raw_parts(parts, Owner::new(array)) }
     }
 
     /// Lend a borrowed `ArrayView` as a read-only `&TensorView` for the duration of `f`: no copy,
