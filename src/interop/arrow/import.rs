@@ -6,7 +6,9 @@ use ::arrow_data::ArrayData;
 use ::arrow_schema::{DataType, Field};
 
 use super::*;
+use crate::dims::OwnedDims;
 use crate::layout::{c_strides, is_aligned};
+use crate::tensor::RawParts;
 use crate::{CopyPolicy, DType, Device, Error, Flags, Order, Owner, Parts, Result, TensorView};
 
 impl TensorView {
@@ -183,11 +185,10 @@ fn view_over_buffer(
         return Err(Error::Misaligned { address, align });
     }
     let region = base as usize..base as usize + buffer.len();
-    let parts = Parts {
+    let parts = RawParts {
         data: base.cast_mut(),
         byte_offset: start,
-        shape: shape.to_vec(),
-        strides: None,
+        dims: OwnedDims::c_contiguous(shape)?,
         dtype,
         device: Device::CPU,
         flags: Flags {
@@ -200,7 +201,7 @@ fn view_over_buffer(
     // `as_ptr()` (the extent given) stay allocated and readable while the view lives; the view
     // reaches `nbytes` bytes from `start`, checked above to lie inside them. The view is
     // read-only and Arrow buffers are immutable, so nobody writes them.
-    let view = unsafe { TensorView::from_parts(parts, Owner::new(buffer.clone()))? };
+    let view = unsafe { TensorView::from_raw_parts(parts, Owner::new(buffer.clone()))? };
     if misaligned {
         // The copy kernel reads unaligned; the result is freshly allocated and aligned.
         return view.to_contiguous(Order::C);
