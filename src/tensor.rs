@@ -572,12 +572,7 @@ impl TensorView {
                 "shape {shape:?} holds {numel} elements, the container has {len}"
             )));
         }
-        if shape.len() > MAX_NDIM {
-            return Err(Error::InvalidShape(format!(
-                "{} dimensions exceed the limit of {MAX_NDIM}",
-                shape.len()
-            )));
-        }
+        // The rank limit is `CheckedParts::new`'s (the same error).
         let start = ptr as usize;
         let parts = RawParts {
             data: ptr.cast(),
