@@ -559,3 +559,13 @@ fn concatenate_joins_strided_parts_along_the_first_axis_with_one_copy() {
     let scalar = TensorView::from_vec(vec![1u8], &[]).unwrap();
     assert!(TensorView::concatenate(&[scalar]).is_err());
 }
+
+#[test]
+fn from_vec_refuses_more_dimensions_than_the_limit() {
+    let shape = vec![1usize; dlbridge::MAX_NDIM + 1];
+    assert!(matches!(
+        TensorView::from_vec(vec![0u8], &shape),
+        Err(dlbridge::Error::InvalidShape(_))
+    ));
+    assert!(TensorView::from_vec(vec![0u8], &shape[1..]).is_ok());
+}
