@@ -310,6 +310,15 @@ fn bad_foreign_metadata_is_refused_and_deleted_once() {
         Error::VersionMismatch { major: 2, minor: 0 }
     );
     assert_eq!(FOREIGN_DELETES.load(Ordering::SeqCst), before + 1);
+    // Both a negative extent and (DLPack 1.3) NULL strides: the shape's error is the one told.
+    let e = TensorView::from_dlpack_versioned(take(foreign_versioned(|f| {
+        f.shape[0] = -3;
+        f.managed.dl_tensor.strides = std::ptr::null_mut();
+    })));
+    assert!(
+        matches!(e, Err(Error::InvalidShape(ref m)) if m.contains("negative extent")),
+        "{e:?}"
+    );
     // Older minor versions may omit strides (compact row-major).
     let t = TensorView::from_dlpack_versioned(take(foreign_versioned(|f| {
         f.managed.version.minor = 1;
