@@ -147,11 +147,23 @@ struct ExportContext<M> {
 struct ExportedView(Option<TensorView>);
 
 impl ExportedView {
+    /// `view` as an export (counted as a writable alias unless read-only).
     fn new(view: TensorView) -> ExportedView {
         if !view.flags().read_only {
             view.owner.begin_writable_export();
         }
         ExportedView(Some(view))
+    }
+
+    /// A copy of `view` as an export: the owner handle and the writable alias are taken in
+    /// one atomic step.
+    fn copy_of(view: &TensorView) -> ExportedView {
+        let owner = if view.flags().read_only {
+            view.owner.clone()
+        } else {
+            view.owner.clone_writable_export()
+        };
+        ExportedView(Some(view.clone_with_owner(owner)))
     }
 
     fn view(&self) -> &TensorView {
@@ -183,8 +195,11 @@ impl ExportedView {
 impl Drop for ExportedView {
     fn drop(&mut self) {
         if let Some(view) = self.0.take() {
-            if !view.flags().read_only {
-                view.owner.end_writable_export();
+            if view.flags().read_only {
+                drop(view);
+            } else {
+                // The alias and its handle go in one atomic step.
+                view.into_owner().release_writable_export();
             }
         }
     }
@@ -204,10 +219,11 @@ fn sentinel(tag: &'static u8) -> *mut std::ffi::c_void {
 impl<M> ExportContext<M> {
     /// Box the context and point the managed tensor's `dl_tensor` at its own dims.
     fn build(
-        view: TensorView,
+        exported: ExportedView,
         managed: impl FnOnce(DLTensor) -> M,
         dl: impl Fn(&mut M) -> &mut DLTensor,
     ) -> *mut M {
+        let view = exported.view();
         let ndim = view.ndim();
         #[cfg(not(target_pointer_width = "64"))]
         let dims: smallvec::SmallVec<[i64; 12]> = view
@@ -233,7 +249,7 @@ impl<M> ExportContext<M> {
         // written exactly once, in place, and all of them are written before `assume_init`.
         let ctx = unsafe {
             std::ptr::addr_of_mut!((*p).managed).write(managed(tensor));
-            std::ptr::addr_of_mut!((*p).view).write(ExportedView::new(view));
+            std::ptr::addr_of_mut!((*p).view).write(exported);
             #[cfg(not(target_pointer_width = "64"))]
             std::ptr::addr_of_mut!((*p).dims).write(dims);
             Box::into_raw(slot.assume_init())
@@ -282,6 +298,34 @@ impl<M> ExportContext<M> {
     }
 }
 
+/// Box `exported` as a versioned managed tensor, flagged IS_COPIED when `sole_copy`.
+fn versioned_export(exported: ExportedView, sole_copy: bool) -> ManagedTensorVersioned {
+    let view = exported.view();
+    let mut flags = DlpackFlags::empty();
+    flags.set(DlpackFlags::READ_ONLY, view.flags().read_only);
+    flags.set(DlpackFlags::IS_COPIED, sole_copy);
+    flags.set(
+        DlpackFlags::IS_SUBBYTE_TYPE_PADDED,
+        view.flags().subbyte_padded,
+    );
+    let ptr = ExportContext::build(
+        exported,
+        |dl_tensor| DLManagedTensorVersioned {
+            version: DLPackVersion {
+                major: DLPACK_VERSION.0,
+                minor: DLPACK_VERSION.1,
+            },
+            manager_ctx: sentinel(&OWN_VERSIONED),
+            deleter: Some(delete_versioned),
+            flags,
+            dl_tensor,
+        },
+        |m| &mut m.dl_tensor,
+    );
+    // SAFETY: `ptr` is a fresh, live, non-null managed tensor we own.
+    ManagedTensorVersioned(unsafe { NonNull::new_unchecked(ptr) })
+}
+
 /// Drop the export context `ctx` (the managed tensor's own address), containing any panic.
 ///
 /// # Safety
@@ -320,39 +364,16 @@ impl TensorView {
     /// # Ok::<(), dlbridge::Error>(())
     /// ```
     pub fn to_dlpack_versioned(&self) -> ManagedTensorVersioned {
-        self.clone().into_dlpack_versioned()
+        // `self` lives on beside the export, so the export is never the copy's sole handle.
+        versioned_export(ExportedView::copy_of(self), false)
     }
 
     /// [`TensorView::to_dlpack_versioned`], consuming the view.
     pub fn into_dlpack_versioned(self) -> ManagedTensorVersioned {
-        let mut flags = DlpackFlags::empty();
-        flags.set(DlpackFlags::READ_ONLY, self.flags().read_only);
         // IS_COPIED promises the consumer sole ownership: only when this export is the last
         // handle on a copy (no other view can see the memory).
-        flags.set(
-            DlpackFlags::IS_COPIED,
-            self.flags().is_copied && self.owner.is_unique(),
-        );
-        flags.set(
-            DlpackFlags::IS_SUBBYTE_TYPE_PADDED,
-            self.flags().subbyte_padded,
-        );
-        let ptr = ExportContext::build(
-            self,
-            |dl_tensor| DLManagedTensorVersioned {
-                version: DLPackVersion {
-                    major: DLPACK_VERSION.0,
-                    minor: DLPACK_VERSION.1,
-                },
-                manager_ctx: sentinel(&OWN_VERSIONED),
-                deleter: Some(delete_versioned),
-                flags,
-                dl_tensor,
-            },
-            |m| &mut m.dl_tensor,
-        );
-        // SAFETY: `ptr` is a fresh, live, non-null managed tensor we own.
-        ManagedTensorVersioned(unsafe { NonNull::new_unchecked(ptr) })
+        let sole_copy = self.flags().is_copied && self.owner.is_unique();
+        versioned_export(ExportedView::new(self), sole_copy)
     }
 
     /// Export as a legacy (pre-1.0) `DLManagedTensor`. Legacy tensors cannot say "read-only",
@@ -371,7 +392,7 @@ impl TensorView {
             });
         }
         let ptr = ExportContext::build(
-            self.clone(),
+            ExportedView::copy_of(self),
             |dl_tensor| DLManagedTensor {
                 dl_tensor,
                 manager_ctx: sentinel(&OWN_LEGACY),
@@ -379,7 +400,7 @@ impl TensorView {
             },
             |m| &mut m.dl_tensor,
         );
-        // SAFETY: as in `into_dlpack_versioned`.
+        // SAFETY: as in `versioned_export`.
         Ok(ManagedTensorLegacy(unsafe { NonNull::new_unchecked(ptr) }))
     }
 

@@ -4,8 +4,7 @@ use std::alloc::{self, Layout};
 use std::any::Any;
 use std::fmt;
 use std::ptr::NonNull;
-use std::sync::atomic::{fence, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{fence, AtomicU64, Ordering};
 
 use smallvec::SmallVec;
 
@@ -24,13 +23,41 @@ use smallvec::SmallVec;
 /// out (DLPack exports without `READ_ONLY`, torch tensors): while one lives, foreign code may
 /// write the memory at any time, so safe Rust gets no `&[T]` of it (see
 /// [`TensorView::as_slice`](crate::TensorView::as_slice)).
-#[derive(Clone)]
-pub struct Owner(Arc<Keep<dyn Held>>);
+///
+/// # Invariants
+/// An `Owner` is an `Arc`-like handle written for the one thing `Arc` cannot do: both counts
+/// live in one atomic word, so an export that takes a handle *and* counts a
+/// writable alias, and the deleter that gives both back, each cost one atomic operation.
+/// - Every live `Owner` stands for one unit of the strong count (low half of the word).
+/// - Every counted writable alias holds one of those handles too, so the count of aliases (high
+///   half) never exceeds the strong count, and the word is exactly `1` only for the last handle
+///   with no alias.
+/// - The block (`Box<Keep<dyn Held>>`) is freed by the handle whose release takes the word to
+///   0, after an acquire fence, as in `Arc`; nothing else frees it.
+pub struct Owner(NonNull<Keep<dyn Held>>);
 
-/// The shared allocation: the counter every export and slice touches as a plain field (no
+// SAFETY: an `Owner` is a shared handle on a `Keep<dyn Held>` whose value is `Send + Sync`
+// (the `Held` bound); the counts are atomic and the block is freed exactly once, by whichever
+// thread releases the last handle (after an acquire fence). As for `Arc<T: Send + Sync>`.
+unsafe impl Send for Owner {}
+// SAFETY: `&Owner` reads the held value only through `&` and changes nothing but the atomics.
+unsafe impl Sync for Owner {}
+
+/// One strong handle in [`Keep::counts`].
+const STRONG: u64 = 1;
+/// One writable foreign alias in [`Keep::counts`].
+const WRITABLE: u64 = 1 << 32;
+/// Beyond this many handles (or aliases) the process aborts, as `Arc` does past `isize::MAX`:
+/// only leaked handles (`mem::forget` in a loop) can get there, and wrapping would free live
+/// memory.
+const COUNT_LIMIT: u64 = 1 << 31;
+
+/// The shared allocation: the counts every export and slice touches as a plain field (no
 /// virtual call on the hot paths), then the held value behind a vtable.
 struct Keep<H: ?Sized> {
-    writable_exports: AtomicUsize,
+    /// Strong handles (`STRONG` units, low 32 bits) plus writable foreign aliases (`WRITABLE`
+    /// units, high 32 bits).
+    counts: AtomicU64,
     /// Whether `held` has dependencies, whose writable exports count as this owner's too.
     has_dependencies: bool,
     held: H,
@@ -59,22 +86,35 @@ impl<T: Any + Send + Sync> Held for Holding<T> {
 }
 
 impl<T> Keep<Holding<T>> {
-    fn new(value: T, dependencies: SmallVec<[Owner; 1]>) -> Keep<Holding<T>> {
-        Keep {
-            writable_exports: AtomicUsize::new(0),
+    fn boxed(value: T, dependencies: SmallVec<[Owner; 1]>) -> Box<Keep<Holding<T>>> {
+        Box::new(Keep {
+            counts: AtomicU64::new(STRONG),
             has_dependencies: !dependencies.is_empty(),
             held: Holding {
                 value,
                 dependencies,
             },
-        }
+        })
     }
 }
 
 impl Owner {
     /// Wrap `value` as the keep-alive of some memory.
     pub fn new<T: Any + Send + Sync>(value: T) -> Owner {
-        Owner(Arc::new(Keep::new(value, SmallVec::new())))
+        Owner::from_box(Keep::boxed(value, SmallVec::new()))
+    }
+
+    /// The first handle on a fresh block (its count is already one `STRONG`).
+    fn from_box<T: Any + Send + Sync>(keep: Box<Keep<Holding<T>>>) -> Owner {
+        let raw: *mut Keep<dyn Held> = Box::into_raw(keep);
+        // SAFETY: `Box::into_raw` never returns null.
+        Owner(unsafe { NonNull::new_unchecked(raw) })
+    }
+
+    fn keep(&self) -> &Keep<dyn Held> {
+        // SAFETY: the block lives while this handle does (type invariant), and is only ever
+        // shared (`&`) once it has a handle.
+        unsafe { self.0.as_ref() }
     }
 
     /// Wrap `value`, letting `f` look at it in its final place first (with exclusive access):
@@ -84,18 +124,15 @@ impl Owner {
         value: T,
         f: impl FnOnce(&mut T) -> R,
     ) -> (Owner, R) {
-        let mut keep = Arc::new(Keep::new(value, SmallVec::new()));
-        let seen = f(&mut Arc::get_mut(&mut keep)
-            .expect("a fresh Arc has one handle")
-            .held
-            .value);
-        (Owner(keep), seen)
+        let mut keep = Keep::boxed(value, SmallVec::new());
+        let seen = f(&mut keep.held.value);
+        (Owner::from_box(keep), seen)
     }
 
     /// Wrap `value` together with other owners that must live as long as it (a Python object
     /// and the buffer it exposes, say). All are released together, `value` first.
     pub fn with_dependencies<T: Any + Send + Sync>(value: T, dependencies: Vec<Owner>) -> Owner {
-        Owner(Arc::new(Keep::new(value, SmallVec::from_vec(dependencies))))
+        Owner::from_box(Keep::boxed(value, SmallVec::from_vec(dependencies)))
     }
 
     /// [`Owner::with_dependencies`] with one dependency, in a single allocation.
@@ -103,27 +140,24 @@ impl Owner {
     pub(crate) fn with_dependency<T: Any + Send + Sync>(value: T, dependency: Owner) -> Owner {
         let mut dependencies = SmallVec::new();
         dependencies.push(dependency);
-        Owner(Arc::new(Keep::new(value, dependencies)))
+        Owner::from_box(Keep::boxed(value, dependencies))
     }
 
     /// How many handles (views, exports, owner clones) currently keep the memory alive. A
     /// snapshot for diagnostics: another thread may change it at any time; decisions that
     /// grant access use [`Owner::is_unique`].
     pub fn strong_count(&self) -> usize {
-        Arc::strong_count(&self.0)
+        (self.keep().counts.load(Ordering::Relaxed) % WRITABLE) as usize
     }
 
     /// True when this is the only handle on the memory. Like `Arc::get_mut`, the check
-    /// synchronises with the release of every other handle (an acquire fence after the count),
-    /// so whatever another thread did through its handle before dropping it happens before
+    /// synchronises with the release of every other handle (an acquire load of the count), so
+    /// whatever another thread did through its handle before dropping it happens before
     /// anything the caller does next.
     pub fn is_unique(&self) -> bool {
-        if Arc::strong_count(&self.0) != 1 || Arc::weak_count(&self.0) != 0 {
-            return false;
-        }
-        // Pairs with the release decrement in `Arc::drop` of the other handles.
-        fence(Ordering::Acquire);
-        true
+        // Acquire pairs with the release decrement of the other handles (and of the aliases,
+        // which hold handles of their own, so the word is 1 only when none is left).
+        self.keep().counts.load(Ordering::Acquire) == STRONG
     }
 
     /// The wrapped value, if it is a `T` (lets an integration recognise its own owners).
@@ -138,18 +172,18 @@ impl Owner {
         if self.writable_exports() != 0 {
             return None;
         }
-        self.0.held.value().downcast_ref::<T>()
+        self.keep().held.value().downcast_ref::<T>()
     }
 
     /// True when both handles keep the same value alive.
     pub fn ptr_eq(&self, other: &Owner) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
+        std::ptr::addr_eq(self.0.as_ptr(), other.0.as_ptr())
     }
 
     /// Call `f` on this owner's value and, depth first, on the values of its dependencies.
     pub fn visit(&self, f: &mut dyn FnMut(&(dyn Any + Send + Sync))) {
-        f(self.0.held.value());
-        for dependency in self.0.held.dependencies() {
+        f(self.keep().held.value());
+        for dependency in self.keep().held.dependencies() {
             dependency.visit(f);
         }
     }
@@ -160,12 +194,12 @@ impl Owner {
     /// An owner that wraps other owners ([`Owner::with_dependencies`]) counts theirs too: the
     /// memory is theirs.
     pub fn writable_exports(&self) -> usize {
-        let own = self.0.writable_exports.load(Ordering::Acquire);
-        if !self.0.has_dependencies {
+        let keep = self.keep();
+        let own = (keep.counts.load(Ordering::Acquire) / WRITABLE) as usize;
+        if !keep.has_dependencies {
             return own;
         }
-        own + self
-            .0
+        own + keep
             .held
             .dependencies()
             .iter()
@@ -177,25 +211,86 @@ impl Owner {
     /// which never reach the memory through it.
     #[cfg(feature = "pyo3")]
     pub(crate) fn value_ref<T: Any>(&self) -> Option<&T> {
-        self.0.held.value().downcast_ref::<T>()
+        self.keep().held.value().downcast_ref::<T>()
     }
 
     /// The owners this one depends on.
     #[cfg(feature = "pyo3")]
     pub(crate) fn dependencies(&self) -> &[Owner] {
-        self.0.held.dependencies()
+        self.keep().held.dependencies()
     }
 
-    /// Count one more writable foreign alias of the memory (ended by
-    /// [`Owner::end_writable_export`]).
+    /// Add `delta` to the counts (relaxed, as `Arc::clone`: a new handle is made from a live
+    /// one, so nobody can free the block meanwhile), aborting before either half could wrap.
+    fn add(&self, delta: u64) {
+        let old = self.keep().counts.fetch_add(delta, Ordering::Relaxed);
+        if old % WRITABLE >= COUNT_LIMIT || old / WRITABLE >= COUNT_LIMIT {
+            std::process::abort();
+        }
+    }
+
+    /// Give back `delta`, which includes this handle's `STRONG`, and free the block if that
+    /// was the last of everything. Consumes the handle.
+    fn release(self, delta: u64) {
+        let ptr = self.0;
+        std::mem::forget(self);
+        // SAFETY: the handle was live until now, so the block is.
+        let keep = unsafe { ptr.as_ref() };
+        // Release: this handle's (and alias's) accesses happen before the block is freed by
+        // whichever thread frees it.
+        if keep.counts.fetch_sub(delta, Ordering::Release) != delta {
+            return;
+        }
+        // Pairs with the release decrements of every other handle.
+        fence(Ordering::Acquire);
+        // SAFETY: the count reached zero: no handle is left, so nobody else can reach the
+        // block, which came from `Box::into_raw` in `from_box` and is freed only here.
+        drop(unsafe { Box::from_raw(ptr.as_ptr()) });
+    }
+
+    /// One more handle that also counts a writable foreign alias of the memory, in one atomic
+    /// step: the keep-alive of a DLPack export without `READ_ONLY`. Ended by
+    /// [`Owner::release_writable_export`] (the export is over and its handle dropped) or
+    /// [`Owner::end_writable_export`] (the handle lives on as an ordinary one).
+    pub(crate) fn clone_writable_export(&self) -> Owner {
+        self.add(STRONG + WRITABLE);
+        Owner(self.0)
+    }
+
+    /// Count this handle as a writable foreign alias (ended as for
+    /// [`Owner::clone_writable_export`]).
     pub(crate) fn begin_writable_export(&self) {
-        self.0.writable_exports.fetch_add(1, Ordering::Relaxed);
+        self.add(WRITABLE);
     }
 
-    /// The alias counted by [`Owner::begin_writable_export`] is gone.
+    /// The alias counted on this handle is gone; the handle stays.
     pub(crate) fn end_writable_export(&self) {
-        // Release: the foreign code's writes happen before a later acquire load that sees 0.
-        self.0.writable_exports.fetch_sub(1, Ordering::Release);
+        // Release: the foreign code's writes happen before a later acquire load that sees no
+        // alias. The handle still holds a `STRONG`, so this never reaches zero.
+        self.keep().counts.fetch_sub(WRITABLE, Ordering::Release);
+    }
+
+    /// The alias counted on this handle is gone, and so is the handle.
+    pub(crate) fn release_writable_export(self) {
+        self.release(STRONG + WRITABLE);
+    }
+}
+
+impl Clone for Owner {
+    #[inline]
+    fn clone(&self) -> Owner {
+        self.add(STRONG);
+        Owner(self.0)
+    }
+}
+
+impl Drop for Owner {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: `self` is being dropped, so this handle is never used again: a bitwise copy
+        // of it takes its place and gives its count back exactly once.
+        let handle = Owner(self.0);
+        handle.release(STRONG);
     }
 }
 

@@ -357,6 +357,15 @@ unsafe impl Sync for TensorView {}
 impl Clone for TensorView {
     #[inline]
     fn clone(&self) -> TensorView {
+        self.clone_with_owner(self.owner.clone())
+    }
+}
+
+impl TensorView {
+    /// A copy of this view (same memory, dims and flags) held alive by `owner`, which must
+    /// be a handle on this view's owner.
+    pub(crate) fn clone_with_owner(&self, owner: Owner) -> TensorView {
+        debug_assert!(owner.ptr_eq(&self.owner));
         TensorView {
             data: self.data,
             byte_offset: self.byte_offset,
@@ -367,8 +376,20 @@ impl Clone for TensorView {
             dtype: self.dtype,
             device: self.device,
             extent: self.extent.clone(),
-            owner: self.owner.clone(),
+            owner,
         }
+    }
+
+    /// The view's owner handle, the rest of the view released.
+    pub(crate) fn into_owner(self) -> Owner {
+        let mut view = std::mem::ManuallyDrop::new(self);
+        let ndim = view.ndim as usize;
+        // SAFETY: `ndim` is the store's count; `view` is never dropped, so the store is
+        // released only here.
+        unsafe { view.dims.free(ndim) };
+        // SAFETY: `view` is never used or dropped again, so the owner moves out exactly once;
+        // its other fields own nothing.
+        unsafe { std::ptr::read(&view.owner) }
     }
 }
 

@@ -97,6 +97,70 @@ fn a_reclaimed_export_is_no_longer_a_foreign_writer() {
     assert!(back.as_slice::<u16>().is_ok());
 }
 
+/// Export handles count a writable alias in the same atomic word as the handle itself: exports
+/// made, reclaimed and deleted on several threads at once leave both counts exact, the memory
+/// is released exactly once, after the last handle, and the final writer synchronises with all
+/// of them (Miri reports a race or a use after free otherwise).
+#[test]
+fn exports_on_many_threads_give_back_every_handle_and_alias() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    struct Counted(Vec<u32>, Arc<AtomicUsize>);
+    impl AsMut<[u32]> for Counted {
+        fn as_mut(&mut self) -> &mut [u32] {
+            &mut self.0
+        }
+    }
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.1.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let drops = Arc::new(AtomicUsize::new(0));
+    let mut t = TensorView::from_owner_mut(Counted(vec![1; 8], drops.clone()), &[8]).unwrap();
+    let rounds = if cfg!(miri) { 3 } else { 200 };
+    let workers: Vec<_> = (0..3)
+        .map(|k| {
+            let v = t.clone();
+            std::thread::spawn(move || {
+                for i in 0..rounds {
+                    let writable = v.to_dlpack_versioned();
+                    let read_only = v.clone().into_read_only().to_dlpack_versioned();
+                    let legacy = v.to_dlpack_legacy().unwrap();
+                    assert!(v.owner().writable_exports() >= 2);
+                    if (i + k) % 2 == 0 {
+                        // Reclaimed: the alias goes, the handle lives on in `back`.
+                        let back = TensorView::from_dlpack_versioned(writable).unwrap();
+                        assert!(back.owner().ptr_eq(v.owner()));
+                        drop((back, legacy, read_only));
+                    } else {
+                        // Deleted by another thread, as a consumer may.
+                        std::thread::spawn(move || drop((writable, legacy)))
+                            .join()
+                            .unwrap();
+                        drop(read_only);
+                    }
+                }
+                v.to_dlpack_versioned() // outlives this thread's view
+            })
+        })
+        .collect();
+    let leftovers: Vec<ManagedTensorVersioned> =
+        workers.into_iter().map(|w| w.join().unwrap()).collect();
+    assert_eq!(t.owner().writable_exports(), 3);
+    assert_eq!(t.owner().strong_count(), 4);
+    assert!(t.as_slice::<u32>().is_err(), "three consumers may write");
+    drop(leftovers);
+    assert_eq!(t.owner().writable_exports(), 0);
+    assert!(t.owner().is_unique());
+    t.as_mut_slice::<u32>().unwrap()[0] = 2;
+    // The last handle is an export: the memory goes with its deleter, once.
+    let last = t.into_dlpack_versioned();
+    assert_eq!(drops.load(Ordering::SeqCst), 0);
+    drop(last);
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+}
+
 // ---------------------------------------------------- lent views cannot be widened (18.1)
 #[test]
 fn a_lent_column_cannot_reach_its_sibling() {

@@ -382,18 +382,22 @@ impl Tensor {
                 major >= 1
             }
         };
-        let view = if copy == Some(true) {
-            // Device memory is refused here (BufferError): dlbridge never reads it.
-            self.view.to_contiguous(Order::C).map_err(to_py_err)?
-        } else {
-            self.view.clone()
+        // Device memory is refused by the copy (BufferError): dlbridge never reads it.
+        let copied = match copy {
+            Some(true) => Some(self.view.to_contiguous(Order::C).map_err(to_py_err)?),
+            _ => None,
         };
         if versioned {
             // A copy made for this export goes out as its sole owner, so it carries IS_COPIED.
-            capsule::versioned_capsule(py, view.into_dlpack_versioned())
+            let managed = match copied {
+                Some(copied) => copied.into_dlpack_versioned(),
+                None => self.view.to_dlpack_versioned(),
+            };
+            capsule::versioned_capsule(py, managed)
         } else {
             // A read-only tensor cannot go out as legacy (no flag for it); that is a BufferError
             // whatever `copy` says, unless `copy=True` made a writable copy above.
+            let view = copied.as_ref().unwrap_or(&self.view);
             let managed = view.to_dlpack_legacy().map_err(to_py_err)?;
             capsule::legacy_capsule(py, managed)
         }
