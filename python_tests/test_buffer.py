@@ -256,3 +256,19 @@ def test_memoryview_keeps_tensor_alive():
     del m
     gc.collect()
     assert ref() is None
+
+
+def test_a_refused_buffer_export_raises_and_holds_nothing():
+    """The Py_buffer is filled inside its owner: an exporter that refuses leaves nothing to
+    release, and the object is not kept."""
+    ba = bytearray(8)
+    mv = memoryview(ba)
+    mv.release()
+    with pytest.raises(ValueError, match="released"):
+        dlbridge.asarray(mv)
+    ba.append(1)  # no export is left pinning the bytearray
+    # A 1-D bytes export points its shape at the Py_buffer's own `len`: the struct must not move.
+    b = bytes(range(40))
+    views = [dlbridge.asarray(b) for _ in range(3)]
+    assert all(v.shape == (40,) and v.strides == (1,) for v in views)
+    assert np.array_equal(np.asarray(views[2]), np.arange(40, dtype=np.uint8))

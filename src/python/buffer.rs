@@ -17,8 +17,14 @@ use crate::{DType, Device, Flags, Owner, TensorView, MAX_NDIM};
 pub(crate) use crate::format::{parse_struct_format, ByteOrder};
 
 /// An exported `Py_buffer`, released with the GIL when dropped (or leaked at shutdown).
+///
+/// The `Py_buffer` lives inside the owner and is filled there ([`BufferOwner::export`]): it never
+/// moves while exported, which matters because an exporter may point its `shape` into the
+/// struct itself (`PyBuffer_FillInfo` points it at `len`).
 pub(crate) struct BufferOwner {
-    buffer: Box<ffi::Py_buffer>,
+    /// Zeroed until filled; `obj` is NULL unless an export holds it, and releasing a buffer
+    /// with a NULL `obj` does nothing.
+    buffer: ffi::Py_buffer,
     /// The exporter, as a second strong reference next to `buffer.obj`, for the garbage
     /// collector (see [`BufferOwner::traverse`]).
     exporter: Option<Py<PyAny>>,
@@ -27,16 +33,44 @@ pub(crate) struct BufferOwner {
 // SAFETY: the Py_buffer is only touched again in `drop`, which takes the GIL first; its data
 // pointers are plain addresses. `Py<PyAny>` is Send + Sync.
 unsafe impl Send for BufferOwner {}
-// SAFETY: shared access never touches the Py_buffer.
+// SAFETY: shared access only reads the filled Py_buffer, which nothing changes until `drop`.
 unsafe impl Sync for BufferOwner {}
 
 impl BufferOwner {
-    /// Own a buffer filled by a successful `PyObject_GetBuffer` (released on drop).
-    pub(crate) fn new(py: Python<'_>, buffer: Box<ffi::Py_buffer>) -> BufferOwner {
-        // SAFETY: GIL held; a non-null `obj` is the strong reference the export holds.
-        let exporter = (!buffer.obj.is_null())
-            .then(|| unsafe { Bound::from_borrowed_ptr(py, buffer.obj) }.unbind());
-        BufferOwner { buffer, exporter }
+    /// `PyObject_GetBuffer(obj, flags)` straight into a new owner (one allocation, no copy of
+    /// the struct). Returns the owner (which releases the export when its last handle goes)
+    /// and the filled buffer, valid and unchanged while the owner lives.
+    pub(crate) fn export(
+        obj: &Bound<'_, PyAny>,
+        flags: std::ffi::c_int,
+    ) -> PyResult<(Owner, *const ffi::Py_buffer)> {
+        let py = obj.py();
+        let empty = BufferOwner {
+            buffer: ffi::Py_buffer::new(),
+            exporter: None,
+        };
+        let (owner, filled) = Owner::new_inspected(empty, |held| {
+            // SAFETY: GIL held, live object; `held.buffer` is a zeroed, writable Py_buffer in its
+            // final place. On failure the exporter leaves `obj` NULL, so the owner's release is
+            // a no-op.
+            if unsafe { ffi::PyObject_GetBuffer(obj.as_ptr(), &mut held.buffer, flags) } != 0 {
+                return Err(PyErr::fetch(py));
+            }
+            if !held.buffer.obj.is_null() {
+                // SAFETY: GIL held; a non-null `obj` is the strong reference the export holds.
+                held.exporter =
+                    Some(unsafe { Bound::from_borrowed_ptr(py, held.buffer.obj) }.unbind());
+            }
+            Ok(())
+        });
+        filled?;
+        // Taken from the owner in its final state (not from the closure's `&mut`), so the
+        // pointer stays valid for as long as the owner does.
+        let held = owner
+            .value_ref::<BufferOwner>()
+            .expect("the owner was just made from a BufferOwner");
+        let buffer: *const ffi::Py_buffer = &held.buffer;
+        Ok((owner, buffer))
     }
 
     /// Report both references to the exporter (`buffer.obj` and ours) to the collector.
@@ -51,7 +85,10 @@ impl BufferOwner {
 
 impl Drop for BufferOwner {
     fn drop(&mut self) {
-        let view: *mut ffi::Py_buffer = &mut *self.buffer;
+        if self.buffer.obj.is_null() {
+            return; // never filled, or an export that holds no object: nothing to release
+        }
+        let view: *mut ffi::Py_buffer = &mut self.buffer;
         let mut exporter = self.exporter.take();
         let released = with_gil(|_py| {
             // SAFETY: the buffer was filled by a successful PyObject_GetBuffer and is released
@@ -61,8 +98,6 @@ impl Drop for BufferOwner {
         });
         if released.is_none() {
             // Interpreter shutting down: leave the exporter alone (its memory is leaked).
-            let leaked = std::mem::replace(&mut self.buffer, Box::new(ffi::Py_buffer::new()));
-            std::mem::forget(leaked);
             std::mem::forget(exporter);
         }
     }
@@ -129,18 +164,20 @@ pub(crate) fn get_buffer(obj: &Bound<'_, PyAny>) -> PyResult<Option<Exported>> {
     if unsafe { ffi::PyObject_CheckBuffer(obj.as_ptr()) } != 1 {
         return Ok(None);
     }
-    let mut raw = Box::new(ffi::Py_buffer::new());
-    // SAFETY: `raw` is a writable Py_buffer; on success we own the export until release.
-    if unsafe { ffi::PyObject_GetBuffer(obj.as_ptr(), &mut *raw, ffi::PyBUF_RECORDS_RO) } != 0 {
-        return Err(PyErr::fetch(obj.py()));
-    }
-    let filled = *raw;
-    let owner = Owner::new(BufferOwner::new(obj.py(), raw));
-    view_of_buffer(&filled, owner).map(Some)
+    let (owner, filled) = BufferOwner::export(obj, ffi::PyBUF_RECORDS_RO)?;
+    // SAFETY: `filled` is valid and unchanged while `owner` lives, which `view_of_buffer`
+    // keeps until it has read the buffer.
+    unsafe { view_of_buffer(filled, owner) }.map(Some)
 }
 
-/// Describe a filled `Py_buffer`; `owner` keeps it exported.
-pub(crate) fn view_of_buffer(b: &ffi::Py_buffer, owner: Owner) -> PyResult<Exported> {
+/// Describe the filled `Py_buffer` at `b`; `owner` keeps it exported.
+///
+/// # Safety
+/// `b` points to a filled `Py_buffer` that stays valid and unchanged while `owner` lives.
+pub(crate) unsafe fn view_of_buffer(b: *const ffi::Py_buffer, owner: Owner) -> PyResult<Exported> {
+    // SAFETY: per the contract; `owner` is held until the last read of `b` (it moves into the
+    // view only after), and the reference is not used past that point.
+    let b = unsafe { &*b };
     let format = if b.format.is_null() {
         "B"
     } else {

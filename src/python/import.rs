@@ -3,7 +3,7 @@
 use pyo3::exceptions::{PyBufferError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyString, PyTuple};
+use pyo3::types::{PyByteArray, PyBytes, PyDict, PyMemoryView, PyString, PyTuple};
 
 #[cfg(feature = "arrow")]
 use super::arrow;
@@ -436,6 +436,15 @@ fn import_any_keeping_producer(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> Py
     // Aligned by construction (misaligned arrays take the protocols).
     if let Some(view) = numpy::view_of_ndarray(obj) {
         return finish(view, copy).map(Imported::plain);
+    }
+    // Python's own buffers speak no other protocol: straight to it, without the type cache.
+    if obj.is_exact_instance_of::<PyMemoryView>()
+        || obj.is_exact_instance_of::<PyByteArray>()
+        || obj.is_exact_instance_of::<PyBytes>()
+    {
+        if let Some(held) = buffer::get_buffer(obj)? {
+            return finish_exported(held, copy).map(Imported::plain);
+        }
     }
     let info = exchange::type_info(obj)?;
     let mut dlpack_error = None;

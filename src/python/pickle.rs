@@ -168,13 +168,15 @@ pub(crate) fn rebuild(
 /// `PyObject_GetBuffer(obj, PyBUF_SIMPLE)`: the address, length and read-only flag of a
 /// contiguous run of bytes, and the owner that releases the export.
 fn contiguous_bytes(obj: &Bound<'_, PyAny>) -> PyResult<(usize, usize, bool, Owner)> {
-    let mut raw = Box::new(ffi::Py_buffer::new());
-    // SAFETY: GIL held, live object, `raw` a writable Py_buffer; on success we own the export.
-    if unsafe { ffi::PyObject_GetBuffer(obj.as_ptr(), &mut *raw, ffi::PyBUF_SIMPLE) } != 0 {
-        return Err(PyErr::fetch(obj.py()));
-    }
-    let (start, len, read_only) = (raw.buf as usize, raw.len, raw.readonly != 0);
-    let owner = Owner::new(BufferOwner::new(obj.py(), raw));
+    let (owner, filled) = BufferOwner::export(obj, ffi::PyBUF_SIMPLE)?;
+    // SAFETY: `filled` is valid while `owner` lives, which it does here.
+    let (start, len, read_only) = unsafe {
+        (
+            (*filled).buf as usize,
+            (*filled).len,
+            (*filled).readonly != 0,
+        )
+    };
     let len = usize::try_from(len)
         .map_err(|_| PyBufferError::new_err(format!("negative buffer length {len}")))?;
     Ok((start, len, read_only, owner))
