@@ -32,8 +32,13 @@ pub enum DTypeCode {
 impl DTypeCode {
     /// The code for a raw DLPack `code` byte, or `None` for a code DLPack 1.3 does not define.
     pub fn from_u8(code: u8) -> Option<Self> {
+        Self::ALL.get(usize::from(code)).copied()
+    }
+
+    /// Every code, indexed by its number.
+    const ALL: [DTypeCode; 18] = {
         use DTypeCode::*;
-        const ALL: [DTypeCode; 18] = [
+        [
             Int,
             UInt,
             Float,
@@ -52,9 +57,8 @@ impl DTypeCode {
             Float6E2M3Fn,
             Float6E3M2Fn,
             Float4E2M1Fn,
-        ];
-        ALL.get(usize::from(code)).copied()
-    }
+        ]
+    };
 
     /// The one bit width DLPack allows for the fixed-width float8/6/4 codes, if this is one.
     fn fixed_bits(self) -> Option<u8> {
@@ -96,7 +100,11 @@ impl DTypeCode {
 /// ([`DType::is_subbyte`]) are bit-packed in memory unless a tensor says they are padded.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct DType {
-    code: DTypeCode,
+    /// A valid [`DTypeCode`] number, kept as a plain byte: a `DType` then has no niche, so a
+    /// `TensorView` has none but its owner pointer, and the `Option`s and `Result`s that carry
+    /// views move them as whole aligned blocks (with the enum's niche byte inside a view, every
+    /// move copied the bytes around it with misaligned loads that defeat store forwarding).
+    code: u8,
     bits: u8,
     lanes: u16,
 }
@@ -121,7 +129,7 @@ impl DType {
 
     const fn scalar(code: DTypeCode, bits: u8) -> DType {
         DType {
-            code,
+            code: code as u8,
             bits,
             lanes: 1,
         }
@@ -133,7 +141,7 @@ impl DType {
             return Err(Error::UnknownDtype { code, bits, lanes });
         };
         let dtype = DType {
-            code: kind,
+            code: kind as u8,
             bits,
             lanes,
         };
@@ -167,7 +175,7 @@ impl DType {
 
     /// The type code.
     pub const fn code(self) -> DTypeCode {
-        self.code
+        DTypeCode::ALL[self.code as usize]
     }
     /// Bits of one lane.
     pub const fn bits(self) -> u8 {
@@ -203,7 +211,7 @@ impl DType {
     }
     /// The natural alignment of the element in bytes (the lane size, at most 16).
     pub fn alignment(self) -> usize {
-        let lane = match self.code {
+        let lane = match self.code() {
             DTypeCode::Complex => self.bits as usize / 16,
             _ => (self.bits as usize).div_ceil(8),
         };
@@ -213,7 +221,7 @@ impl DType {
     /// The numpy-style name: `"float32"`, `"bfloat16"`, `"bool"`, `"complex64"`,
     /// `"float8_e4m3fn"`, with `"x{lanes}"` appended for vector types.
     pub fn name(self) -> String {
-        let base = match (self.code, self.code.fixed_name()) {
+        let base = match (self.code(), self.code().fixed_name()) {
             (_, Some(fixed)) => fixed.to_string(),
             (DTypeCode::Int, _) => format!("int{}", self.bits),
             (DTypeCode::UInt, _) => format!("uint{}", self.bits),
@@ -267,7 +275,7 @@ impl DType {
     /// The DLPack ABI form.
     pub fn to_dlpack(self) -> dlpark::ffi::DLDataType {
         dlpark::ffi::DLDataType {
-            code: dlpark::ffi::DLDataTypeCode(self.code as u8),
+            code: dlpark::ffi::DLDataTypeCode(self.code),
             bits: self.bits,
             lanes: self.lanes,
         }
@@ -367,6 +375,17 @@ impl std::str::FromStr for DType {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The byte code keeps `DType` free of niches (see the field): were it the enum again,
+    /// `Option<DType>` would shrink to 4 bytes and views would regain a niche byte.
+    #[test]
+    fn dtype_has_no_niche() {
+        assert_eq!(std::mem::size_of::<DType>(), 4);
+        assert!(std::mem::size_of::<Option<DType>>() > 4);
+        for code in 0..=17u8 {
+            assert_eq!(DTypeCode::from_u8(code).unwrap() as u8, code);
+        }
+    }
 
     #[test]
     fn names_round_trip_for_every_code() {
