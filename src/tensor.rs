@@ -380,6 +380,26 @@ impl TensorView {
         }
     }
 
+    /// Replace the owner by `wrap(owner)`, an owner that holds the old one: no extra handle is
+    /// taken and dropped on the way.
+    pub(crate) fn wrap_owner(&mut self, wrap: impl FnOnce(Owner) -> Owner) {
+        /// Aborts if `wrap` unwinds: the handle read out below must not be dropped twice.
+        struct AbortOnUnwind;
+        impl Drop for AbortOnUnwind {
+            fn drop(&mut self) {
+                std::process::abort();
+            }
+        }
+        let guard = AbortOnUnwind;
+        // SAFETY: the handle is moved out and a new one written back in its place before the
+        // view can be used or dropped again; if `wrap` unwinds, the guard aborts first.
+        unsafe {
+            let old = std::ptr::read(&self.owner);
+            std::ptr::write(&mut self.owner, wrap(old));
+        }
+        std::mem::forget(guard);
+    }
+
     /// The view's owner handle, the rest of the view released.
     pub(crate) fn into_owner(self) -> Owner {
         let mut view = std::mem::ManuallyDrop::new(self);

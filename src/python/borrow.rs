@@ -300,13 +300,15 @@ fn borrow_range(py: Python<'_>, lo: usize, hi: usize, exclusive: bool) -> PyResu
 #[inline]
 pub(crate) fn shared(py: Python<'_>, mut view: TensorView) -> PyResult<TensorView> {
     let token = borrow(py, &view, false)?;
-    view.owner = Owner::with_dependency(
-        SharedBorrow {
-            _token: token,
-            object: None,
-        },
-        view.owner.clone(),
-    );
+    view.wrap_owner(|inner| {
+        Owner::with_dependency(
+            SharedBorrow {
+                _token: token,
+                object: None,
+            },
+            inner,
+        )
+    });
     Ok(view)
 }
 
