@@ -1115,6 +1115,29 @@ impl<T: Element> From<Vec<T>> for TensorView {
 mod tests {
     use super::*;
 
+    /// `wrap_owner` moves the handle into the new owner: no count changes but the new block's.
+    #[test]
+    fn wrapping_the_owner_takes_no_extra_handle() {
+        struct Counted(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+        impl Drop for Counted {
+            fn drop(&mut self) {
+                self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let drops = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut t = TensorView::from_vec(vec![1u8, 2, 3], &[3]).unwrap();
+        let inner = t.owner().clone();
+        assert_eq!(inner.strong_count(), 2);
+        t.wrap_owner(|old| Owner::with_dependencies(Counted(drops.clone()), vec![old]));
+        assert_eq!(inner.strong_count(), 2, "the old handle moved into the new owner");
+        assert!(!t.owner().ptr_eq(&inner));
+        assert_eq!(t.owner().strong_count(), 1);
+        assert_eq!(t.to_vec::<u8>().unwrap(), vec![1, 2, 3]);
+        drop(t);
+        assert_eq!(drops.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(inner.is_unique());
+    }
+
     /// At 128 bytes the compiler moves a view with vector stores; above, every move out of a
     /// `Result` or an export is a `memcpy` call (measured: a third of a DLPack round trip).
     #[test]
