@@ -43,6 +43,10 @@ unsafe impl Send for Owner {}
 // SAFETY: `&Owner` reads the held value only through `&` and changes nothing but the atomics.
 unsafe impl Sync for Owner {}
 
+// Both counts of an owner live in one 64-bit atomic word (see `Owner`'s invariants).
+#[cfg(not(target_has_atomic = "64"))]
+compile_error!("dlbridge needs 64-bit atomics (every tier-1 target has them)");
+
 /// One strong handle in [`Keep::counts`].
 const STRONG: u64 = 1;
 /// One writable foreign alias in [`Keep::counts`].
