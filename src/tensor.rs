@@ -1129,7 +1129,11 @@ mod tests {
         let inner = t.owner().clone();
         assert_eq!(inner.strong_count(), 2);
         t.wrap_owner(|old| Owner::with_dependencies(Counted(drops.clone()), vec![old]));
-        assert_eq!(inner.strong_count(), 2, "the old handle moved into the new owner");
+        assert_eq!(
+            inner.strong_count(),
+            2,
+            "the old handle moved into the new owner"
+        );
         assert!(!t.owner().ptr_eq(&inner));
         assert_eq!(t.owner().strong_count(), 1);
         assert_eq!(t.to_vec::<u8>().unwrap(), vec![1, 2, 3]);
