@@ -382,6 +382,8 @@ impl TensorView {
 
     /// Replace the owner by `wrap(owner)`, an owner that holds the old one: no extra handle is
     /// taken and dropped on the way.
+    // Used by the pyo3 borrow; tested (under Miri too) in every build.
+    #[cfg_attr(not(feature = "pyo3"), allow(dead_code))]
     pub(crate) fn wrap_owner(&mut self, wrap: impl FnOnce(Owner) -> Owner) {
         /// Aborts if `wrap` unwinds: the handle read out below must not be dropped twice.
         struct AbortOnUnwind;
