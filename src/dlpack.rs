@@ -158,12 +158,11 @@ impl ExportedView {
     /// A copy of `view` as an export: the owner handle and the writable alias are taken in
     /// one atomic step.
     fn copy_of(view: &TensorView) -> ExportedView {
-        let owner = if view.flags().read_only {
-            view.owner.clone()
+        ExportedView(Some(if view.flags().read_only {
+            view.clone_with_owner(Owner::clone)
         } else {
-            view.owner.clone_writable_export()
-        };
-        ExportedView(Some(view.clone_with_owner(owner)))
+            view.clone_with_owner(Owner::clone_writable_export)
+        }))
     }
 
     fn view(&self) -> &TensorView {

@@ -52,8 +52,9 @@ const STRONG: u64 = 1;
 /// One writable foreign alias in [`Keep::counts`].
 const WRITABLE: u64 = 1 << 32;
 /// Beyond this many handles (or aliases) the process aborts, as `Arc` does past `isize::MAX`:
-/// only leaked handles (`mem::forget` in a loop) can get there, and wrapping would free live
-/// memory.
+/// 2^31 handles of one owner take 32 GiB of views, so in practice only leaked handles
+/// (`mem::forget` in a loop) get there, and wrapping would free live memory. The check runs
+/// after the increment, with 2^31 of headroom for increments racing on other threads.
 const COUNT_LIMIT: u64 = 1 << 31;
 
 /// The shared allocation: the counts every export and slice touches as a plain field (no
@@ -128,9 +129,16 @@ impl Owner {
         value: T,
         f: impl FnOnce(&mut T) -> R,
     ) -> (Owner, R) {
-        let mut keep = Keep::boxed(value, SmallVec::new());
-        let seen = f(&mut keep.held.value);
-        (Owner::from_box(keep), seen)
+        // The box becomes the owner first: moving a `Box` after `f` took pointers into it would
+        // invalidate them (the move asserts uniqueness), and if `f` unwinds the owner frees it.
+        let raw: *mut Keep<Holding<T>> = Box::into_raw(Keep::boxed(value, SmallVec::new()));
+        let unsized_raw: *mut Keep<dyn Held> = raw;
+        // SAFETY: `Box::into_raw` never returns null.
+        let owner = Owner(unsafe { NonNull::new_unchecked(unsized_raw) });
+        // SAFETY: the block is fresh and this is its only handle, not yet shared: nothing else
+        // reads or writes it while `f` has the exclusive reference.
+        let seen = f(unsafe { &mut (*raw).held.value });
+        (owner, seen)
     }
 
     /// Wrap `value` together with other owners that must live as long as it (a Python object
@@ -158,10 +166,18 @@ impl Owner {
     /// synchronises with the release of every other handle (an acquire load of the count), so
     /// whatever another thread did through its handle before dropping it happens before
     /// anything the caller does next.
+    ///
+    /// An owner that wraps other owners ([`Owner::with_dependencies`]) is unique only when they
+    /// are too: the memory is theirs, and another wrapper of the same dependency reaches it.
+    ///
+    /// The answer holds while nobody else can clone this handle: callers decide on a handle they
+    /// have exclusive access to (`&mut` of the view that holds it).
     pub fn is_unique(&self) -> bool {
+        let keep = self.keep();
         // Acquire pairs with the release decrement of the other handles (and of the aliases,
         // which hold handles of their own, so the word is 1 only when none is left).
-        self.keep().counts.load(Ordering::Acquire) == STRONG
+        keep.counts.load(Ordering::Acquire) == STRONG
+            && (!keep.has_dependencies || keep.held.dependencies().iter().all(Owner::is_unique))
     }
 
     /// The wrapped value, if it is a `T` (lets an integration recognise its own owners).
@@ -291,8 +307,8 @@ impl Clone for Owner {
 impl Drop for Owner {
     #[inline]
     fn drop(&mut self) {
-        // SAFETY: `self` is being dropped, so this handle is never used again: a bitwise copy
-        // of it takes its place and gives its count back exactly once.
+        // `self` is being dropped and never used again: a bitwise copy of the handle takes its
+        // place and gives its count back exactly once (`release` forgets the copy).
         let handle = Owner(self.0);
         handle.release(STRONG);
     }

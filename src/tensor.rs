@@ -357,26 +357,29 @@ unsafe impl Sync for TensorView {}
 impl Clone for TensorView {
     #[inline]
     fn clone(&self) -> TensorView {
-        self.clone_with_owner(self.owner.clone())
+        self.clone_with_owner(Owner::clone)
     }
 }
 
 impl TensorView {
-    /// A copy of this view (same memory, dims and flags) held alive by `owner`, which must
-    /// be a handle on this view's owner.
-    pub(crate) fn clone_with_owner(&self, owner: Owner) -> TensorView {
-        debug_assert!(owner.ptr_eq(&self.owner));
+    /// A copy of this view (same memory, dims and flags) held alive by `handle(&owner)`, a new
+    /// handle on this view's owner. `handle` runs last, so that nothing can unwind between
+    /// taking the handle and the view that owns it (an export's handle also counts an alias,
+    /// which an ordinary drop would not give back).
+    #[inline]
+    pub(crate) fn clone_with_owner(&self, handle: impl FnOnce(&Owner) -> Owner) -> TensorView {
+        // SAFETY: `ndim` is the store's count; the copy gets the same count.
+        let dims = unsafe { self.dims.duplicate(self.ndim as usize) };
         TensorView {
             data: self.data,
             byte_offset: self.byte_offset,
-            // SAFETY: `ndim` is the store's count; the copy gets the same count.
-            dims: unsafe { self.dims.duplicate(self.ndim as usize) },
+            dims,
             ndim: self.ndim,
             bits: self.bits,
             dtype: self.dtype,
             device: self.device,
             extent: self.extent.clone(),
-            owner,
+            owner: handle(&self.owner),
         }
     }
 
@@ -394,7 +397,8 @@ impl TensorView {
         }
         let guard = AbortOnUnwind;
         // SAFETY: the handle is moved out and a new one written back in its place before the
-        // view can be used or dropped again; if `wrap` unwinds, the guard aborts first.
+        // view can be used or dropped again. If `wrap` unwinds, it has dropped the handle it was
+        // given, and the guard aborts before anything touches `self.owner` (a stale copy) again.
         unsafe {
             let old = std::ptr::read(&self.owner);
             std::ptr::write(&mut self.owner, wrap(old));
@@ -1116,6 +1120,37 @@ impl<T: Element> From<Vec<T>> for TensorView {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two wrappers around one owner (two Python imports of one Rust copy) are not unique: the
+    /// memory is the dependency's, which both reach. Before, each wrapper counted 1 and
+    /// `as_mut_slice` on one beside `as_slice` on the other aliased `&mut` with `&`.
+    #[test]
+    fn a_wrapped_owner_is_unique_only_with_its_dependencies() {
+        let base = TensorView::from_vec(vec![1u8, 2, 3], &[3]).unwrap();
+        let wrap = |mut t: TensorView| {
+            t.wrap_owner(|old| Owner::with_dependencies((), vec![old]));
+            t
+        };
+        let mut a = wrap(base.clone());
+        let b = wrap(base);
+        assert!(a.as_mut_slice::<u8>().is_err(), "b reaches the same memory");
+        assert_eq!(b.as_slice::<u8>().unwrap(), &[1, 2, 3]);
+        drop(b);
+        a.as_mut_slice::<u8>().unwrap()[0] = 9;
+        assert_eq!(a.to_vec::<u8>().unwrap(), vec![9, 2, 3]);
+    }
+
+    /// Elements stored inside the owner's own block (an array, not a `Vec`'s heap buffer) stay
+    /// reachable through the pointer taken when the owner was made (Miri's Stacked Borrows
+    /// rejected the old order, which moved the `Box` after the pointer was taken).
+    #[test]
+    fn elements_inside_the_owner_block_stay_reachable() {
+        let mut t = TensorView::from_owner_mut([1u32, 2, 3, 4], &[4]).unwrap();
+        t.as_mut_slice::<u32>().unwrap()[1] = 7;
+        assert_eq!(t.as_slice::<u32>().unwrap(), &[1, 7, 3, 4]);
+        let r = TensorView::from_owner([5u16; 3], &[3]).unwrap();
+        assert_eq!(r.as_slice::<u16>().unwrap(), &[5, 5, 5]);
+    }
 
     /// `wrap_owner` moves the handle into the new owner: no count changes but the new block's.
     #[test]

@@ -16,11 +16,12 @@ use crate::{DType, Device, Flags, Owner, TensorView, MAX_NDIM};
 
 pub(crate) use crate::format::{parse_struct_format, ByteOrder};
 
-/// An exported `Py_buffer`, released with the GIL when dropped (or leaked at shutdown).
+/// An exported `Py_buffer`, released with the GIL when dropped (at interpreter shutdown the
+/// export's reference to its object is leaked instead; the struct itself is freed).
 ///
 /// The `Py_buffer` lives inside the owner and is filled there ([`BufferOwner::export`]): it never
-/// moves while exported, which matters because an exporter may point its `shape` into the
-/// struct itself (`PyBuffer_FillInfo` points it at `len`).
+/// moves while exported, which matters because an exporter may point its `shape` and `strides`
+/// into the struct itself (`PyBuffer_FillInfo` points them at `len` and `itemsize`).
 pub(crate) struct BufferOwner {
     /// Zeroed until filled; `obj` is NULL unless an export holds it, and releasing a buffer
     /// with a NULL `obj` does nothing.
