@@ -275,3 +275,19 @@ def test_returned_views_do_not_keep_a_borrow():
 def test_registry_is_one_per_process():
     registry = sys.modules["_dlbridge_borrow_registry"]
     assert type(registry.api).__name__ == "PyCapsule"
+
+
+def test_an_argument_view_stays_inside_the_bytes_it_borrowed():
+    """An argument borrows the bytes it reaches; restriding it past them would reach memory
+    another extension may have borrowed mutably (here: the rest of the named buffer)."""
+    buf = bytearray(64)
+
+    class FirstHalf:
+        __array_interface__ = {"version": 3, "shape": (8,), "typestr": "<f4", "data": buf}
+
+    assert bench.restride_probe(FirstHalf(), 8) == 8  # its own bytes
+    with pytest.raises((ValueError, IndexError, BufferError)):
+        bench.restride_probe(FirstHalf(), 16)  # the other half of `buf`
+    # A whole Rust-made tensor keeps its allocation: restriding inside it works.
+    whole = dlbridge.asarray(np.zeros(16, dtype=np.float32), copy=True)
+    assert bench.restride_probe(whole, 16) == 16

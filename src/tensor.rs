@@ -708,6 +708,16 @@ impl TensorView {
     pub(crate) fn set_flags(&mut self, flags: Flags) {
         self.bits = (self.bits & !bits::FLAGS) | bits::of(flags);
     }
+    /// Bound the views derived from this one to `range`, a part of the current extent that
+    /// holds every byte this view reaches (what a borrow covers: the borrow registry's range).
+    #[cfg_attr(not(feature = "pyo3"), allow(dead_code))]
+    pub(crate) fn confine_extent(&mut self, range: Range<usize>) {
+        // Within the extent by construction for a view that reaches bytes; clamped so that an
+        // empty view's range (its start address) cannot widen it either.
+        let start = range.start.clamp(self.extent.start, self.extent.end);
+        let end = range.end.clamp(start, self.extent.end);
+        self.extent = start..end;
+    }
     /// Whether the owner is known to hold all of `extent` (see [`TensorView::extent`]).
     #[inline]
     pub(crate) fn allocation_known(&self) -> bool {

@@ -299,7 +299,11 @@ fn borrow_range(py: Python<'_>, lo: usize, hi: usize, exclusive: bool) -> PyResu
 /// every Rust-facing import returns, so that no `extract_mut` guard can alias it.
 #[inline]
 pub(crate) fn shared(py: Python<'_>, mut view: TensorView) -> PyResult<TensorView> {
-    let token = borrow(py, &view, false)?;
+    let (lo, hi) = byte_range(&view);
+    let token = borrow_range(py, lo, hi, false)?;
+    // Views derived from this one (`as_strided`) stay inside the borrowed bytes: the rest of a
+    // larger allocation may be mutably borrowed by someone else.
+    view.confine_extent(lo..hi);
     view.wrap_owner(|inner| {
         Owner::with_dependency(
             SharedBorrow {

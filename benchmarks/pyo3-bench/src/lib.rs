@@ -67,6 +67,14 @@ fn cast_to_f64_dlbridge(x: &Bound<'_, PyAny>) -> PyResult<usize> {
     Ok(view.numel())
 }
 
+/// A test probe, not a benchmark (`python_tests/test_extension.py`): the element count of
+/// `x.as_strided([n], [1], 0)`, or its error. A view taken as an argument holds a borrow of the
+/// bytes it reaches, so it must not be restrided past them.
+#[pyfunction]
+fn restride_probe(x: TensorView, n: usize) -> PyResult<usize> {
+    Ok(x.as_strided(&[n], &[1], 0)?.numel())
+}
+
 #[pymodule]
 fn dlbridge_pyo3_bench(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(take_dlbridge, m)?)?;
@@ -77,5 +85,6 @@ fn dlbridge_pyo3_bench(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(wrap_numpy, m)?)?;
     m.add_function(wrap_pyfunction!(return_tensor, m)?)?;
     m.add_function(wrap_pyfunction!(cast_to_f64_dlbridge, m)?)?;
+    m.add_function(wrap_pyfunction!(restride_probe, m)?)?;
     Ok(())
 }
