@@ -29,9 +29,11 @@ use smallvec::SmallVec;
 /// live in one atomic word, so an export that takes a handle *and* counts a
 /// writable alias, and the deleter that gives both back, each cost one atomic operation.
 /// - Every live `Owner` stands for one unit of the strong count (low half of the word).
-/// - Every counted writable alias holds one of those handles too, so the count of aliases (high
-///   half) never exceeds the strong count, and the word is exactly `1` only for the last handle
-///   with no alias.
+/// - Every writable alias counted on an owner (high half) holds a handle on it, or on a wrapper
+///   that holds one: an alias is counted on the owner its export was made from and on every
+///   owner that one depends on ([`Owner::with_dependencies`]), down to the leaves, so sibling
+///   wrappers of one memory see each other's aliases. The word is exactly `1` only for the last
+///   handle with no alias.
 /// - The block (`Box<Keep<dyn Held>>`) is freed by the handle whose release takes the word to
 ///   0, after an acquire fence, as in `Arc`; nothing else frees it.
 pub struct Owner(NonNull<Keep<dyn Held>>);
@@ -219,12 +221,12 @@ impl Owner {
         if !keep.has_dependencies {
             return own;
         }
-        own + keep
-            .held
+        // The dependencies count this owner's aliases too (and those of its siblings).
+        keep.held
             .dependencies()
             .iter()
             .map(Owner::writable_exports)
-            .sum::<usize>()
+            .fold(own, usize::max)
     }
 
     /// The held value, if it is a `T`, whatever the exports: for the crate's own wrappers,
@@ -274,6 +276,7 @@ impl Owner {
     /// [`Owner::end_writable_export`] (the handle lives on as an ordinary one).
     pub(crate) fn clone_writable_export(&self) -> Owner {
         self.add(STRONG + WRITABLE);
+        self.count_on_dependencies(true);
         Owner(self.0)
     }
 
@@ -281,10 +284,12 @@ impl Owner {
     /// [`Owner::clone_writable_export`]).
     pub(crate) fn begin_writable_export(&self) {
         self.add(WRITABLE);
+        self.count_on_dependencies(true);
     }
 
     /// The alias counted on this handle is gone; the handle stays.
     pub(crate) fn end_writable_export(&self) {
+        self.count_on_dependencies(false);
         // Release: the foreign code's writes happen before a later acquire load that sees no
         // alias. The handle still holds a `STRONG`, so this never reaches zero.
         self.keep().counts.fetch_sub(WRITABLE, Ordering::Release);
@@ -292,7 +297,30 @@ impl Owner {
 
     /// The alias counted on this handle is gone, and so is the handle.
     pub(crate) fn release_writable_export(self) {
+        // First, while this handle keeps the dependencies alive.
+        self.count_on_dependencies(false);
         self.release(STRONG + WRITABLE);
+    }
+
+    /// Count (`up`) or give back one writable alias on every owner this one depends on, down
+    /// to the leaves. Called while this handle is live, so the dependencies are; a count given
+    /// back never reaches zero there (this owner still holds a handle on each).
+    fn count_on_dependencies(&self, up: bool) {
+        let keep = self.keep();
+        if !keep.has_dependencies {
+            return;
+        }
+        for dependency in keep.held.dependencies() {
+            if up {
+                dependency.add(WRITABLE);
+            } else {
+                dependency
+                    .keep()
+                    .counts
+                    .fetch_sub(WRITABLE, Ordering::Release);
+            }
+            dependency.count_on_dependencies(up);
+        }
     }
 }
 

@@ -1150,6 +1150,37 @@ mod tests {
         assert_eq!(a.to_vec::<u8>().unwrap(), vec![9, 2, 3]);
     }
 
+    /// An alias exported through one wrapper is seen through its siblings (two argument views
+    /// of one Python object wrap one owner): no safe slice of either, nor of the memory itself,
+    /// while the consumer may write.
+    #[test]
+    fn sibling_wrappers_see_each_others_writable_exports() {
+        let base = TensorView::from_vec(vec![1u8, 2, 3], &[3]).unwrap();
+        let wrap = |mut t: TensorView| {
+            t.wrap_owner(|old| Owner::with_dependencies((), vec![old]));
+            t
+        };
+        let (a, b) = (wrap(base.clone()), wrap(base.clone()));
+        let export = a.to_dlpack_versioned();
+        assert!(matches!(b.as_slice::<u8>(), Err(Error::ForeignWriter(1))));
+        assert!(matches!(
+            base.as_slice::<u8>(),
+            Err(Error::ForeignWriter(1))
+        ));
+        assert_eq!(a.owner().writable_exports(), 1);
+        let legacy = b.to_dlpack_legacy().unwrap();
+        assert_eq!(base.owner().writable_exports(), 2);
+        drop(export);
+        assert!(a.as_slice::<u8>().is_err(), "b's legacy export lives");
+        drop(legacy);
+        assert_eq!(b.as_slice::<u8>().unwrap(), &[1, 2, 3]);
+        // A reclaimed export stops counting everywhere, and the counts balance to the end.
+        let back = TensorView::from_dlpack_versioned(a.to_dlpack_versioned()).unwrap();
+        assert_eq!(base.owner().writable_exports(), 0);
+        drop((a, b, back));
+        assert!(base.owner().is_unique());
+    }
+
     /// Elements stored inside the owner's own block (an array, not a `Vec`'s heap buffer) stay
     /// reachable through the pointer taken when the owner was made (Miri's Stacked Borrows
     /// rejected the old order, which moved the `Box` after the pointer was taken).
