@@ -113,9 +113,13 @@ impl Owner {
 
     /// The first handle on a fresh block (its count is already one `STRONG`).
     fn from_box<T: Any + Send + Sync>(keep: Box<Keep<Holding<T>>>) -> Owner {
-        let raw: *mut Keep<dyn Held> = Box::into_raw(keep);
-        // SAFETY: `Box::into_raw` never returns null.
-        Owner(unsafe { NonNull::new_unchecked(raw) })
+        Owner::from_raw(Box::into_raw(keep))
+    }
+
+    /// The first handle on a block from `Box::into_raw`.
+    fn from_raw<T: Any + Send + Sync>(raw: *mut Keep<Holding<T>>) -> Owner {
+        let raw: *mut Keep<dyn Held> = raw;
+        Owner(NonNull::new(raw).expect("Box::into_raw never returns null"))
     }
 
     fn keep(&self) -> &Keep<dyn Held> {
@@ -134,9 +138,7 @@ impl Owner {
         // The box becomes the owner first: moving a `Box` after `f` took pointers into it would
         // invalidate them (the move asserts uniqueness), and if `f` unwinds the owner frees it.
         let raw: *mut Keep<Holding<T>> = Box::into_raw(Keep::boxed(value, SmallVec::new()));
-        let unsized_raw: *mut Keep<dyn Held> = raw;
-        // SAFETY: `Box::into_raw` never returns null.
-        let owner = Owner(unsafe { NonNull::new_unchecked(unsized_raw) });
+        let owner = Owner::from_raw(raw);
         // SAFETY: the block is fresh and this is its only handle, not yet shared: nothing else
         // reads or writes it while `f` has the exclusive reference.
         let seen = f(unsafe { &mut (*raw).held.value });
@@ -311,15 +313,12 @@ impl Owner {
             return;
         }
         for dependency in keep.held.dependencies() {
+            // Each one counts the alias on itself and passes it down to its own dependencies.
             if up {
-                dependency.add(WRITABLE);
+                dependency.begin_writable_export();
             } else {
-                dependency
-                    .keep()
-                    .counts
-                    .fetch_sub(WRITABLE, Ordering::Release);
+                dependency.end_writable_export();
             }
-            dependency.count_on_dependencies(up);
         }
     }
 }

@@ -1131,18 +1131,20 @@ impl<T: Element> From<Vec<T>> for TensorView {
 mod tests {
     use super::*;
 
+    /// `t` with its owner wrapped in one that depends on it (what `borrow::shared` does).
+    fn wrapped(mut t: TensorView) -> TensorView {
+        t.wrap_owner(|old| Owner::with_dependencies((), vec![old]));
+        t
+    }
+
     /// Two wrappers around one owner (two Python imports of one Rust copy) are not unique: the
     /// memory is the dependency's, which both reach. Before, each wrapper counted 1 and
     /// `as_mut_slice` on one beside `as_slice` on the other aliased `&mut` with `&`.
     #[test]
     fn a_wrapped_owner_is_unique_only_with_its_dependencies() {
         let base = TensorView::from_vec(vec![1u8, 2, 3], &[3]).unwrap();
-        let wrap = |mut t: TensorView| {
-            t.wrap_owner(|old| Owner::with_dependencies((), vec![old]));
-            t
-        };
-        let mut a = wrap(base.clone());
-        let b = wrap(base);
+        let mut a = wrapped(base.clone());
+        let b = wrapped(base);
         assert!(a.as_mut_slice::<u8>().is_err(), "b reaches the same memory");
         assert_eq!(b.as_slice::<u8>().unwrap(), &[1, 2, 3]);
         drop(b);
@@ -1156,11 +1158,7 @@ mod tests {
     #[test]
     fn sibling_wrappers_see_each_others_writable_exports() {
         let base = TensorView::from_vec(vec![1u8, 2, 3], &[3]).unwrap();
-        let wrap = |mut t: TensorView| {
-            t.wrap_owner(|old| Owner::with_dependencies((), vec![old]));
-            t
-        };
-        let (a, b) = (wrap(base.clone()), wrap(base.clone()));
+        let (a, b) = (wrapped(base.clone()), wrapped(base.clone()));
         let export = a.to_dlpack_versioned();
         assert!(matches!(b.as_slice::<u8>(), Err(Error::ForeignWriter(1))));
         assert!(matches!(
