@@ -138,6 +138,10 @@ impl ManagedTensorLegacy {
 struct ExportContext<M> {
     managed: M,
     view: ExportedView,
+    /// [`dims_fingerprint`] of the view at export: DLPack's shape and strides point into the
+    /// view's own dims, which a faulty consumer could write; a view taken back must still have
+    /// the layout that was checked when it was made.
+    fingerprint: u64,
     #[cfg(not(target_pointer_width = "64"))]
     dims: smallvec::SmallVec<[i64; 12]>,
 }
@@ -147,22 +151,40 @@ struct ExportContext<M> {
 struct ExportedView(Option<TensorView>);
 
 impl ExportedView {
-    /// `view` as an export (counted as a writable alias unless read-only).
-    fn new(view: TensorView) -> ExportedView {
+    /// `view` as an export, counted as a writable alias unless read-only. When safe Rust may
+    /// hold shared references to the memory ([`Owner::begin_shared_reads`]) the export goes
+    /// out read-only instead, except that a view given up as its owner's only handle first
+    /// clears those marks: no reference made through it can still live.
+    fn new(mut view: TensorView) -> ExportedView {
         if !view.flags().read_only {
-            view.owner.begin_writable_export();
+            if view.owner.is_unique() {
+                view.owner.forget_shared_reads();
+            }
+            if !view.owner.try_begin_writable_export() {
+                view.set_flags(view.flags().with_read_only(true));
+            }
         }
         ExportedView(Some(view))
     }
 
     /// A copy of `view` as an export: the owner handle and the writable alias are taken in
-    /// one atomic step.
+    /// one atomic step, or (as in [`ExportedView::new`]) the copy is read-only.
     fn copy_of(view: &TensorView) -> ExportedView {
-        ExportedView(Some(if view.flags().read_only {
-            view.clone_with_owner(Owner::clone)
-        } else {
-            view.clone_with_owner(Owner::clone_writable_export)
-        }))
+        if view.flags().read_only {
+            return ExportedView(Some(view.clone_with_owner(Owner::clone)));
+        }
+        let mut counted = false;
+        let mut copy = view.clone_with_owner(|owner| match owner.try_clone_writable_export() {
+            Some(handle) => {
+                counted = true;
+                handle
+            }
+            None => owner.clone(),
+        });
+        if !counted {
+            copy.set_flags(copy.flags().with_read_only(true));
+        }
+        ExportedView(Some(copy))
     }
 
     fn view(&self) -> &TensorView {
@@ -231,6 +253,7 @@ impl<M> ExportContext<M> {
             .map(|&n| n as i64)
             .chain(view.strides().iter().map(|&s| s as i64))
             .collect();
+        let fingerprint = dims_fingerprint(view);
         let tensor = DLTensor {
             data: view.data.cast(),
             device: view.device.to_dlpack(),
@@ -249,6 +272,7 @@ impl<M> ExportContext<M> {
         let ctx = unsafe {
             std::ptr::addr_of_mut!((*p).managed).write(managed(tensor));
             std::ptr::addr_of_mut!((*p).view).write(exported);
+            std::ptr::addr_of_mut!((*p).fingerprint).write(fingerprint);
             #[cfg(not(target_pointer_width = "64"))]
             std::ptr::addr_of_mut!((*p).dims).write(dims);
             Box::into_raw(slot.assume_init())
@@ -325,6 +349,25 @@ fn versioned_export(exported: ExportedView, sole_copy: bool) -> ManagedTensorVer
     ManagedTensorVersioned(unsafe { NonNull::new_unchecked(ptr) })
 }
 
+/// Box `exported`, a writable view, as a legacy managed tensor: [`Error::SharedReaders`] when
+/// it could not count as a writable alias (legacy tensors cannot say read-only).
+fn legacy_export(exported: ExportedView) -> Result<ManagedTensorLegacy> {
+    if exported.view().flags().read_only {
+        return Err(Error::SharedReaders);
+    }
+    let ptr = ExportContext::build(
+        exported,
+        |dl_tensor| DLManagedTensor {
+            dl_tensor,
+            manager_ctx: sentinel(&OWN_LEGACY),
+            deleter: Some(delete_legacy),
+        },
+        |m| &mut m.dl_tensor,
+    );
+    // SAFETY: as in `versioned_export`.
+    Ok(ManagedTensorLegacy(unsafe { NonNull::new_unchecked(ptr) }))
+}
+
 /// Drop the export context `ctx` (the managed tensor's own address), containing any panic.
 ///
 /// # Safety
@@ -354,6 +397,12 @@ impl TensorView {
     /// Export as an owned DLPack 1.3 `DLManagedTensorVersioned`, carrying the read-only and
     /// is-copied flags. Costs O(ndim): one allocation, no data touched.
     ///
+    /// A writable view exports writable memory, except while safe Rust may hold shared
+    /// references to it (a slice, an ndarray view or an Arrow buffer was made of this memory):
+    /// then the export is flagged read-only, since the consumer could otherwise write under
+    /// those references. [`TensorView::into_dlpack_versioned`] of the only handle always keeps
+    /// a writable view writable.
+    ///
     /// ```
     /// use dlbridge::TensorView;
     /// let t = TensorView::from_vec(vec![1u8, 2, 3], &[3])?;
@@ -367,7 +416,20 @@ impl TensorView {
         versioned_export(ExportedView::copy_of(self), false)
     }
 
-    /// [`TensorView::to_dlpack_versioned`], consuming the view.
+    /// [`TensorView::to_dlpack_versioned`], consuming the view. When it holds the only handle
+    /// on its memory, no reference made through it can live, so a writable view always
+    /// exports writable memory:
+    ///
+    /// ```
+    /// use dlbridge::TensorView;
+    /// let t = TensorView::from_vec(vec![1u8, 2, 3], &[3])?;
+    /// assert_eq!(t.as_slice::<u8>()?, &[1, 2, 3]); // a shared reference was made
+    /// let shared = t.to_dlpack_versioned(); // so a copy of the view exports read-only
+    /// assert!(TensorView::from_dlpack_versioned(shared)?.is_read_only());
+    /// let mine = t.into_dlpack_versioned(); // the last handle, given up: writable again
+    /// assert!(!TensorView::from_dlpack_versioned(mine)?.is_read_only());
+    /// # Ok::<(), dlbridge::Error>(())
+    /// ```
     pub fn into_dlpack_versioned(self) -> ManagedTensorVersioned {
         // IS_COPIED promises the consumer sole ownership: only when this export is the last
         // handle on a copy (no other view can see the memory).
@@ -376,9 +438,23 @@ impl TensorView {
     }
 
     /// Export as a legacy (pre-1.0) `DLManagedTensor`. Legacy tensors cannot say "read-only",
-    /// so a read-only view is refused ([`Error::ReadOnly`]); so are padded sub-byte tensors,
-    /// which the legacy ABI cannot flag either.
+    /// so a read-only view is refused ([`Error::ReadOnly`]), and so is memory safe Rust may
+    /// hold shared references to ([`Error::SharedReaders`], see
+    /// [`TensorView::to_dlpack_versioned`]); so are padded sub-byte tensors, which the legacy
+    /// ABI cannot flag either.
     pub fn to_dlpack_legacy(&self) -> Result<ManagedTensorLegacy> {
+        self.check_legacy_exportable()?;
+        legacy_export(ExportedView::copy_of(self))
+    }
+
+    /// [`TensorView::to_dlpack_legacy`], consuming the view: as the only handle on its memory
+    /// it never gives [`Error::SharedReaders`] (see [`TensorView::into_dlpack_versioned`]).
+    pub fn into_dlpack_legacy(self) -> Result<ManagedTensorLegacy> {
+        self.check_legacy_exportable()?;
+        legacy_export(ExportedView::new(self))
+    }
+
+    fn check_legacy_exportable(&self) -> Result<()> {
         if self.flags().read_only {
             return Err(Error::ReadOnly(
                 "a legacy DLManagedTensor cannot carry the read-only flag; export versioned",
@@ -390,23 +466,23 @@ impl TensorView {
                 reason: "padded sub-byte elements need a versioned DLPack tensor",
             });
         }
-        let ptr = ExportContext::build(
-            ExportedView::copy_of(self),
-            |dl_tensor| DLManagedTensor {
-                dl_tensor,
-                manager_ctx: sentinel(&OWN_LEGACY),
-                deleter: Some(delete_legacy),
-            },
-            |m| &mut m.dl_tensor,
-        );
-        // SAFETY: as in `versioned_export`.
-        Ok(ManagedTensorLegacy(unsafe { NonNull::new_unchecked(ptr) }))
+        Ok(())
     }
 
     /// Import an owned versioned managed tensor. A major version other than 1 is refused with
     /// [`Error::VersionMismatch`]; malformed metadata with the matching error. On any error the
     /// deleter has already run (the tensor was handed over).
     pub fn from_dlpack_versioned(managed: ManagedTensorVersioned) -> Result<TensorView> {
+        Self::import_versioned(managed, false)
+    }
+
+    /// [`TensorView::from_dlpack_versioned`]; with `foreign_writer`, a foreign tensor's owner
+    /// counts a writable alias for its whole life ([`Owner::new_foreign_writable`]): for
+    /// producers whose other handles safe Rust can write through (torch, via tch).
+    pub(crate) fn import_versioned(
+        managed: ManagedTensorVersioned,
+        foreign_writer: bool,
+    ) -> Result<TensorView> {
         let (major, minor) = managed.version();
         if major != 1 {
             // Another ABI: only the version and the deleter may be touched (dropping `managed`
@@ -414,9 +490,13 @@ impl TensorView {
             return Err(Error::VersionMismatch { major, minor });
         }
         let raw_flags = DlpackFlags::from_bits_retain(managed.flags());
-        if let Some(view) = reclaim(&managed, &OWN_VERSIONED, raw_flags) {
-            std::mem::forget(managed);
-            return Ok(view);
+        match reclaim(&managed, &OWN_VERSIONED, raw_flags) {
+            Some(Ok(view)) => {
+                std::mem::forget(managed);
+                return Ok(view);
+            }
+            Some(Err(e)) => return Err(e), // dropping `managed` runs the deleter
+            None => {}
         }
         let tensor = *managed.tensor();
         let flags = Flags {
@@ -426,9 +506,14 @@ impl TensorView {
         };
         // DLPack 1.2 made strides mandatory; earlier versions allow NULL for compact row-major.
         let null_strides_ok = minor < 2;
+        let owner = if foreign_writer {
+            Owner::new_foreign_writable(managed)
+        } else {
+            Owner::new(managed)
+        };
         // SAFETY: `ManagedTensorVersioned::from_raw`'s contract: `tensor` describes memory that
-        // stays valid until the deleter runs, which the owner below defers to the last view.
-        unsafe { import(&tensor, flags, null_strides_ok, Owner::new(managed)) }
+        // stays valid until the deleter runs, which the owner defers to the last view.
+        unsafe { import(&tensor, flags, null_strides_ok, owner) }
     }
 
     /// Import an owned legacy managed tensor, **read-only** (NULL strides mean row-major).
@@ -459,9 +544,13 @@ impl TensorView {
     }
 
     fn import_legacy(managed: ManagedTensorLegacy, read_only: bool) -> Result<TensorView> {
-        if let Some(view) = reclaim(&managed, &OWN_LEGACY, DlpackFlags::empty()) {
-            std::mem::forget(managed);
-            return Ok(view);
+        match reclaim(&managed, &OWN_LEGACY, DlpackFlags::empty()) {
+            Some(Ok(view)) => {
+                std::mem::forget(managed);
+                return Ok(view);
+            }
+            Some(Err(e)) => return Err(e), // dropping `managed` runs the deleter
+            None => {}
         }
         let tensor = *managed.dl_tensor();
         let flags = Flags {
@@ -497,14 +586,18 @@ trait ManagedHandle {
     fn tensor(&self) -> &DLTensor;
 }
 
-/// If `managed` is one of our own exports, unchanged, take the original view back out of it
-/// (freeing the context without running the owner's release). The caller must then forget the
-/// handle. Returns `None` for foreign or altered tensors, which take the general path.
+/// If `managed` is one of our own exports, take the original view back out of it (freeing the
+/// context without running the owner's release): the caller must then forget the handle.
+/// `None` for foreign tensors, which take the general path.
+///
+/// An own export whose metadata a consumer changed (DLPack consumers must not) is an error,
+/// with the handle left to delete: its shape and strides point into the view's own dims, so a
+/// write there would change the view behind the checks it was built with.
 fn reclaim<H: ManagedHandle>(
     managed: &H,
     tag: &'static u8,
     flags: DlpackFlags,
-) -> Option<TensorView> {
+) -> Option<Result<TensorView>> {
     if managed.context() != sentinel(tag) {
         return None;
     }
@@ -520,9 +613,12 @@ fn reclaim<H: ManagedHandle>(
         && (view.ndim() == 0
             || (t.shape.cast_const(), t.strides.cast_const()) == context.dims_addresses())
         && t.dtype == view.dtype.to_dlpack()
-        && Device::from_dlpack(t.device) == view.device;
+        && Device::from_dlpack(t.device) == view.device
+        && context.fingerprint == dims_fingerprint(view);
     if !unchanged {
-        return None;
+        return Some(Err(Error::UnsupportedTensor(
+            "an export of this crate came back with its metadata changed by a consumer",
+        )));
     }
     // SAFETY: the context is ours and is freed here instead of by the deleter (the caller
     // forgets the handle, so the deleter never runs).
@@ -537,7 +633,21 @@ fn reclaim<H: ManagedHandle>(
             .with_read_only(read_only)
             .with_is_copied(flags.contains(DlpackFlags::IS_COPIED)),
     );
-    Some(view)
+    Some(Ok(view))
+}
+
+/// A 64-bit digest of a view's shape and strides, to notice dims changed behind its back (not a
+/// defence against a consumer that forges a collision on purpose: such code can write any
+/// memory anyway). O(ndim): one multiply and rotate per number.
+fn dims_fingerprint(view: &TensorView) -> u64 {
+    const K: u64 = 0x9E37_79B9_7F4A_7C15; // 2^64 / golden ratio, odd
+    view.shape()
+        .iter()
+        .map(|&n| n as u64)
+        .chain(view.strides().iter().map(|&s| s as u64))
+        .fold(view.ndim() as u64, |h, x| {
+            (h ^ x).wrapping_mul(K).rotate_left(29)
+        })
 }
 
 /// Validate a `DLTensor` and describe it, with `owner` keeping it alive.

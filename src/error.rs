@@ -145,6 +145,15 @@ pub enum Error {
          export read-only, or copy"
     )]
     ForeignWriter(usize),
+    /// A writable export was requested while safe Rust may hold shared references to the
+    /// memory (a slice, an ndarray view, an Arrow buffer or `Owner::downcast_ref` was made of
+    /// it since its owner last proved it had no other handle).
+    #[error(
+        "safe Rust may hold shared references to this memory (a slice, ndarray view or Arrow \
+         buffer of it), so foreign code cannot get it writably; export read-only, copy, or \
+         give up every other handle first (into_dlpack_versioned, into_tch)"
+    )]
+    SharedReaders,
     /// Mutable access was requested for memory foreign code can also reach (an import).
     #[error("the memory is shared with foreign code (an import): Rust cannot lend it mutably")]
     NotExclusive,

@@ -2,9 +2,10 @@
 
 use std::alloc::{self, Layout};
 use std::any::Any;
+use std::cell::UnsafeCell;
 use std::fmt;
 use std::ptr::NonNull;
-use std::sync::atomic::{fence, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 
 use smallvec::SmallVec;
 
@@ -36,6 +37,10 @@ use smallvec::SmallVec;
 ///   handle with no alias.
 /// - The block (`Box<Keep<dyn Held>>`) is freed by the handle whose release takes the word to
 ///   0, after an acquire fence, as in `Arc`; nothing else frees it.
+/// - A shared reference to the memory (`&[T]`, an ndarray view, `&T` of the value) and a
+///   writable foreign alias never coexist: references are made only after marking the owner
+///   as read while no alias lives ([`Owner::begin_shared_reads`]), and aliases only while no
+///   mark is set ([`Owner::try_clone_writable_export`]); the mark outlives every reference.
 pub struct Owner(NonNull<Keep<dyn Held>>);
 
 // SAFETY: an `Owner` is a shared handle on a `Keep<dyn Held>` whose value is `Send + Sync`
@@ -59,14 +64,43 @@ const WRITABLE: u64 = 1 << 32;
 /// after the increment, with 2^31 of headroom for increments racing on other threads.
 const COUNT_LIMIT: u64 = 1 << 31;
 
+/// In [`Keep::readers`]: shared references to the memory may have been made through this
+/// owner ([`Owner::begin_shared_reads`]). The bits below count the owners wrapping this one
+/// (directly or not) that carry the mark: at most one per live handle, so below 2^31.
+const READ_HERE: u32 = 1 << 31;
+
+/// Add (`up`) or take back one reader on every owner `keep` depends on, down to the leaves:
+/// how a wrapper's mark reaches the owners its siblings share.
+fn count_reader_below(keep: &Keep<dyn Held>, up: bool) {
+    if !keep.has_dependencies {
+        return;
+    }
+    for dependency in keep.held.dependencies() {
+        let below = dependency.keep();
+        if up {
+            below.readers.fetch_add(1, Ordering::SeqCst);
+        } else {
+            below.readers.fetch_sub(1, Ordering::SeqCst);
+        }
+        count_reader_below(below, up);
+    }
+}
+
 /// The shared allocation: the counts every export and slice touches as a plain field (no
 /// virtual call on the hot paths), then the held value behind a vtable.
 struct Keep<H: ?Sized> {
     /// Strong handles (`STRONG` units, low 32 bits) plus writable foreign aliases (`WRITABLE`
     /// units, high 32 bits).
     counts: AtomicU64,
+    /// The shared-reference state ([`READ_HERE`] plus a count of readers above, see
+    /// [`Owner::begin_shared_reads`]).
+    readers: AtomicU32,
     /// Whether `held` has dependencies, whose writable exports count as this owner's too.
     has_dependencies: bool,
+    /// Whether code outside this crate's counting may write the memory at any time (a torch
+    /// tensor: any tensor sharing its storage can write it through tch's safe API): counted as
+    /// one writable alias for as long as the owner lives.
+    foreign_writer: bool,
     held: H,
 }
 
@@ -77,15 +111,28 @@ trait Held: Send + Sync {
 }
 
 /// A value and its dependencies, dropped in that order (field order).
+///
+/// The value sits in an `UnsafeCell` because it may hold the elements themselves (an array
+/// moved into [`TensorView::from_owner_mut`](crate::TensorView::from_owner_mut)), which
+/// exports and `&mut` slices write through raw pointers while other threads read the counts
+/// through `&Keep`: the cell keeps those shared references from asserting that the value's
+/// bytes are frozen. The value itself is only ever read through `&` (see `Held::value`).
 struct Holding<T> {
-    value: T,
+    value: UnsafeCell<T>,
     /// Inline for the common single dependency (a borrow token wrapping one producer's owner).
     dependencies: SmallVec<[Owner; 1]>,
 }
 
+// SAFETY: `Holding` is `Sync` exactly when `T` is: the cell is never used to mutate the value
+// through `&Holding` (only `new_inspected` writes, through the block's sole handle), so sharing
+// it across threads shares only `&T`.
+unsafe impl<T: Send + Sync> Sync for Holding<T> {}
+
 impl<T: Any + Send + Sync> Held for Holding<T> {
     fn value(&self) -> &(dyn Any + Send + Sync) {
-        &self.value
+        // SAFETY: nothing mutates the value through the cell once the block is shared (see
+        // the type's comment), so a shared reference is valid while `self` is.
+        unsafe { &*self.value.get() }
     }
     fn dependencies(&self) -> &[Owner] {
         &self.dependencies
@@ -93,12 +140,18 @@ impl<T: Any + Send + Sync> Held for Holding<T> {
 }
 
 impl<T> Keep<Holding<T>> {
-    fn boxed(value: T, dependencies: SmallVec<[Owner; 1]>) -> Box<Keep<Holding<T>>> {
+    fn boxed(
+        value: T,
+        dependencies: SmallVec<[Owner; 1]>,
+        foreign_writer: bool,
+    ) -> Box<Keep<Holding<T>>> {
         Box::new(Keep {
             counts: AtomicU64::new(STRONG),
+            readers: AtomicU32::new(0),
             has_dependencies: !dependencies.is_empty(),
+            foreign_writer,
             held: Holding {
-                value,
+                value: UnsafeCell::new(value),
                 dependencies,
             },
         })
@@ -108,7 +161,16 @@ impl<T> Keep<Holding<T>> {
 impl Owner {
     /// Wrap `value` as the keep-alive of some memory.
     pub fn new<T: Any + Send + Sync>(value: T) -> Owner {
-        Owner::from_box(Keep::boxed(value, SmallVec::new()))
+        Owner::from_box(Keep::boxed(value, SmallVec::new(), false))
+    }
+
+    /// Wrap `value`, the keep-alive of memory that code outside this crate's counting may
+    /// write at any time (a torch tensor's storage, which every tensor sharing it can write
+    /// through tch's safe API): it counts as one writable foreign alias for the owner's whole
+    /// life, so safe Rust never gets `&[T]` of it ([`Owner::writable_exports`]).
+    #[cfg_attr(not(feature = "tch"), allow(dead_code))]
+    pub(crate) fn new_foreign_writable<T: Any + Send + Sync>(value: T) -> Owner {
+        Owner::from_box(Keep::boxed(value, SmallVec::new(), true))
     }
 
     /// The first handle on a fresh block (its count is already one `STRONG`).
@@ -137,26 +199,26 @@ impl Owner {
     ) -> (Owner, R) {
         // The box becomes the owner first: moving a `Box` after `f` took pointers into it would
         // invalidate them (the move asserts uniqueness), and if `f` unwinds the owner frees it.
-        let raw: *mut Keep<Holding<T>> = Box::into_raw(Keep::boxed(value, SmallVec::new()));
+        let raw: *mut Keep<Holding<T>> = Box::into_raw(Keep::boxed(value, SmallVec::new(), false));
         let owner = Owner::from_raw(raw);
         // SAFETY: the block is fresh and this is its only handle, not yet shared: nothing else
         // reads or writes it while `f` has the exclusive reference.
-        let seen = f(unsafe { &mut (*raw).held.value });
+        let seen = f(unsafe { &mut *(*raw).held.value.get() });
         (owner, seen)
     }
 
     /// Wrap `value` together with other owners that must live as long as it (a Python object
     /// and the buffer it exposes, say). All are released together, `value` first.
     pub fn with_dependencies<T: Any + Send + Sync>(value: T, dependencies: Vec<Owner>) -> Owner {
-        Owner::from_box(Keep::boxed(value, SmallVec::from_vec(dependencies)))
+        Owner::from_box(Keep::boxed(value, SmallVec::from_vec(dependencies), false))
     }
 
     /// [`Owner::with_dependencies`] with one dependency, in a single allocation.
-    #[cfg(feature = "pyo3")]
+    #[cfg_attr(not(any(feature = "pyo3", feature = "arrow")), allow(dead_code))]
     pub(crate) fn with_dependency<T: Any + Send + Sync>(value: T, dependency: Owner) -> Owner {
         let mut dependencies = SmallVec::new();
         dependencies.push(dependency);
-        Owner::from_box(Keep::boxed(value, dependencies))
+        Owner::from_box(Keep::boxed(value, dependencies, false))
     }
 
     /// How many handles (views, exports, owner clones) currently keep the memory alive. A
@@ -173,6 +235,7 @@ impl Owner {
     ///
     /// An owner that wraps other owners ([`Owner::with_dependencies`]) is unique only when they
     /// are too: the memory is theirs, and another wrapper of the same dependency reaches it.
+    /// Memory torch can write (a `tch` import) is never unique.
     ///
     /// The answer holds while nobody else can clone this handle: callers decide on a handle they
     /// have exclusive access to (`&mut` of the view that holds it).
@@ -181,6 +244,7 @@ impl Owner {
         // Acquire pairs with the release decrement of the other handles (and of the aliases,
         // which hold handles of their own, so the word is 1 only when none is left).
         keep.counts.load(Ordering::Acquire) == STRONG
+            && !keep.foreign_writer
             && (!keep.has_dependencies || keep.held.dependencies().iter().all(Owner::is_unique))
     }
 
@@ -192,11 +256,13 @@ impl Owner {
     /// same reason.
     ///
     /// [`TensorView::as_slice`]: crate::TensorView::as_slice
+    ///
+    /// A `Some` counts as a shared reference to the memory ([`Owner::begin_shared_reads`]):
+    /// later writable exports of it go out read-only.
     pub fn downcast_ref<T: Any>(&self) -> Option<&T> {
-        if self.writable_exports() != 0 {
-            return None;
-        }
-        self.keep().held.value().downcast_ref::<T>()
+        let value = self.keep().held.value().downcast_ref::<T>()?;
+        self.begin_shared_reads().ok()?;
+        Some(value)
     }
 
     /// True when both handles keep the same value alive.
@@ -204,22 +270,27 @@ impl Owner {
         std::ptr::addr_eq(self.0.as_ptr(), other.0.as_ptr())
     }
 
-    /// Call `f` on this owner's value and, depth first, on the values of its dependencies.
-    pub fn visit(&self, f: &mut dyn FnMut(&(dyn Any + Send + Sync))) {
+    /// Call `f` on this owner's value and, depth first, on the values of its dependencies: how
+    /// the Python module tells the garbage collector which objects a view keeps alive. Crate
+    /// only: it hands out the values (which may hold the elements) without the aliasing rule.
+    #[cfg(feature = "pyo3")]
+    pub(crate) fn visit(&self, f: &mut dyn FnMut(&(dyn Any + Send + Sync))) {
         f(self.keep().held.value());
         for dependency in self.keep().held.dependencies() {
             dependency.visit(f);
         }
     }
 
-    /// How many writable foreign aliases of the memory live now (acquire: when it reads 0, the
-    /// writes made through the aliases happen before what the caller does next).
+    /// How many writable foreign aliases of the memory live now. Sequentially consistent, as
+    /// the other half of [`Owner::begin_shared_reads`]; when it reads 0, the writes made
+    /// through the aliases happen before what the caller does next.
     ///
     /// An owner that wraps other owners ([`Owner::with_dependencies`]) counts theirs too: the
     /// memory is theirs.
     pub fn writable_exports(&self) -> usize {
         let keep = self.keep();
-        let own = (keep.counts.load(Ordering::Acquire) / WRITABLE) as usize;
+        let own = (keep.counts.load(Ordering::SeqCst) / WRITABLE) as usize
+            + usize::from(keep.foreign_writer);
         if !keep.has_dependencies {
             return own;
         }
@@ -229,6 +300,66 @@ impl Owner {
             .iter()
             .map(Owner::writable_exports)
             .fold(own, usize::max)
+    }
+
+    /// Record that safe Rust may hold shared references (`&[T]`, an ndarray view, `&T` of the
+    /// value) to the memory through this owner from now on, unless a writable foreign alias
+    /// of it lives: then `Err(how many)`, and no reference may be made.
+    ///
+    /// This is one half of the aliasing rule; the writable exports are the other
+    /// ([`Owner::try_clone_writable_export`]). Each side first writes its own mark (here the
+    /// reader mark, there the alias count) and then reads the other's, all sequentially
+    /// consistent, on every owner of the tree: two views of one memory share at least one
+    /// owner, and of two such races at least one side sees the other and backs off. So a
+    /// reference and a writable alias never coexist, whichever thread makes which.
+    ///
+    /// The mark stays until the owner is freed, or until a sole handle proves no reference
+    /// can live any more ([`Owner::forget_shared_reads`]): a reference's lifetime is not
+    /// tracked, only that one may exist. Wrappers ([`Owner::with_dependencies`]) make the mark
+    /// short-lived where that matters: a Python argument's view is marked on its own wrapper,
+    /// which is freed with the view.
+    pub(crate) fn begin_shared_reads(&self) -> Result<(), usize> {
+        let keep = self.keep();
+        if keep.readers.load(Ordering::SeqCst) & READ_HERE == 0 {
+            // A refusal visible now leaves no mark (the mark cannot be taken back later: another
+            // thread may already rely on it).
+            match self.writable_exports() {
+                0 => {}
+                n => return Err(n),
+            }
+            // The dependencies first: whoever then sees `READ_HERE` here (and skips this),
+            // sees their counts too.
+            count_reader_below(keep, true);
+            if keep.readers.fetch_or(READ_HERE, Ordering::SeqCst) & READ_HERE != 0 {
+                count_reader_below(keep, false); // another thread marked it first
+            }
+        }
+        match self.writable_exports() {
+            0 => Ok(()),
+            n => Err(n),
+        }
+    }
+
+    /// Whether shared references to the memory may live ([`Owner::begin_shared_reads`]) on this
+    /// owner or any it depends on.
+    fn read_by_rust(&self) -> bool {
+        let keep = self.keep();
+        keep.readers.load(Ordering::SeqCst) != 0
+            || (keep.has_dependencies && keep.held.dependencies().iter().any(Owner::read_by_rust))
+    }
+
+    /// Clear the reader marks of this owner and its dependencies.
+    ///
+    /// The caller holds the only handle ([`Owner::is_unique`]) through a view it owns or
+    /// borrows mutably, so no reference made through any view of the memory can still live.
+    pub(crate) fn forget_shared_reads(&self) {
+        let keep = self.keep();
+        if keep.readers.fetch_and(!READ_HERE, Ordering::Relaxed) & READ_HERE != 0 {
+            count_reader_below(keep, false);
+        }
+        for dependency in keep.held.dependencies() {
+            dependency.forget_shared_reads();
+        }
     }
 
     /// The held value, if it is a `T`, whatever the exports: for the crate's own wrappers,
@@ -244,10 +375,12 @@ impl Owner {
         self.keep().held.dependencies()
     }
 
-    /// Add `delta` to the counts (relaxed, as `Arc::clone`: a new handle is made from a live
-    /// one, so nobody can free the block meanwhile), aborting before either half could wrap.
-    fn add(&self, delta: u64) {
-        let old = self.keep().counts.fetch_add(delta, Ordering::Relaxed);
+    /// Add `delta` to the counts (relaxed for a plain handle, as `Arc::clone`: a new handle is
+    /// made from a live one, so nobody can free the block meanwhile; sequentially consistent
+    /// for an alias, see [`Owner::begin_shared_reads`]), aborting before either half could
+    /// wrap.
+    fn add(&self, delta: u64, order: Ordering) {
+        let old = self.keep().counts.fetch_add(delta, order);
         if old % WRITABLE >= COUNT_LIMIT || old / WRITABLE >= COUNT_LIMIT {
             std::process::abort();
         }
@@ -267,26 +400,83 @@ impl Owner {
         }
         // Pairs with the release decrements of every other handle.
         fence(Ordering::Acquire);
+        // No reference made through this owner lives any more: its mark on the dependencies
+        // goes (while the block, and with it the dependencies, still lives).
+        if keep.readers.load(Ordering::Relaxed) & READ_HERE != 0 {
+            count_reader_below(keep, false);
+        }
         // SAFETY: the count reached zero: no handle is left, so nobody else can reach the
         // block, which came from `Box::into_raw` in `from_box` and is freed only here.
         drop(unsafe { Box::from_raw(ptr.as_ptr()) });
     }
 
     /// One more handle that also counts a writable foreign alias of the memory, in one atomic
-    /// step: the keep-alive of a DLPack export without `READ_ONLY`. Ended by
-    /// [`Owner::release_writable_export`] (the export is over and its handle dropped) or
-    /// [`Owner::end_writable_export`] (the handle lives on as an ordinary one).
-    pub(crate) fn clone_writable_export(&self) -> Owner {
-        self.add(STRONG + WRITABLE);
+    /// step: the keep-alive of a DLPack export without `READ_ONLY`. `None`, with nothing
+    /// changed, while safe Rust may hold shared references to the memory
+    /// ([`Owner::begin_shared_reads`]): the export must then go out read-only.
+    ///
+    /// Ended by [`Owner::release_writable_export`] (the export is over and its handle
+    /// dropped) or [`Owner::end_writable_export`] (the handle lives on as an ordinary one).
+    pub(crate) fn try_clone_writable_export(&self) -> Option<Owner> {
+        self.add(STRONG + WRITABLE, Ordering::SeqCst);
         self.count_on_dependencies(true);
-        Owner(self.0)
+        let export = Owner(self.0);
+        if self.read_by_rust() {
+            export.release_writable_export();
+            return None;
+        }
+        Some(export)
     }
 
     /// Count this handle as a writable foreign alias (ended as for
-    /// [`Owner::clone_writable_export`]).
-    pub(crate) fn begin_writable_export(&self) {
-        self.add(WRITABLE);
+    /// [`Owner::try_clone_writable_export`]); false, with nothing changed, while safe Rust may
+    /// hold shared references to the memory.
+    pub(crate) fn try_begin_writable_export(&self) -> bool {
+        self.add(WRITABLE, Ordering::SeqCst);
         self.count_on_dependencies(true);
+        if self.read_by_rust() {
+            self.end_writable_export();
+            return false;
+        }
+        true
+    }
+
+    /// Claim exclusive use of the memory for safe Rust `&mut` access through this owner, a
+    /// fresh wrapper ([`Owner::with_dependencies`]) made for it: both marks at once, a reader
+    /// (so no writable alias is made meanwhile) and a writable alias (so no shared reference
+    /// is made meanwhile), then a check that no other mark of either kind exists anywhere in
+    /// the tree. The same write-then-read order as [`Owner::begin_shared_reads`] makes two
+    /// racing claims see each other. False when another mark exists; the alias is then given
+    /// back (the reader mark goes with the wrapper).
+    ///
+    /// A granted claim ends with [`Owner::end_writable_export`] before the wrapper goes.
+    #[cfg(feature = "pyo3")]
+    pub(crate) fn try_begin_exclusive_use(&self) -> bool {
+        // The result is judged below, with every other mark.
+        let _ = self.begin_shared_reads();
+        self.add(WRITABLE, Ordering::SeqCst);
+        self.count_on_dependencies(true);
+        if self.only_marks_of_one_claim(true) {
+            return true;
+        }
+        self.end_writable_export();
+        false
+    }
+
+    /// Whether the marks on this owner (`top`: the claiming wrapper) and below are exactly one
+    /// claim's: one alias everywhere, the reader mark here and one counted reader below.
+    #[cfg(feature = "pyo3")]
+    fn only_marks_of_one_claim(&self, top: bool) -> bool {
+        let keep = self.keep();
+        let readers = if top { READ_HERE } else { 1 };
+        keep.counts.load(Ordering::SeqCst) / WRITABLE == 1
+            && !keep.foreign_writer
+            && keep.readers.load(Ordering::SeqCst) == readers
+            && keep
+                .held
+                .dependencies()
+                .iter()
+                .all(|dependency| dependency.only_marks_of_one_claim(false))
     }
 
     /// The alias counted on this handle is gone; the handle stays.
@@ -315,7 +505,8 @@ impl Owner {
         for dependency in keep.held.dependencies() {
             // Each one counts the alias on itself and passes it down to its own dependencies.
             if up {
-                dependency.begin_writable_export();
+                dependency.add(WRITABLE, Ordering::SeqCst);
+                dependency.count_on_dependencies(true);
             } else {
                 dependency.end_writable_export();
             }
@@ -326,7 +517,7 @@ impl Owner {
 impl Clone for Owner {
     #[inline]
     fn clone(&self) -> Owner {
-        self.add(STRONG);
+        self.add(STRONG, Ordering::Relaxed);
         Owner(self.0)
     }
 }

@@ -983,8 +983,8 @@ impl TensorView {
     /// producer: that is the DLPack contract, which leaves synchronisation to the two sides; the
     /// slice is valid while the producer does not write.
     pub fn as_slice<T: Element>(&self) -> Result<&[T]> {
-        self.check_no_foreign_writer()?;
         let n = self.check_slice::<T>()?;
+        self.begin_shared_reads()?;
         if n == 0 {
             return Ok(&[]);
         }
@@ -999,7 +999,7 @@ impl TensorView {
     /// shared-slice rule of [`TensorView::as_slice`]; for writers of files and streams.
     #[cfg(feature = "safetensors")]
     pub(crate) fn as_bytes(&self) -> Result<&[u8]> {
-        self.check_no_foreign_writer()?;
+        self.begin_shared_reads()?;
         self.require_host("reading the bytes needs host memory")?;
         if !self.is_c_contiguous() {
             return Err(Error::NotContiguous(
@@ -1080,8 +1080,18 @@ impl TensorView {
         Ok(unsafe { std::slice::from_raw_parts_mut(self.data_ptr().cast_mut().cast::<T>(), n) })
     }
 
+    /// What every shared reference to the elements requires, checked and recorded at once: no
+    /// writable foreign alias of the memory lives, and none will be made while the reference
+    /// may ([`Owner::begin_shared_reads`]: later exports go out read-only).
+    pub(crate) fn begin_shared_reads(&self) -> Result<()> {
+        self.owner
+            .begin_shared_reads()
+            .map_err(Error::ForeignWriter)
+    }
+
     /// Succeeds when no writable foreign alias of this memory, made by this crate, lives (see
-    /// [`Owner::writable_exports`]): what every shared `&[T]` of the memory requires.
+    /// [`Owner::writable_exports`]). A snapshot: the shared references themselves are granted
+    /// by [`TensorView::as_slice`] and friends, which also keep new aliases from being made.
     pub fn check_no_foreign_writer(&self) -> Result<()> {
         match self.owner.writable_exports() {
             0 => Ok(()),

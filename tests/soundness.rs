@@ -75,13 +75,109 @@ fn no_shared_slice_while_a_writable_export_lives() {
     drop(export);
     assert_eq!(t.as_slice::<f32>().unwrap(), &[10.0, 2.0, 3.0]);
     assert_eq!(t.owner().downcast_ref::<Vec<f32>>().unwrap()[0], 10.0);
-    // Read-only exports do not count; nor do legacy exports once gone.
+    // Read-only exports do not count.
     let ro = t.clone().into_read_only().to_dlpack_versioned();
     assert!(t.as_slice::<f32>().is_ok());
-    let legacy = t.to_dlpack_legacy().unwrap();
-    assert!(t.as_slice::<f32>().is_err());
-    drop((ro, legacy));
-    assert!(t.as_slice::<f32>().is_ok());
+    drop(ro);
+    // The slices above might still live (the compiler knows, the counts cannot): writable
+    // exports through a shared handle now go out read-only, and legacy ones are refused...
+    assert!(matches!(t.to_dlpack_legacy(), Err(Error::SharedReaders)));
+    let again = TensorView::from_dlpack_versioned(t.to_dlpack_versioned()).unwrap();
+    assert!(again.is_read_only());
+    drop(again);
+    // ...until the view is given up as the only handle: then no slice of it can live.
+    let legacy = TensorView::from_dlpack_legacy(t.into_dlpack_legacy().unwrap()).unwrap();
+    assert!(!legacy.is_read_only());
+}
+
+/// An own export whose dims a faulty consumer rewrote (they point into the view's own dims)
+/// comes back as an error, never as a view with an unchecked layout; the memory is released
+/// once all the same.
+#[test]
+fn an_own_export_with_rewritten_dims_is_refused() {
+    let drops = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    struct Counted(Vec<u8>, std::sync::Arc<std::sync::atomic::AtomicUsize>);
+    impl AsRef<[u8]> for Counted {
+        fn as_ref(&self) -> &[u8] {
+            &self.0
+        }
+    }
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    let t = TensorView::from_owner(Counted(vec![1; 6], drops.clone()), &[2, 3]).unwrap();
+    for shape_or_stride in [0, 3] {
+        let managed = t.to_dlpack_versioned();
+        // SAFETY: a live export of ndim 2: shape and strides point to 2 i64s each. Writing
+        // them breaks the DLPack contract on purpose.
+        unsafe {
+            let dl = &mut (*managed.as_ptr()).dl_tensor;
+            *dl.shape.add(shape_or_stride % 2) = 1 << 40;
+            *dl.strides.add(shape_or_stride / 3) = 1 << 40;
+        }
+        assert!(matches!(
+            TensorView::from_dlpack_versioned(managed),
+            Err(Error::UnsupportedTensor(_))
+        ));
+    }
+    let legacy = t.to_dlpack_legacy();
+    assert!(legacy.is_err(), "read-only memory");
+    drop(t);
+    assert_eq!(drops.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+/// The audit's time-of-check hole: a slice taken *before* the export. The export must not let
+/// its consumer write under the slice, so it goes out read-only (torch: `Error::SharedReaders`).
+#[test]
+fn a_slice_taken_first_keeps_later_exports_read_only() {
+    let t = TensorView::from_vec(vec![1u32, 2, 3], &[3]).unwrap();
+    let slice = t.as_slice::<u32>().unwrap();
+    let export = t.to_dlpack_versioned();
+    let flags = dlpark::DlpackFlags::from_bits_retain(export.flags());
+    assert!(flags.contains(dlpark::DlpackFlags::READ_ONLY));
+    assert!(matches!(t.to_dlpack_legacy(), Err(Error::SharedReaders)));
+    // A clone is no way around it: the mark is on the owner the clone shares.
+    assert!(matches!(
+        t.clone().to_dlpack_legacy(),
+        Err(Error::SharedReaders)
+    ));
+    assert_eq!(slice, &[1, 2, 3]);
+    drop(export);
+    // An ndarray view, an Arrow buffer or `downcast_ref` mark the memory the same way.
+    let u = TensorView::from_vec(vec![1u8; 4], &[4]).unwrap();
+    assert!(u.owner().downcast_ref::<Vec<u8>>().is_some());
+    assert!(matches!(u.to_dlpack_legacy(), Err(Error::SharedReaders)));
+}
+
+/// Slices and writable exports raced on several threads: whenever both succeed, the consumer's
+/// writes and the slice's reads would race, which Miri reports. Either the slice is refused
+/// (an alias lives) or the export is read-only (a slice may live).
+#[test]
+fn slices_and_writable_exports_raced_never_overlap() {
+    let rounds = if cfg!(miri) { 4 } else { 300 };
+    for _ in 0..rounds {
+        let t = TensorView::from_vec(vec![0u64; 4], &[4]).unwrap();
+        let (reader, writer) = (t.clone(), t.clone());
+        drop(t);
+        let reading = std::thread::spawn(move || match reader.as_slice::<u64>() {
+            Ok(s) => s.iter().sum::<u64>(),
+            Err(Error::ForeignWriter(_)) => 0,
+            Err(e) => panic!("{e}"),
+        });
+        let writing = std::thread::spawn(move || {
+            let export = writer.to_dlpack_versioned();
+            let flags = dlpark::DlpackFlags::from_bits_retain(export.flags());
+            if !flags.contains(dlpark::DlpackFlags::READ_ONLY) {
+                // SAFETY: a live, writable export of 4 u64s: the consumer may write them.
+                unsafe { *(*export.as_ptr()).dl_tensor.data.cast::<u64>() = 7 };
+            }
+        });
+        writing.join().unwrap();
+        let sum = reading.join().unwrap();
+        assert!(sum == 0 || sum == 7);
+    }
 }
 
 /// An own export that comes back (reclaimed) stops counting as a foreign alias.

@@ -710,3 +710,52 @@ fn no_shared_slice_while_torch_holds_the_memory() {
     assert!(v.as_slice::<f32>().is_ok());
     drop(copy);
 }
+
+/// The other order, which a check at slice time alone missed: a slice taken first may still
+/// live when `to_tch` runs, so torch gets no alias (a copy when allowed), until the view is
+/// given up as the only handle.
+#[test]
+fn no_torch_alias_while_a_slice_may_live() {
+    let v = TensorView::from_vec(vec![1.0f32, 2.0, 3.0], &[3]).unwrap();
+    let slice = v.as_slice::<f32>().unwrap();
+    assert!(matches!(v.to_tch(), Err(Error::SharedReaders)));
+    let mut copy = v.to_tch_with(CopyPolicy::IfNeeded).unwrap();
+    assert_ne!(addr(&copy), v.data_ptr() as usize);
+    let _ = copy.fill_(5.0);
+    assert_eq!(
+        slice,
+        &[1.0, 2.0, 3.0],
+        "the slice never sees torch's writes"
+    );
+    let address = v.data_ptr() as usize;
+    let mut shared = v.into_tch().unwrap();
+    assert_eq!(addr(&shared), address);
+    let _ = shared.fill_(4.0);
+    assert_eq!(Vec::<f32>::try_from(&shared).unwrap(), vec![4.0; 3]);
+}
+
+/// Memory from torch can be written through any tensor sharing its storage, with tch's safe
+/// API: its views lend no shared references at all, and the managed tensor
+/// `ManagedTensorVersioned::from_tch` gives keeps that property in Rust consumers.
+#[test]
+fn torch_memory_lends_no_shared_references() {
+    let t = Tensor::arange(4, (Kind::Int64, tch::Device::Cpu));
+    let v = TensorView::from_tch(&t).unwrap();
+    assert!(matches!(v.as_slice::<i64>(), Err(Error::ForeignWriter(_))));
+    assert!(matches!(
+        v.slice(0, 1..).unwrap().as_slice::<i64>(),
+        Err(Error::ForeignWriter(_))
+    ));
+    assert!(v.owner().downcast_ref::<ManagedTensorVersioned>().is_none());
+    let through_dlpack =
+        TensorView::from_dlpack_versioned(ManagedTensorVersioned::from_tch(&t).unwrap()).unwrap();
+    assert!(through_dlpack.as_slice::<i64>().is_err());
+    assert_eq!(through_dlpack.data_ptr(), v.data_ptr());
+    let mut alias = t.shallow_clone();
+    let _ = alias.fill_(3);
+    assert_eq!(
+        v.to_vec::<i64>().unwrap(),
+        vec![3; 4],
+        "copies read torch's writes"
+    );
+}

@@ -169,7 +169,7 @@ impl TensorView {
     /// # Ok::<(), dlbridge::Error>(())
     /// ```
     pub fn as_array<T: Element, D: Dimension>(&self) -> Result<ArrayView<'_, T, D>> {
-        self.check_no_foreign_writer()?;
+        self.begin_shared_reads()?;
         let Layout {
             low,
             dim,

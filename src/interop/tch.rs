@@ -192,7 +192,17 @@ impl ManagedTensorVersioned {
     /// assert_eq!(back.data_ptr(), t.data_ptr());
     /// # Ok::<(), dlbridge::Error>(())
     /// ```
+    ///
+    /// The managed tensor is this crate's own export of [`TensorView::from_tch`]: torch can
+    /// write the memory through any tensor sharing the storage, so a Rust consumer of it
+    /// (`TensorView::from_dlpack_versioned`) gets the same shared-reference refusal as
+    /// `from_tch` itself; C consumers see an ordinary writable tensor.
     pub fn from_tch(t: &Tensor) -> Result<ManagedTensorVersioned> {
+        Ok(TensorView::from_tch(t)?.into_dlpack_versioned())
+    }
+
+    /// ATen's own export of `t` (`at::toDLPackVersioned`).
+    fn aten_export(t: &Tensor) -> Result<ManagedTensorVersioned> {
         let mut out: *mut DLManagedTensorVersioned = std::ptr::null_mut();
         let mut err = ErrBuf::new();
         // SAFETY: `t.as_ptr()` is a live `at::Tensor*`, borrowed for the call; `out` and `err` are
@@ -313,11 +323,17 @@ impl TensorView {
     /// Errors for tensors DLPack cannot describe: `requires_grad` (call `detach()`), conjugate
     /// or negative bits, sparse layouts, quantized dtypes (see the [module docs](self)).
     ///
+    /// Torch can write the memory at any time, through `t` or any tensor sharing its storage,
+    /// with tch's safe API. So the view never lends shared references to it: `as_slice` and
+    /// `as_array` refuse with [`Error::ForeignWriter`]. Read it by copying (`to_vec`,
+    /// `to_contiguous`), which reads the elements once, without a lasting reference.
+    ///
     /// ```
-    /// use dlbridge::TensorView;
+    /// use dlbridge::{Error, TensorView};
     /// let t = tch::Tensor::from_slice(&[1.0f64, 2.0, 3.0, 4.0]).view([2, 2]);
     /// let v = TensorView::from_tch(&t)?;
     /// assert_eq!(v.data_ptr(), t.data_ptr() as *const u8);
+    /// assert!(matches!(v.as_slice::<f64>(), Err(Error::ForeignWriter(_))));
     /// assert_eq!(v.to_vec::<f64>()?, vec![1.0, 2.0, 3.0, 4.0]);
     ///
     /// let needs_grad = tch::Tensor::zeros([2], (tch::Kind::Float, tch::Device::Cpu))
@@ -327,7 +343,9 @@ impl TensorView {
     /// # Ok::<(), dlbridge::Error>(())
     /// ```
     pub fn from_tch(t: &Tensor) -> Result<TensorView> {
-        TensorView::from_dlpack_versioned(ManagedTensorVersioned::from_tch(t)?)
+        // Any tensor sharing the storage can write it through tch's safe API, which no count of
+        // ours sees: the owner counts that writer for its whole life.
+        TensorView::import_versioned(ManagedTensorVersioned::aten_export(t)?, true)
     }
 
     /// A torch tensor sharing this view's memory, without copying: same address, shape,
@@ -384,7 +402,37 @@ impl TensorView {
             let dense = self.to_contiguous(Order::C)?;
             return export_for_torch(dense).into_tch();
         }
-        export_for_torch(self.clone()).into_tch()
+        let shared = export_for_torch(self.clone());
+        if shared.flags() & dlpark::DlpackFlags::READ_ONLY.bits() == 0 {
+            return shared.into_tch();
+        }
+        // Safe Rust may hold shared references to the memory: torch may not write it.
+        drop(shared);
+        if copy == CopyPolicy::Never {
+            return Err(Error::SharedReaders);
+        }
+        export_for_torch(self.to_contiguous(Order::C)?).into_tch()
+    }
+
+    /// [`TensorView::to_tch`], consuming the view. When it is the only handle on its memory no
+    /// reference made through it can live any more, so this succeeds where `to_tch` gives
+    /// [`Error::SharedReaders`] (a slice of the view was taken earlier):
+    ///
+    /// ```
+    /// use dlbridge::{Error, TensorView};
+    /// let v = TensorView::from_vec(vec![1i32, 2, 3], &[3])?;
+    /// assert_eq!(v.as_slice::<i32>()?.iter().sum::<i32>(), 6);
+    /// assert!(matches!(v.to_tch(), Err(Error::SharedReaders))); // that slice might still live
+    /// let address = v.data_ptr();
+    /// let t = v.into_tch()?; // it cannot now: the view is gone
+    /// assert_eq!(t.data_ptr() as *const u8, address);
+    /// # Ok::<(), dlbridge::Error>(())
+    /// ```
+    pub fn into_tch(self) -> Result<Tensor> {
+        if self.owner.is_unique() {
+            self.owner.forget_shared_reads();
+        }
+        self.to_tch()
     }
 
     /// Why torch cannot share this (CPU, supported-dtype) view's memory, if it cannot.

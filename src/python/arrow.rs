@@ -32,7 +32,7 @@ use super::errors::to_py_err;
 use crate::interop::arrow::c_data::{
     field_from_c_schema, import_c_array, import_c_stream, ImportedArray,
 };
-use crate::interop::arrow::{ArrowExportOptions, ArrowImportOptions, TensorColumn};
+use crate::interop::arrow::{ArrowExportOptions, ArrowImportOptions, Readers, TensorColumn};
 use crate::{CopyPolicy, Error, SliceArg, TensorView};
 
 const ARROW_SCHEMA: &CStr = c"arrow_schema";
@@ -153,7 +153,10 @@ fn field_of(view: &TensorView) -> PyResult<Field> {
     } else {
         view.slice(0, SliceArg::range(0, 0)).map_err(to_py_err)?
     };
-    Ok(empty.to_arrow(&export_options()).map_err(to_py_err)?.field)
+    Ok(empty
+        .to_arrow_for(&export_options(), Readers::C)
+        .map_err(to_py_err)?
+        .field)
 }
 
 /// `__arrow_c_schema__`: an `"arrow_schema"` capsule of the tensor's field.
@@ -229,7 +232,9 @@ pub(crate) fn array_capsules<'py>(
     requested_schema: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let (schema, array) = no_panic(|| {
-        let column = view.to_arrow(&export_options()).map_err(to_py_err)?;
+        let column = view
+            .to_arrow_for(&export_options(), Readers::C)
+            .map_err(to_py_err)?;
         let (field, array) = export_field(column, requested_schema)?;
         let schema = FFI_ArrowSchema::try_from(&field).map_err(arrow_err)?;
         Ok((schema, FFI_ArrowArray::new(&array.to_data())))
@@ -250,7 +255,9 @@ pub(crate) fn stream_capsule<'py>(
     view: &TensorView,
 ) -> PyResult<Bound<'py, PyAny>> {
     let stream = no_panic(|| {
-        let column = view.to_arrow(&export_options()).map_err(to_py_err)?;
+        let column = view
+            .to_arrow_for(&export_options(), Readers::C)
+            .map_err(to_py_err)?;
         let schema = std::sync::Arc::new(arrow_schema::Schema::new(vec![column.field]));
         let batch = arrow_array::RecordBatch::try_new(schema.clone(), vec![column.array])
             .map_err(arrow_err)?;

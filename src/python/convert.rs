@@ -34,7 +34,13 @@ impl<'py> IntoPyObject<'py> for TensorView {
     fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, Tensor>> {
         // Python code reaches the memory only through the protocols; Rust code that takes the
         // tensor back imports it again (and borrows again).
-        Bound::new(py, Tensor::from_view(unshared(py, self)))
+        let view = unshared(py, self);
+        if view.owner().is_unique() {
+            // Given up as the only handle: no reference made through it can live, so the
+            // tensor's exports may be writable.
+            view.owner().forget_shared_reads();
+        }
+        Bound::new(py, Tensor::from_view(view))
     }
 }
 

@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use super::borrow::{self, Borrow};
 use super::errors::to_py_err;
 use super::import::import_any;
-use crate::{DType, Device, Element, Order, TensorView};
+use crate::{DType, Device, Element, Order, Owner, TensorView};
 
 /// What a tensor argument must be: dtype, number of dimensions, shape (with wildcards),
 /// contiguity, writability, device. Built once (it is `Clone`), then applied to any array-like
@@ -147,8 +147,11 @@ impl Requirements {
     ///
     /// What is checked: every dlbridge import in the process (`extract`, `extract_mut`,
     /// `TensorView` arguments, [`asarray`](super::asarray) and friends) registers the bytes it
-    /// reaches, so safe Rust never holds `&mut [T]` and another `&[T]` or `&mut [T]` of the
-    /// same memory. What remains convention, as with numpy's own C API: Python code and native
+    /// reaches, and the memory's owner records the other Rust handles that took references
+    /// (a tensor Rust code returned to Python while keeping a clone) and the writable exports
+    /// dlbridge made of it (to torch, numpy, capsules, buffers): so safe Rust never holds
+    /// `&mut [T]` beside another `&[T]` or `&mut [T]` of the same memory, and no writable
+    /// export is made while the guard lives (exports of it go out read-only meanwhile). What remains convention, as with numpy's own C API: Python code and native
     /// code that does not use dlbridge (numpy in another thread, say) can still read or write
     /// the memory while the guard lives; do not share an array with other threads while a
     /// kernel writes it.
@@ -158,8 +161,19 @@ impl Requirements {
             allow_copy: false,
             ..self.clone()
         };
-        let view = strict.meet(import_any(obj, Some(false))?)?;
+        let mut view = strict.meet(import_any(obj, Some(false))?)?;
         let borrow = borrow::borrow(obj.py(), &view, true)?;
+        // The registry excludes the other dlbridge imports; the owner's marks exclude the rest
+        // of safe Rust: handles of a tensor Rust code returned to Python and kept, and the
+        // writable exports this crate made (torch tensors, DLPack capsules, buffers).
+        view.wrap_owner(|owner| Owner::with_dependency((), owner));
+        if !view.owner.try_begin_exclusive_use() {
+            return Err(PyBufferError::new_err(
+                "the tensor's memory is shared: Rust code may hold references to it (another \
+                 handle of a tensor returned to Python), or a writable export of it lives \
+                 (a torch tensor, numpy array or capsule made from it); drop them first",
+            ));
+        }
         Ok(TensorMut {
             view,
             _borrow: borrow,
@@ -314,6 +328,13 @@ pub struct TensorMut {
     _borrow: Borrow,
 }
 
+impl Drop for TensorMut {
+    fn drop(&mut self) {
+        // The claim of `extract_mut` ends before its owner (and then the registry borrow) goes.
+        self.view.owner.end_writable_export();
+    }
+}
+
 impl TensorMut {
     // No `view()`: a clone of the view would carry no borrow, and its `as_slice` could then
     // alias `as_mut_slice`. The guard lends its layout instead.
@@ -346,8 +367,10 @@ impl TensorMut {
         // (owned by this guard) lives; dtype, alignment and C-contiguity were checked, so `n`
         // elements of `T` start at the first element; the exclusive borrow registered for the
         // bytes the view reaches excludes every other dlbridge view of them (shared or
-        // mutable) while the guard lives, and `&mut self` excludes a second slice from this
-        // guard. Writers outside dlbridge are the documented convention of `extract_mut`.
+        // mutable) while the guard lives, the claim on the owner excludes every other safe
+        // Rust reference and every writable export this crate makes (`extract_mut`), and
+        // `&mut self` excludes a second slice from this guard. Writers outside dlbridge are
+        // the documented convention of `extract_mut`.
         Ok(unsafe {
             std::slice::from_raw_parts_mut(self.view.data_ptr().cast_mut().cast::<T>(), n)
         })

@@ -1,6 +1,7 @@
 //! `dlbridge.Tensor`: a [`TensorView`] as a Python object, and a producer for every protocol.
 
 use std::ffi::{c_int, c_void, CStr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 use pyo3::exceptions::{PyBufferError, PyTypeError, PyValueError};
@@ -31,6 +32,19 @@ pub struct Tensor {
     /// Shape then strides as `i64`, built on first use by the exchange API's borrowed
     /// `DLTensor` export, which must point at storage living as long as the object.
     dims: OnceLock<Box<[i64]>>,
+    /// Whether this object counts as a writable alias of its memory for the rest of its life:
+    /// set by the exports that have no release hook (`__array_interface__`, the exchange
+    /// API's borrowed `DLTensor`), whose consumers keep the object alive instead.
+    alias_for_life: AtomicBool,
+}
+
+impl Drop for Tensor {
+    fn drop(&mut self) {
+        if *self.alias_for_life.get_mut() {
+            // Before the view's handle goes (the alias was counted on it).
+            self.view.owner.end_writable_export();
+        }
+    }
 }
 
 impl Tensor {
@@ -83,6 +97,7 @@ impl Tensor {
             view,
             producer: None,
             dims: OnceLock::new(),
+            alias_for_life: AtomicBool::new(false),
         }
     }
 
@@ -91,7 +106,28 @@ impl Tensor {
             view: imported.view,
             producer: imported.producer,
             dims: OnceLock::new(),
+            alias_for_life: AtomicBool::new(false),
         }
+    }
+
+    /// Whether an export with no release hook may hand the memory out writably: the tensor is
+    /// writable and now counts as a writable alias for its life (see `alias_for_life`), which
+    /// fails while safe Rust may hold shared references to the memory.
+    fn writable_for_life(&self) -> bool {
+        if self.view.is_read_only() {
+            return false;
+        }
+        if self.alias_for_life.load(Ordering::Acquire) {
+            return true;
+        }
+        if !self.view.owner.try_begin_writable_export() {
+            return false;
+        }
+        if self.alias_for_life.swap(true, Ordering::AcqRel) {
+            // Counted by another thread meanwhile: once is enough.
+            self.view.owner.end_writable_export();
+        }
+        true
     }
 
     /// Shape then strides as `i64`, stable for the lifetime of `self`.
@@ -501,7 +537,9 @@ impl Tensor {
             let strides: Vec<isize> = v.strides().iter().map(|&s| s * size).collect();
             d.set_item("strides", PyTuple::new(py, strides)?)?;
         }
-        d.set_item("data", (v.data_ptr() as usize, v.is_read_only()))?;
+        // numpy keeps this object alive as the array's base, and says nothing when it is done:
+        // a writable answer makes the object a writable alias for the rest of its life.
+        d.set_item("data", (v.data_ptr() as usize, !self.writable_for_life()))?;
         Ok(d)
     }
 
@@ -517,7 +555,8 @@ impl Tensor {
         if view.is_null() {
             return Err(PyBufferError::new_err("NULL Py_buffer"));
         }
-        if flags & ffi::PyBUF_WRITABLE != 0 && v.is_read_only() {
+        let want_writable = flags & ffi::PyBUF_WRITABLE != 0;
+        if want_writable && v.is_read_only() {
             return Err(PyBufferError::new_err("the tensor is read-only"));
         }
         v.require_host("the buffer protocol needs host memory")
@@ -555,18 +594,27 @@ impl Tensor {
                 "the view is too large for the buffer protocol (len overflows Py_ssize_t)",
             ));
         }
-        // Shape then strides (bytes), freed by __releasebuffer__.
+        // Writable buffers are writable aliases of the memory until released: counted, and
+        // refused (read-only when the consumer accepts that) while safe Rust may hold shared
+        // references to the memory. The last step that can fail.
+        let writable = !v.is_read_only() && v.owner.try_begin_writable_export();
+        if want_writable && !writable {
+            return Err(to_py_err(crate::Error::SharedReaders));
+        }
+        // Shape then strides (bytes), then whether the buffer counts as an alias; freed by
+        // __releasebuffer__.
         let dims: Box<[ffi::Py_ssize_t]> = v
             .shape()
             .iter()
             .map(|&n| n as ffi::Py_ssize_t)
             .chain(v.strides().iter().map(|&s| s * itemsize as isize))
+            .chain(std::iter::once(ffi::Py_ssize_t::from(writable)))
             .collect();
         let ndim = v.ndim();
         let dims = Box::into_raw(dims);
         let base = dims.cast::<ffi::Py_ssize_t>();
         // SAFETY: `view` is the caller's Py_buffer to fill (non-null, checked); `dims` is a live
-        // allocation of 2 * ndim entries released in __releasebuffer__ via `internal`; the
+        // allocation of 2 * ndim + 1 entries released in __releasebuffer__ via `internal`; the
         // format is a static C string never written through; `obj` gets a new reference that
         // CPython releases with the buffer, keeping the tensor (and its memory) alive.
         unsafe {
@@ -574,7 +622,7 @@ impl Tensor {
             (*view).obj = slf.clone().into_any().into_ptr();
             (*view).len = v.nbytes() as ffi::Py_ssize_t;
             (*view).itemsize = itemsize as ffi::Py_ssize_t;
-            (*view).readonly = c_int::from(v.is_read_only());
+            (*view).readonly = c_int::from(!writable);
             // Without PyBUF_ND the consumer sees a flat run of `len` bytes.
             (*view).ndim = if want_shape { ndim as c_int } else { 1 };
             (*view).format = if flags & ffi::PyBUF_FORMAT != 0 {
@@ -600,14 +648,16 @@ impl Tensor {
 
     unsafe fn __releasebuffer__(&self, view: *mut ffi::Py_buffer) {
         // SAFETY: `view` was filled by __getbuffer__, whose `internal` is the boxed dims slice
-        // of 2 * ndim entries; it is freed exactly once, here.
+        // of 2 * ndim + 1 entries; it is freed exactly once, here.
         unsafe {
             let internal = (*view).internal.cast::<ffi::Py_ssize_t>();
             if !internal.is_null() {
-                let len = 2 * self.view.ndim();
-                drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
-                    internal, len,
-                )));
+                let len = 2 * self.view.ndim() + 1;
+                let dims = Box::from_raw(std::ptr::slice_from_raw_parts_mut(internal, len));
+                if dims[len - 1] != 0 {
+                    // The buffer was a writable alias; the tensor's handle outlives it.
+                    self.view.owner.end_writable_export();
+                }
                 (*view).internal = std::ptr::null_mut();
             }
         }
@@ -733,6 +783,11 @@ unsafe extern "C" fn dltensor_from_py_object(py_object: *mut c_void, out: *mut D
                 "read-only tensor: a borrowed DLTensor cannot carry READ_ONLY; \
                  use managed_tensor_from_py_object_no_sync",
             ));
+        }
+        // The consumer keeps the object alive while it uses the DLTensor, and says nothing
+        // when done: the object counts as a writable alias for the rest of its life.
+        if !tensor.writable_for_life() {
+            return Err(to_py_err(crate::Error::SharedReaders));
         }
         let dims = tensor.dims_i64();
         let ndim = v.ndim();

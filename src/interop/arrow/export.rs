@@ -11,7 +11,7 @@ use ::arrow_schema::{DataType, Field};
 
 use super::*;
 use crate::layout::is_aligned;
-use crate::{CopyPolicy, Error, Order, Result, TensorView};
+use crate::{CopyPolicy, Error, Order, Owner, Result, TensorView};
 
 impl TensorView {
     /// The same bytes as an Arrow [`Buffer`], without copying: host, C-contiguous views only, unless
@@ -27,8 +27,8 @@ impl TensorView {
     /// # Ok::<(), dlbridge::Error>(())
     /// ```
     pub fn to_arrow_buffer(&self, copy: CopyPolicy) -> Result<Buffer> {
-        let dense = dense_for_arrow(self, copy)?;
-        Ok(view_to_buffer(dense))
+        let dense = dense_for_arrow(self, copy, Readers::Rust)?;
+        view_to_buffer(dense, Readers::Rust)
     }
 
     /// A 1-D tensor as a primitive array over the same memory (booleans: a bit-packed copy, when
@@ -42,23 +42,31 @@ impl TensorView {
     /// # Ok::<(), dlbridge::Error>(())
     /// ```
     pub fn to_arrow_primitive(&self, opts: &ArrowExportOptions) -> Result<ArrayRef> {
+        self.to_arrow_primitive_for(opts, Readers::Rust)
+    }
+
+    fn to_arrow_primitive_for(
+        &self,
+        opts: &ArrowExportOptions,
+        readers: Readers,
+    ) -> Result<ArrayRef> {
         if self.ndim() != 1 {
             return Err(Error::InvalidShape(format!(
                 "a primitive array needs a 1-D tensor, not shape {:?}",
                 self.shape()
             )));
         }
-        let dense = dense_for_arrow(self, opts.copy)?;
-        Ok(make_array(leaf_data(&dense, opts.copy)?))
+        let dense = dense_for_arrow(self, opts.copy, readers)?;
+        Ok(make_array(leaf_data(&dense, opts.copy, readers)?))
     }
 
     /// An N-D tensor (N >= 2) as nested fixed-size lists: one list per row (first axis), nested once
     /// per further axis, over the same memory. The field carries no extension type.
     pub fn to_arrow_fixed_size_list(&self, opts: &ArrowExportOptions) -> Result<TensorColumn> {
         require_rows(self)?;
-        let dense = dense_for_arrow(self, opts.copy)?;
+        let dense = dense_for_arrow(self, opts.copy, Readers::Rust)?;
         let shape = dense.shape();
-        let mut data = leaf_data(&dense, opts.copy)?;
+        let mut data = leaf_data(&dense, opts.copy, Readers::Rust)?;
         for k in (1..shape.len()).rev() {
             // Cannot overflow: a prefix product of a valid shape.
             let rows = shape[..k].iter().product();
@@ -90,6 +98,14 @@ impl TensorView {
     /// # Ok::<(), dlbridge::Error>(())
     /// ```
     pub fn to_arrow_fixed_shape_tensor(&self, opts: &ArrowExportOptions) -> Result<TensorColumn> {
+        self.to_arrow_fixed_shape_tensor_for(opts, Readers::Rust)
+    }
+
+    fn to_arrow_fixed_shape_tensor_for(
+        &self,
+        opts: &ArrowExportOptions,
+        readers: Readers,
+    ) -> Result<TensorColumn> {
         require_rows(self)?;
         if let Some(names) = &opts.dim_names {
             if names.len() != self.ndim() - 1 {
@@ -129,10 +145,13 @@ impl TensorView {
                         .map(|n| order.iter().map(|&a| n[a].clone()).collect()),
                     permutation: Some(perm),
                 };
-                (dense_for_arrow(&physical, CopyPolicy::Never)?, meta)
+                (
+                    dense_for_arrow(&physical, CopyPolicy::Never, readers)?,
+                    meta,
+                )
             }
             None => {
-                let dense = dense_for_arrow(self, opts.copy)?;
+                let dense = dense_for_arrow(self, opts.copy, readers)?;
                 let meta = FixedShapeTensorMeta {
                     shape: dense.shape()[1..].to_vec(),
                     dim_names: opts.dim_names.clone(),
@@ -142,7 +161,11 @@ impl TensorView {
             }
         };
         let row: usize = meta.shape.iter().product();
-        let data = list_data(leaf_data(&dense, opts.copy)?, row, dense.shape()[0])?;
+        let data = list_data(
+            leaf_data(&dense, opts.copy, readers)?,
+            row,
+            dense.shape()[0],
+        )?;
         let field = Field::new(opts.name.clone(), data.data_type().clone(), false).with_metadata(
             std::collections::HashMap::from([
                 (
@@ -162,18 +185,42 @@ impl TensorView {
     /// `arrow.fixed_shape_tensor` columns (see [`TensorView::to_arrow_fixed_shape_tensor`]). 0-D tensors are
     /// refused (reshape them to `[1]`).
     pub fn to_arrow(&self, opts: &ArrowExportOptions) -> Result<TensorColumn> {
+        self.to_arrow_for(opts, Readers::Rust)
+    }
+
+    /// [`TensorView::to_arrow`] for `readers`: the Python module's Arrow capsules hand the
+    /// column to C consumers only (`Readers::C`).
+    #[cfg_attr(not(feature = "pyo3"), allow(dead_code))]
+    pub(crate) fn to_arrow_for(
+        &self,
+        opts: &ArrowExportOptions,
+        readers: Readers,
+    ) -> Result<TensorColumn> {
         match self.ndim() {
             0 => Err(Error::InvalidShape(
                 "a 0-d tensor is no Arrow column; reshape it to [1]".into(),
             )),
             1 => {
-                let array = self.to_arrow_primitive(opts)?;
+                let array = self.to_arrow_primitive_for(opts, readers)?;
                 let field = Field::new(opts.name.clone(), array.data_type().clone(), false);
                 Ok(TensorColumn { field, array })
             }
-            _ => self.to_arrow_fixed_shape_tensor(opts),
+            _ => self.to_arrow_fixed_shape_tensor_for(opts, readers),
         }
     }
+}
+
+/// Who will read an exported column's buffers.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Readers {
+    /// Safe Rust (`Buffer::as_slice` and friends): the aliasing rule applies.
+    Rust,
+    /// Only C consumers, through the Arrow C data interface (the Python module's capsules):
+    /// the arrow-rs buffers are moved into the exported structs, where no Rust code reads
+    /// them, so they take no reader mark; synchronising with writers is the consumer's
+    /// business, as for every DLPack or buffer-protocol consumer.
+    #[cfg_attr(not(feature = "pyo3"), allow(dead_code))]
+    C,
 }
 
 /// The Arrow allocation of an exported view: keeps the view (and so its owner) alive until the
@@ -186,11 +233,18 @@ impl RefUnwindSafe for ViewAllocation {}
 
 /// `tensor` itself when it is host memory Arrow can reference (C-contiguous, aligned), else a
 /// C-order copy when allowed, else an error.
-fn dense_for_arrow(tensor: &TensorView, copy: CopyPolicy) -> Result<TensorView> {
+fn dense_for_arrow(tensor: &TensorView, copy: CopyPolicy, readers: Readers) -> Result<TensorView> {
     tensor.require_host("Arrow buffers live in host memory")?;
     let align = tensor.dtype().alignment();
     let misaligned = !is_aligned(tensor.data_ptr() as usize, align, tensor.numel());
     if tensor.is_c_contiguous() && !misaligned {
+        if readers == Readers::Rust
+            && tensor.check_no_foreign_writer().is_err()
+            && copy.allows_copy()
+        {
+            // Foreign code may write the memory: Arrow's readers get a copy instead.
+            return tensor.to_contiguous(Order::C);
+        }
         return Ok(tensor.clone());
     }
     if copy.allows_copy() {
@@ -209,23 +263,33 @@ fn dense_for_arrow(tensor: &TensorView, copy: CopyPolicy) -> Result<TensorView> 
     )))
 }
 
-/// Wrap a host, C-contiguous view's bytes as a Buffer that owns a clone of the view.
-fn view_to_buffer(view: TensorView) -> Buffer {
+/// Wrap a host, C-contiguous view's bytes as a Buffer that owns the view.
+///
+/// A `Buffer` hands out `&[u8]`, so it is a shared reference for the aliasing rule: refused
+/// with [`Error::ForeignWriter`] while a writable foreign alias lives, and marked as a reader
+/// so that none is made while it lives. The mark sits on an owner of the buffer's own, which
+/// wraps the view's: it ends with the buffer, and later exports of the memory are writable
+/// again.
+fn view_to_buffer(mut view: TensorView, readers: Readers) -> Result<Buffer> {
+    if readers == Readers::Rust {
+        view.wrap_owner(|owner| Owner::with_dependency((), owner));
+        view.begin_shared_reads()?;
+    }
     let len = view.nbytes();
     let Some(ptr) = NonNull::new(view.data_ptr().cast_mut()).filter(|_| len > 0) else {
         // No bytes to share: an empty, properly aligned buffer.
-        return MutableBuffer::new(0).into();
+        return Ok(MutableBuffer::new(0).into());
     };
     // SAFETY: the view is host memory, C-contiguous, so its `len` = nbytes bytes starting at the
     // first element are exactly the bytes it reaches, all inside memory its owner keeps valid
     // and readable. The allocation holds a clone of the view, hence of its owner, for as long as
     // any Buffer clone lives. Arrow only reads these bytes.
-    unsafe { Buffer::from_custom_allocation(ptr, len, Arc::new(ViewAllocation(view))) }
+    Ok(unsafe { Buffer::from_custom_allocation(ptr, len, Arc::new(ViewAllocation(view))) })
 }
 
 /// The values of a dense view as Arrow ArrayData of `len` elements: primitive (zero-copy) or
 /// boolean (bit-packed copy, only when allowed).
-fn leaf_data(dense: &TensorView, copy: CopyPolicy) -> Result<ArrayData> {
+fn leaf_data(dense: &TensorView, copy: CopyPolicy, readers: Readers) -> Result<ArrayData> {
     let data_type = arrow_type_of(dense.dtype())?;
     let len = dense.numel();
     let buffer = if data_type == DataType::Boolean {
@@ -237,7 +301,7 @@ fn leaf_data(dense: &TensorView, copy: CopyPolicy) -> Result<ArrayData> {
         let bytes = dense.to_vec::<bool>()?;
         BooleanBuffer::collect_bool(len, |i| bytes[i]).into_inner()
     } else {
-        view_to_buffer(dense.clone())
+        view_to_buffer(dense.clone(), readers)?
     };
     ArrayData::builder(data_type)
         .len(len)

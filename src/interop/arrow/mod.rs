@@ -79,6 +79,8 @@ use crate::{Error, ForeignError};
 mod batch;
 pub mod c_data;
 mod export;
+#[cfg_attr(not(feature = "pyo3"), allow(unused_imports))]
+pub(crate) use export::Readers;
 mod import;
 #[cfg(feature = "arrow-ipc")]
 #[cfg_attr(docsrs, doc(cfg(feature = "arrow-ipc")))]
