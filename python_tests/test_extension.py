@@ -291,3 +291,69 @@ def test_an_argument_view_stays_inside_the_bytes_it_borrowed():
     # A whole Rust-made tensor keeps its allocation: restriding inside it works.
     whole = dlbridge.asarray(np.zeros(16, dtype=np.float32), copy=True)
     assert bench.restride_probe(whole, 16) == 16
+
+
+# ------------------------------------------- shared references and writable exports, Python side
+# Each extension links its own copy of dlbridge, and sees another's tensors as DLPack producers:
+# within one extension the owner's marks apply, across extensions its DLPack exports carry them
+# (an export is a writable alias, or goes out read-only).
+
+
+def test_writable_exports_of_a_tensor_hold_off_rust_references_until_released():
+    t = ex.ramp(4)  # made by this extension: its own imports share the owner
+    m = memoryview(t)  # a writable buffer: Python may write through it at any time
+    assert not m.readonly
+    with pytest.raises(BufferError, match="shared"):
+        ex.scale_inplace(t, 2.0)  # no &mut [f32] while it lives
+    m.release()
+    ex.scale_inplace(t, 2.0)
+    a = np.from_dlpack(t)
+    assert a.flags.writeable
+    with pytest.raises(BufferError, match="shared"):
+        ex.scale_inplace(t, 2.0)
+    del a
+    ex.scale_inplace(t, 0.5)
+    assert np.asarray(t).tolist() == [0.0, 1.0, 2.0, 3.0]
+
+
+def test_exports_made_while_a_mutable_guard_lives_are_read_only():
+    t = ex.ramp(3)
+
+    def inside():
+        assert not np.from_dlpack(t).flags.writeable
+        assert memoryview(t).readonly
+        assert not np.asarray(t).flags.writeable
+        with pytest.raises(BufferError):
+            t.__dlpack__()  # legacy capsules cannot say read-only
+        return True
+
+    assert ex.with_mut(t, inside)
+    # The guard is gone (and the tensor holds the only handle): writable again.
+    assert np.from_dlpack(t).flags.writeable
+
+
+def test_a_tensor_rust_keeps_and_reads_goes_out_read_only():
+    kept = bench.KeptTensor(4)
+    t = kept.tensor()
+    a = np.from_dlpack(t)  # before Rust reads: a writable alias
+    assert a.flags.writeable
+    with pytest.raises(BufferError, match="writably"):
+        kept.total()  # Rust gets no slice while it lives
+    del a
+    m = memoryview(t)
+    with pytest.raises(BufferError, match="writably"):
+        kept.total()
+    m.release()
+    assert kept.total() == 4.0  # that slice could outlive the call, as far as counts know
+    assert not np.from_dlpack(t).flags.writeable
+    assert memoryview(t).readonly
+    assert not np.asarray(t).flags.writeable
+    assert t.__array_interface__["data"][1] is True
+    with pytest.raises(BufferError, match="read-only"):
+        ex.scale_inplace(t, 2.0)  # another extension gets a read-only export
+    # The kept handle gone, the tensor holds the only one: no Rust reference can live.
+    del kept
+    gc.collect()
+    assert np.from_dlpack(t).flags.writeable
+    ex.scale_inplace(t, 2.0)
+    assert np.asarray(t).tolist() == [2.0, 2.0, 2.0, 2.0]

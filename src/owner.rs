@@ -354,11 +354,16 @@ impl Owner {
     /// borrows mutably, so no reference made through any view of the memory can still live.
     pub(crate) fn forget_shared_reads(&self) {
         let keep = self.keep();
-        if keep.readers.fetch_and(!READ_HERE, Ordering::Relaxed) & READ_HERE != 0 {
+        // A load first: the common case has no mark, and costs no read-modify-write.
+        if keep.readers.load(Ordering::Relaxed) & READ_HERE != 0
+            && keep.readers.fetch_and(!READ_HERE, Ordering::Relaxed) & READ_HERE != 0
+        {
             count_reader_below(keep, false);
         }
-        for dependency in keep.held.dependencies() {
-            dependency.forget_shared_reads();
+        if keep.has_dependencies {
+            for dependency in keep.held.dependencies() {
+                dependency.forget_shared_reads();
+            }
         }
     }
 

@@ -80,7 +80,12 @@ impl Framework {
             // numpy's C API, with the tensor as the array's base: what `numpy.from_dlpack`
             // builds, without its protocol round trip.
             let base = tensor.clone().into_any();
-            if let Some(array) = numpy::ndarray_of(py, &tensor.get().view, base)? {
+            // The array is the tensor's for life (its base): a writable one makes the tensor a
+            // writable alias for life, as `__array_interface__` does.
+            let this = tensor.get();
+            if let Some(array) =
+                numpy::ndarray_of(py, &this.view, base, || this.writable_for_life())?
+            {
                 return Ok(array);
             }
         }

@@ -296,12 +296,14 @@ fn describe(obj: &Bound<'_, PyAny>) -> Option<CheckedParts> {
 }
 
 /// `view` as a `numpy.ndarray` over the same memory, its `base` the Python object `base`
-/// (which must keep the memory alive); `Ok(None)` when numpy is not installed or has no builtin
-/// dtype for the view's (the caller then goes through `numpy.from_dlpack`).
+/// (which must keep the memory alive), writable when `writable` says the memory may be handed
+/// out so; `Ok(None)` when numpy is not installed or has no builtin dtype for the view's (the
+/// caller then goes through `numpy.from_dlpack`).
 pub(crate) fn ndarray_of<'py>(
     py: Python<'py>,
     view: &TensorView,
     base: Bound<'py, PyAny>,
+    writable: impl FnOnce() -> bool,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
     // numpy allocates memory of its own for a NULL data pointer (an empty view may have one).
     if !view.device().is_host_accessible()
@@ -325,11 +327,8 @@ pub(crate) fn ndarray_of<'py>(
         .iter()
         .map(|&s| s * itemsize as isize)
         .collect();
-    let flags = if view.is_read_only() {
-        0
-    } else {
-        NPY_ARRAY_WRITEABLE
-    };
+    // Asked last, when nothing else can refuse: a writable answer counts an alias.
+    let flags = if writable() { NPY_ARRAY_WRITEABLE } else { 0 };
     // SAFETY: GIL held. DescrFromType returns a new reference to a builtin dtype (or NULL with
     // an exception); NewFromDescr steals it, copies `ndim` dims and strides, and wraps (does not
     // own) the data, which `base` keeps alive once set; SetBaseObject steals `base`.

@@ -110,16 +110,28 @@ impl Tensor {
         }
     }
 
+    /// Clear the memory's reader marks when this object's view holds its only handle: no
+    /// reference made through any view of it can live then, since this object never lends its
+    /// view to Rust code (imports take a handle of their own). Called before writable exports,
+    /// with the GIL held, which every path that could clone the view holds too.
+    pub(crate) fn settle_reads(&self) {
+        let owner = &self.view.owner;
+        if owner.is_unique() {
+            owner.forget_shared_reads();
+        }
+    }
+
     /// Whether an export with no release hook may hand the memory out writably: the tensor is
     /// writable and now counts as a writable alias for its life (see `alias_for_life`), which
     /// fails while safe Rust may hold shared references to the memory.
-    fn writable_for_life(&self) -> bool {
+    pub(crate) fn writable_for_life(&self) -> bool {
         if self.view.is_read_only() {
             return false;
         }
         if self.alias_for_life.load(Ordering::Acquire) {
             return true;
         }
+        self.settle_reads();
         if !self.view.owner.try_begin_writable_export() {
             return false;
         }
@@ -427,13 +439,22 @@ impl Tensor {
             // A copy made for this export goes out as its sole owner, so it carries IS_COPIED.
             let managed = match copied {
                 Some(copied) => copied.into_dlpack_versioned(),
-                None => self.view.to_dlpack_versioned(),
+                None => {
+                    self.settle_reads();
+                    self.view.to_dlpack_versioned()
+                }
             };
             capsule::versioned_capsule(py, managed)
         } else {
             // A read-only tensor cannot go out as legacy (no flag for it); that is a BufferError
             // whatever `copy` says, unless `copy=True` made a writable copy above.
-            let view = copied.as_ref().unwrap_or(&self.view);
+            let view = match copied.as_ref() {
+                Some(copied) => copied,
+                None => {
+                    self.settle_reads();
+                    &self.view
+                }
+            };
             let managed = view.to_dlpack_legacy().map_err(to_py_err)?;
             capsule::legacy_capsule(py, managed)
         }
@@ -597,7 +618,10 @@ impl Tensor {
         // Writable buffers are writable aliases of the memory until released: counted, and
         // refused (read-only when the consumer accepts that) while safe Rust may hold shared
         // references to the memory. The last step that can fail.
-        let writable = !v.is_read_only() && v.owner.try_begin_writable_export();
+        let writable = !v.is_read_only() && {
+            this.settle_reads();
+            v.owner.try_begin_writable_export()
+        };
         if want_writable && !writable {
             return Err(to_py_err(crate::Error::SharedReaders));
         }
@@ -741,7 +765,9 @@ unsafe extern "C" fn managed_tensor_from_py_object(
         }
         // SAFETY: the exchange API contract: a live object of our type, GIL held.
         let t = unsafe { as_tensor(py, py_object) }?;
-        let managed = t.get().view.to_dlpack_versioned();
+        let tensor = t.get();
+        tensor.settle_reads();
+        let managed = tensor.view.to_dlpack_versioned();
         // SAFETY: `out` is non-null (checked) and points to the caller's slot.
         unsafe { *out = managed.into_raw() };
         Ok(())

@@ -75,8 +75,36 @@ fn restride_probe(x: TensorView, n: usize) -> PyResult<usize> {
     Ok(x.as_strided(&[n], &[1], 0)?.numel())
 }
 
+/// A test probe, not a benchmark (`python_tests/test_extension.py`): Rust code that hands a
+/// tensor to Python while keeping a handle of its own, and reads the memory through it.
+#[pyclass]
+struct KeptTensor {
+    view: TensorView,
+}
+
+#[pymethods]
+impl KeptTensor {
+    #[new]
+    fn new(n: usize) -> PyResult<KeptTensor> {
+        Ok(KeptTensor {
+            view: TensorView::from_vec(vec![1f64; n], &[n])?,
+        })
+    }
+
+    /// A `Tensor` over the same memory; the Rust handle stays.
+    fn tensor(&self) -> TensorView {
+        self.view.clone()
+    }
+
+    /// The sum, through a shared slice of the kept handle.
+    fn total(&self) -> PyResult<f64> {
+        Ok(self.view.as_slice::<f64>()?.iter().sum())
+    }
+}
+
 #[pymodule]
 fn dlbridge_pyo3_bench(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<KeptTensor>()?;
     m.add_function(wrap_pyfunction!(take_dlbridge, m)?)?;
     m.add_function(wrap_pyfunction!(take_numpy, m)?)?;
     m.add_function(wrap_pyfunction!(take_nothing, m)?)?;
