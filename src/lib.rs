@@ -24,18 +24,35 @@
 //!
 //! # Aliasing: when safe code gets references to the elements
 //! Every path that hands out Rust references follows one rule set, so safe code cannot reach
-//! undefined behaviour through this crate:
-//! - **Shared** (`&[T]`: [`TensorView::as_slice`], `as_array`): refused with
-//!   [`Error::ForeignWriter`] while a writable foreign alias made by this crate lives (a DLPack
-//!   export without `READ_ONLY`, a torch tensor from `to_tch`), since foreign code may write
-//!   under it. Memory imported from a foreign producer can still be written by that producer:
-//!   the DLPack contract leaves that synchronisation to the two sides.
+//! undefined behaviour through this crate. Its core: **a shared reference to the elements and a
+//! writable foreign alias made by this crate never coexist**, whichever comes first and on
+//! whichever thread.
+//! - **Shared** (`&[T]`: [`TensorView::as_slice`], `as_array`, Arrow buffers,
+//!   [`Owner::downcast_ref`]): refused with [`Error::ForeignWriter`] while a writable foreign
+//!   alias lives (a DLPack export without `READ_ONLY`, a torch tensor from `to_tch`, on the
+//!   Python side a writable buffer or array), since foreign code may write under it. Granting
+//!   one marks the memory's owner as read by Rust: the lifetime of a reference cannot be
+//!   tracked, only that one may exist.
+//! - **Writable exports** made while that mark is set go out read-only (DLPack), or are refused
+//!   with [`Error::SharedReaders`] where no read-only form exists (legacy DLPack, `to_tch`;
+//!   `CopyPolicy::IfNeeded` copies instead). The mark clears when the owner can prove no
+//!   reference lives: a view given up as its only handle ([`TensorView::into_dlpack_versioned`],
+//!   `into_tch`), or the owner's end. Arrow buffers carry their mark on an owner of their own,
+//!   so it ends with them. The two checks are ordered like Dekker's algorithm (each side
+//!   records itself, then looks at the other, sequentially consistent), so no race slips
+//!   between them.
+//! - **Memory torch can write** ([`TensorView::from_tch`]: any tensor sharing the storage can
+//!   write it through tch's safe API) counts a writable alias for its whole life: it is read
+//!   by copying, never by reference.
 //! - **Exclusive** (`&mut [T]`: [`TensorView::as_mut_slice`], `as_array_mut`): the view must be
 //!   writable, over memory no foreign code can reach (Rust-allocated or moved in, see
 //!   [`TensorView::assume_exclusive`]), and hold the only handle on its owner
 //!   ([`Owner::is_unique`], which synchronises with other threads' drops like `Arc::get_mut`);
 //!   so no export lives either. Memory typed with invalid bit patterns (`bool`) reinterpreted
 //!   as another type is never exclusive.
+//! - **What stays convention**: memory imported from a foreign producer may still be written
+//!   by that producer (the DLPack contract leaves that synchronisation to the two sides), and
+//!   Python code may write the memory of an array it holds (see the `python` module).
 //! - **New layouts** ([`TensorView::as_strided`]) stay inside the allocation the owner is known
 //!   to hold ([`TensorView::extent`]); a lent or imported view with gaps between its elements
 //!   knows only its elements, and refuses `as_strided`.

@@ -17,13 +17,14 @@ use smallvec::SmallVec;
 /// when the last clone goes. Cloning a view clones its owner; it never copies data.
 ///
 /// An owner may also hold other owners ([`Owner::with_dependencies`]): memory described by one
-/// producer but kept alive by several objects. [`Owner::visit`] walks the whole tree, which is
-/// how a host garbage collector (Python's) learns which of its objects a view keeps alive.
+/// producer but kept alive by several objects. The crate walks that tree to tell a host garbage
+/// collector (Python's) which of its objects a view keeps alive.
 ///
 /// The owner also counts the **writable foreign aliases** of its memory that this crate handed
 /// out (DLPack exports without `READ_ONLY`, torch tensors): while one lives, foreign code may
 /// write the memory at any time, so safe Rust gets no `&[T]` of it (see
-/// [`TensorView::as_slice`](crate::TensorView::as_slice)).
+/// [`TensorView::as_slice`](crate::TensorView::as_slice)). And it records whether safe Rust
+/// may hold such references: then no writable alias is made (see the crate's aliasing rules).
 ///
 /// # Invariants
 /// An `Owner` is an `Arc`-like handle written for the one thing `Arc` cannot do: both counts
@@ -31,7 +32,8 @@ use smallvec::SmallVec;
 /// writable alias, and the deleter that gives both back, each cost one atomic operation.
 /// - Every live `Owner` stands for one unit of the strong count (low half of the word).
 /// - Every writable alias counted on an owner (high half) holds a handle on it, or on a wrapper
-///   that holds one: an alias is counted on the owner its export was made from and on every
+///   that holds one, or ends before the handle it was counted on is released: an alias is
+///   counted on the owner its export was made from and on every
 ///   owner that one depends on ([`Owner::with_dependencies`]), down to the leaves, so sibling
 ///   wrappers of one memory see each other's aliases. The word is exactly `1` only for the last
 ///   handle with no alias.
@@ -39,8 +41,9 @@ use smallvec::SmallVec;
 ///   0, after an acquire fence, as in `Arc`; nothing else frees it.
 /// - A shared reference to the memory (`&[T]`, an ndarray view, `&T` of the value) and a
 ///   writable foreign alias never coexist: references are made only after marking the owner
-///   as read while no alias lives ([`Owner::begin_shared_reads`]), and aliases only while no
-///   mark is set ([`Owner::try_clone_writable_export`]); the mark outlives every reference.
+///   as read while no alias lives (`begin_shared_reads`), and aliases only while no mark is
+///   set (`try_clone_writable_export`); the mark outlives every reference. Memory torch can
+///   write counts one alias for the owner's whole life (`new_foreign_writable`).
 pub struct Owner(NonNull<Keep<dyn Held>>);
 
 // SAFETY: an `Owner` is a shared handle on a `Keep<dyn Held>` whose value is `Send + Sync`
@@ -257,8 +260,8 @@ impl Owner {
     ///
     /// [`TensorView::as_slice`]: crate::TensorView::as_slice
     ///
-    /// A `Some` counts as a shared reference to the memory ([`Owner::begin_shared_reads`]):
-    /// later writable exports of it go out read-only.
+    /// A `Some` counts as a shared reference to the memory: later writable exports of it go
+    /// out read-only (see the crate's aliasing rules).
     pub fn downcast_ref<T: Any>(&self) -> Option<&T> {
         let value = self.keep().held.value().downcast_ref::<T>()?;
         self.begin_shared_reads().ok()?;
@@ -281,9 +284,9 @@ impl Owner {
         }
     }
 
-    /// How many writable foreign aliases of the memory live now. Sequentially consistent, as
-    /// the other half of [`Owner::begin_shared_reads`]; when it reads 0, the writes made
-    /// through the aliases happen before what the caller does next.
+    /// How many writable foreign aliases of the memory live now. Sequentially consistent (the
+    /// other half of the check that grants shared references); when it reads 0, the writes
+    /// made through the aliases happen before what the caller does next.
     ///
     /// An owner that wraps other owners ([`Owner::with_dependencies`]) counts theirs too: the
     /// memory is theirs.
