@@ -155,6 +155,21 @@ int dlbridge_torch_from_dlpack_versioned(DLManagedTensorVersioned* src,
   DLB_CATCH(err, err_len, (consumed && *consumed) ? 2 : 1)
 }
 
+// 1 when *t is the only handle on its tensor and on its storage: no shallow clone, no weak
+// reference, no view or other tensor sharing the storage. Then no torch code but through *t can
+// reach the memory. 0 otherwise, or on error.
+int dlbridge_torch_is_sole_handle(const at::Tensor* t) {
+  try {
+    if (t == nullptr || !t->defined() || !t->has_storage()) return 0;
+    return t->use_count() == 1 && t->weak_use_count() == 1 &&
+                   t->storage().use_count() == 1
+               ? 1
+               : 0;
+  } catch (...) {
+    return 0;
+  }
+}
+
 // Writes the c10 ScalarType name (e.g. "UInt16", "Float8_e8m0fnu") of *t.
 // Useful for dtypes tch::Kind cannot represent. Returns 0, or 1 on error.
 int dlbridge_torch_scalar_type_name(const at::Tensor* t, char* buf,

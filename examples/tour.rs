@@ -126,8 +126,9 @@ fn ndarray_hop(_: &mut Trail, view: TensorView) -> Result<TensorView, Error> {
 
 #[cfg(feature = "tch")]
 fn torch_hop(trail: &mut Trail, view: TensorView) -> Result<TensorView, Error> {
-    let tensor = view.to_tch()?;
-    drop(view);
+    // Given up, not lent: the ndarray hop above took a shared reference of this memory, and
+    // only the last handle, handed over, proves none of them lives any more.
+    let tensor = view.into_tch()?;
     let strides: Vec<isize> = tensor.stride().iter().map(|&s| s as isize).collect();
     let shape: Vec<usize> = tensor.size().iter().map(|&s| s as usize).collect();
     trail.hop(
@@ -137,18 +138,10 @@ fn torch_hop(trail: &mut Trail, view: TensorView) -> Result<TensorView, Error> {
         &strides,
         &format!("sum {}", tensor.sum(tch::Kind::Float).double_value(&[])),
     );
-    let managed = dlbridge::ManagedTensorVersioned::from_tch(&tensor)?;
-    drop(tensor);
-    let dl = managed.dl_tensor()?;
-    trail.hop(
-        "tch::Tensor → DLPack (ATen)",
-        dl.data as usize + dl.byte_offset as usize,
-        &shape,
-        &strides,
-        "the torch storage now lives in the managed tensor",
-    );
-    let view = TensorView::from_dlpack_versioned(managed)?;
-    trail.view("DLPack → TensorView", &view);
+    // Back from torch, giving up its last handle: no torch code can write the memory any more,
+    // so the view may lend shared references again (the Arrow hop below needs them).
+    let view = TensorView::from_tch_owned(tensor)?;
+    trail.view("tch::Tensor → TensorView (owned)", &view);
     Ok(view)
 }
 

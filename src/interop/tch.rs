@@ -94,6 +94,7 @@ mod sys {
             err: *mut c_char,
             err_len: usize,
         ) -> c_int;
+        pub fn dlbridge_torch_is_sole_handle(t: *const C_tensor) -> c_int;
         pub fn dlbridge_torch_scalar_type_name(
             t: *const C_tensor,
             buf: *mut c_char,
@@ -348,6 +349,31 @@ impl TensorView {
         TensorView::import_versioned(ManagedTensorVersioned::aten_export(t)?, true)
     }
 
+    /// [`TensorView::from_tch`], taking the tensor. When it is the last handle on its storage
+    /// (no shallow clone, view or other tensor shares the storage, no weak reference to it
+    /// lives), no torch code can reach the memory any more, and the view lends shared
+    /// references like memory Rust owns: ndarray views, slices and Arrow buffers of it work.
+    /// Otherwise it is `from_tch` (the view lends none).
+    ///
+    /// ```
+    /// use dlbridge::TensorView;
+    /// let t = tch::Tensor::from_slice(&[1.0f32, 2.0, 3.0]);
+    /// let shared = t.shallow_clone();
+    /// assert!(TensorView::from_tch_owned(shared)?.as_slice::<f32>().is_err()); // `t` lives
+    /// let v = TensorView::from_tch_owned(t)?; // the last handle
+    /// assert_eq!(v.as_slice::<f32>()?, &[1.0, 2.0, 3.0]);
+    /// # Ok::<(), dlbridge::Error>(())
+    /// ```
+    pub fn from_tch_owned(t: Tensor) -> Result<TensorView> {
+        // SAFETY: `t.as_ptr()` is a live `at::Tensor*`, borrowed for the call; the shim only
+        // reads reference counts and catches every C++ exception.
+        let sole = unsafe { sys::dlbridge_torch_is_sole_handle(t.as_ptr()) } == 1;
+        let managed = ManagedTensorVersioned::aten_export(&t)?;
+        // After this the managed tensor (ours alone) holds the storage's only handle.
+        drop(t);
+        TensorView::import_versioned(managed, !sole)
+    }
+
     /// A torch tensor sharing this view's memory, without copying: same address, shape,
     /// strides and dtype. Torch keeps the view's owner alive and releases it exactly once, when
     /// the last torch tensor sharing the storage (views such as `narrow` or `transpose`
@@ -503,6 +529,14 @@ impl TryFrom<&Tensor> for TensorView {
     /// [`TensorView::from_tch`].
     fn try_from(t: &Tensor) -> Result<TensorView> {
         TensorView::from_tch(t)
+    }
+}
+
+impl TryFrom<Tensor> for TensorView {
+    type Error = Error;
+    /// [`TensorView::from_tch_owned`].
+    fn try_from(t: Tensor) -> Result<TensorView> {
+        TensorView::from_tch_owned(t)
     }
 }
 
