@@ -351,9 +351,20 @@ def test_a_tensor_rust_keeps_and_reads_goes_out_read_only():
     assert t.__array_interface__["data"][1] is True
     with pytest.raises(BufferError, match="read-only"):
         ex.scale_inplace(t, 2.0)  # another extension gets a read-only export
+    # torch would write a read-only export anyway: Framework::Torch hands it a copy.
+    assert kept.wrap(torch.zeros(1)).data_ptr() != t.data_ptr
+    assert addr(kept.wrap(np.zeros(1))) == t.data_ptr  # numpy honours read-only
     # The kept handle gone, the tensor holds the only one: no Rust reference can live.
     del kept
     gc.collect()
     assert np.from_dlpack(t).flags.writeable
     ex.scale_inplace(t, 2.0)
     assert np.asarray(t).tolist() == [2.0, 2.0, 2.0, 2.0]
+
+
+def test_an_argument_returned_while_rust_keeps_it_is_read_only():
+    a = np.arange(3.0)
+    kept_clone, itself = bench.echo_twice(a)
+    assert kept_clone.readonly  # Rust still held the argument when it went out
+    assert not itself.readonly  # the last handle, given up
+    assert kept_clone.data_ptr == itself.data_ptr == addr(a)

@@ -1,7 +1,7 @@
 //! Keep-alive handles: what makes a view's memory outlive the view's creator.
 
 use std::alloc::{self, Layout};
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::cell::UnsafeCell;
 use std::fmt;
 use std::ptr::NonNull;
@@ -109,7 +109,10 @@ struct Keep<H: ?Sized> {
 
 /// What an [`Owner`] holds: a value plus the owners it depends on.
 trait Held: Send + Sync {
-    fn value(&self) -> &(dyn Any + Send + Sync);
+    /// The value's type, known without a reference to the value.
+    fn value_type(&self) -> TypeId;
+    /// The value's address (a `*const T` for the `T` of `value_type`).
+    fn value_ptr(&self) -> *const ();
     fn dependencies(&self) -> &[Owner];
 }
 
@@ -119,7 +122,9 @@ trait Held: Send + Sync {
 /// moved into [`TensorView::from_owner_mut`](crate::TensorView::from_owner_mut)), which
 /// exports and `&mut` slices write through raw pointers while other threads read the counts
 /// through `&Keep`: the cell keeps those shared references from asserting that the value's
-/// bytes are frozen. The value itself is only ever read through `&` (see `Held::value`).
+/// bytes are frozen. The value itself is only ever read through `&`, and a reference to it is
+/// made only once its type is known to match (`Owner::value_as`), so no reference is made to a
+/// value (such as an inline array) the caller does not ask for.
 struct Holding<T> {
     value: UnsafeCell<T>,
     /// Inline for the common single dependency (a borrow token wrapping one producer's owner).
@@ -132,10 +137,11 @@ struct Holding<T> {
 unsafe impl<T: Send + Sync> Sync for Holding<T> {}
 
 impl<T: Any + Send + Sync> Held for Holding<T> {
-    fn value(&self) -> &(dyn Any + Send + Sync) {
-        // SAFETY: nothing mutates the value through the cell once the block is shared (see
-        // the type's comment), so a shared reference is valid while `self` is.
-        unsafe { &*self.value.get() }
+    fn value_type(&self) -> TypeId {
+        TypeId::of::<T>()
+    }
+    fn value_ptr(&self) -> *const () {
+        self.value.get().cast_const().cast()
     }
     fn dependencies(&self) -> &[Owner] {
         &self.dependencies
@@ -263,9 +269,22 @@ impl Owner {
     /// A `Some` counts as a shared reference to the memory: later writable exports of it go
     /// out read-only (see the crate's aliasing rules).
     pub fn downcast_ref<T: Any>(&self) -> Option<&T> {
-        let value = self.keep().held.value().downcast_ref::<T>()?;
+        if self.keep().held.value_type() != TypeId::of::<T>() {
+            return None;
+        }
         self.begin_shared_reads().ok()?;
-        Some(value)
+        self.value_as::<T>()
+    }
+
+    /// The held value, if it is a `T`; the reference is made only when the type matches.
+    fn value_as<T: Any>(&self) -> Option<&T> {
+        let held = &self.keep().held;
+        if held.value_type() != TypeId::of::<T>() {
+            return None;
+        }
+        // SAFETY: the value is a `T` (same `TypeId`), alive while this handle is, and never
+        // mutated through the cell once the block is shared (see `Holding`).
+        Some(unsafe { &*held.value_ptr().cast::<T>() })
     }
 
     /// True when both handles keep the same value alive.
@@ -273,12 +292,12 @@ impl Owner {
         std::ptr::addr_eq(self.0.as_ptr(), other.0.as_ptr())
     }
 
-    /// Call `f` on this owner's value and, depth first, on the values of its dependencies: how
-    /// the Python module tells the garbage collector which objects a view keeps alive. Crate
-    /// only: it hands out the values (which may hold the elements) without the aliasing rule.
+    /// Call `f` on this owner and, depth first, on the owners it depends on: how the Python
+    /// module tells the garbage collector which objects a view keeps alive (`f` looks for
+    /// them with [`Owner::value_ref`]).
     #[cfg(feature = "pyo3")]
-    pub(crate) fn visit(&self, f: &mut dyn FnMut(&(dyn Any + Send + Sync))) {
-        f(self.keep().held.value());
+    pub(crate) fn visit(&self, f: &mut dyn FnMut(&Owner)) {
+        f(self);
         for dependency in self.keep().held.dependencies() {
             dependency.visit(f);
         }
@@ -374,7 +393,7 @@ impl Owner {
     /// which never reach the memory through it.
     #[cfg(feature = "pyo3")]
     pub(crate) fn value_ref<T: Any>(&self) -> Option<&T> {
-        self.keep().held.value().downcast_ref::<T>()
+        self.value_as::<T>()
     }
 
     /// The owners this one depends on.

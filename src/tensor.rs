@@ -983,8 +983,10 @@ impl TensorView {
     /// producer: that is the DLPack contract, which leaves synchronisation to the two sides; the
     /// slice is valid while the producer does not write.
     pub fn as_slice<T: Element>(&self) -> Result<&[T]> {
-        let n = self.check_slice::<T>()?;
+        let n = self.check_slice_layout::<T>()?;
+        // Marked before the values are checked: once marked, no writable alias can change them.
         self.begin_shared_reads()?;
+        self.check_slice_values::<T>(n)?;
         if n == 0 {
             return Ok(&[]);
         }
@@ -1031,17 +1033,30 @@ impl TensorView {
     /// The checks every slice of the elements needs (dtype, host, alignment, C-contiguity, valid
     /// values): the element count.
     fn check_slice<T: Element>(&self) -> Result<usize> {
+        let n = self.check_slice_layout::<T>()?;
+        self.check_slice_values::<T>(n)?;
+        Ok(n)
+    }
+
+    /// The layout half of [`TensorView::check_slice`] (dtype, host, alignment, C-contiguity):
+    /// the element count.
+    fn check_slice_layout<T: Element>(&self) -> Result<usize> {
         self.check_typed::<T>()?;
         if !self.is_c_contiguous() {
             return Err(Error::NotContiguous(
                 "a slice needs a C-contiguous view (use to_contiguous)".into(),
             ));
         }
-        let n = self.numel();
+        Ok(self.numel())
+    }
+
+    /// The values half of [`TensorView::check_slice`]: every one of the `n` elements is a valid
+    /// `T` (only `bool` has invalid bit patterns).
+    fn check_slice_values<T: Element>(&self, n: usize) -> Result<()> {
         if n > 0 && !T::ANY_BIT_PATTERN {
             self.check_bool_values()?;
         }
-        Ok(n)
+        Ok(())
     }
 
     /// The elements as a mutable slice: C-contiguous host memory of element type `T`, writable,

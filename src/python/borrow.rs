@@ -344,11 +344,19 @@ pub(crate) unsafe fn share_object(
 
 /// `view` without its shared borrow (when it becomes a Python `Tensor`, from which Rust code
 /// gets views only by importing again, which borrows again).
+///
+/// A view imported straight from a Python object gets an owner of its own, which shares none
+/// of the old one's marks ([`Owner::begin_shared_reads`]): while other handles of the old one
+/// live, Rust code may hold references through them, so the tensor is then read-only.
 pub(crate) fn unshared(py: Python<'_>, mut view: TensorView) -> TensorView {
     if let Some(shared) = view.owner.value_ref::<SharedBorrow>() {
         if let Some(object) = shared.object.as_ref().and_then(PyObjectOwner::object) {
             let object = object.clone_ref(py);
+            let others = !view.owner.is_unique();
             view.owner = Owner::new(PyObjectOwner::new(object));
+            if others {
+                view = view.into_read_only();
+            }
         } else if let [inner] = view.owner.dependencies() {
             view.owner = inner.clone();
         }

@@ -75,7 +75,13 @@ impl Framework {
         };
         // Device memory goes to the framework's own `from_dlpack`, which takes it or raises
         // its own error (numpy, or a torch built without that device).
-        let tensor = Bound::new(py, Tensor::from_view(view))?;
+        let mut tensor = Bound::new(py, Tensor::from_view(view))?;
+        if self == Framework::Torch && !tensor.get().writable_for_life() {
+            // Rust code may hold references to the memory, and torch would write it anyway
+            // (it ignores READ_ONLY): torch gets a copy.
+            let copy = tensor.get().view.to_contiguous(Order::C)?;
+            tensor = Bound::new(py, Tensor::from_view(copy))?;
+        }
         if self == Framework::Numpy {
             // numpy's C API, with the tensor as the array's base: what `numpy.from_dlpack`
             // builds, without its protocol round trip.

@@ -147,11 +147,13 @@ impl Requirements {
     ///
     /// What is checked: every dlbridge import in the process (`extract`, `extract_mut`,
     /// `TensorView` arguments, [`asarray`](super::asarray) and friends) registers the bytes it
-    /// reaches, and the memory's owner records the other Rust handles that took references
-    /// (a tensor Rust code returned to Python while keeping a clone) and the writable exports
-    /// dlbridge made of it (to torch, numpy, capsules, buffers): so safe Rust never holds
-    /// `&mut [T]` beside another `&[T]` or `&mut [T]` of the same memory, and no writable
-    /// export is made while the guard lives (exports of it go out read-only meanwhile). What remains convention, as with numpy's own C API: Python code and native
+    /// reaches, so safe Rust never holds `&mut [T]` beside another `&[T]` or `&mut [T]` of the
+    /// same memory. The owner of the object passed in also records the Rust handles that took
+    /// references to it (a tensor Rust code returned to Python while keeping a clone) and the
+    /// writable exports dlbridge made of it (to torch, numpy, capsules, buffers): the guard
+    /// refuses while either lives, and exports of that object made while the guard lives go
+    /// out read-only. (Other objects over the same memory, a numpy array and a `Tensor` made
+    /// from it, say, have owners of their own: their exports are Python's to synchronise.) What remains convention, as with numpy's own C API: Python code and native
     /// code that does not use dlbridge (numpy in another thread, say) can still read or write
     /// the memory while the guard lives; do not share an array with other threads while a
     /// kernel writes it.

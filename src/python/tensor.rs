@@ -695,15 +695,15 @@ fn visit_python_objects(
     visit: &pyo3::PyVisit<'_>,
 ) -> Result<(), pyo3::PyTraverseError> {
     let mut result = Ok(());
-    owner.visit(&mut |value| {
+    owner.visit(&mut |owner| {
         if result.is_err() {
             return;
         }
-        if let Some(held) = value.downcast_ref::<PyObjectOwner>() {
+        if let Some(held) = owner.value_ref::<PyObjectOwner>() {
             result = held.object().map_or(Ok(()), |obj| visit.call(obj));
-        } else if let Some(held) = value.downcast_ref::<BufferOwner>() {
+        } else if let Some(held) = owner.value_ref::<BufferOwner>() {
             result = held.traverse(visit);
-        } else if let Some(held) = value.downcast_ref::<SharedBorrow>() {
+        } else if let Some(held) = owner.value_ref::<SharedBorrow>() {
             result = held.object().map_or(Ok(()), |obj| visit.call(obj));
         }
     });

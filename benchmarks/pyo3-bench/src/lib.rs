@@ -96,15 +96,28 @@ impl KeptTensor {
         self.view.clone()
     }
 
+    /// A clone of the kept view in the framework of `like`.
+    fn wrap<'py>(&self, py: Python<'py>, like: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        Framework::of(like).wrap(py, self.view.clone())
+    }
+
     /// The sum, through a shared slice of the kept handle.
     fn total(&self) -> PyResult<f64> {
         Ok(self.view.as_slice::<f64>()?.iter().sum())
     }
 }
 
+/// A test probe: an argument returned twice, first as a clone (while the argument lives on),
+/// then itself.
+#[pyfunction]
+fn echo_twice(x: TensorView) -> (TensorView, TensorView) {
+    (x.clone(), x)
+}
+
 #[pymodule]
 fn dlbridge_pyo3_bench(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<KeptTensor>()?;
+    m.add_function(wrap_pyfunction!(echo_twice, m)?)?;
     m.add_function(wrap_pyfunction!(take_dlbridge, m)?)?;
     m.add_function(wrap_pyfunction!(take_numpy, m)?)?;
     m.add_function(wrap_pyfunction!(take_nothing, m)?)?;
