@@ -638,15 +638,18 @@ fn reclaim<H: ManagedHandle>(
 
 /// A 64-bit digest of a view's shape and strides, to notice dims changed behind its back (not a
 /// defence against a consumer that forges a collision on purpose: such code can write any
-/// memory anyway). O(ndim): one multiply and rotate per number.
+/// memory anyway). O(ndim), with no chain between the numbers: each is multiplied by its own
+/// odd constant, so any single changed number changes the sum.
+#[inline]
 fn dims_fingerprint(view: &TensorView) -> u64 {
     const K: u64 = 0x9E37_79B9_7F4A_7C15; // 2^64 / golden ratio, odd
     view.shape()
         .iter()
         .map(|&n| n as u64)
         .chain(view.strides().iter().map(|&s| s as u64))
-        .fold(view.ndim() as u64, |h, x| {
-            (h ^ x).wrapping_mul(K).rotate_left(29)
+        .zip((0u64..).map(|i| K.wrapping_add(i << 1)))
+        .fold(view.ndim() as u64, |h, (x, k)| {
+            h.wrapping_add(x.wrapping_mul(k))
         })
 }
 

@@ -364,10 +364,26 @@ impl Owner {
 
     /// Whether shared references to the memory may live ([`Owner::begin_shared_reads`]) on this
     /// owner or any it depends on.
+    #[inline]
     fn read_by_rust(&self) -> bool {
         let keep = self.keep();
         keep.readers.load(Ordering::SeqCst) != 0
             || (keep.has_dependencies && keep.held.dependencies().iter().any(Owner::read_by_rust))
+    }
+
+    /// [`Owner::forget_shared_reads`] when this is the only handle ([`Owner::is_unique`]) and
+    /// a mark is set; a load or two otherwise. The caller's handle must be one no reference is
+    /// made through (a view it owns or borrows mutably, or one it never lends).
+    #[cfg(feature = "pyo3")]
+    #[inline(always)]
+    pub(crate) fn forget_shared_reads_if_unique(&self) {
+        let keep = self.keep();
+        // Relaxed: a sole handle's marks can only have been set through it, by this thread or
+        // before an acquire that `is_unique` performs.
+        if (keep.readers.load(Ordering::Relaxed) != 0 || keep.has_dependencies) && self.is_unique()
+        {
+            self.forget_shared_reads();
+        }
     }
 
     /// Clear the reader marks of this owner and its dependencies.
@@ -445,6 +461,10 @@ impl Owner {
     /// Ended by [`Owner::release_writable_export`] (the export is over and its handle
     /// dropped) or [`Owner::end_writable_export`] (the handle lives on as an ordinary one).
     pub(crate) fn try_clone_writable_export(&self) -> Option<Owner> {
+        // Marks stay once set: one seen now refuses without counting and giving back.
+        if self.read_by_rust() {
+            return None;
+        }
         self.add(STRONG + WRITABLE, Ordering::SeqCst);
         self.count_on_dependencies(true);
         let export = Owner(self.0);
@@ -459,6 +479,9 @@ impl Owner {
     /// [`Owner::try_clone_writable_export`]); false, with nothing changed, while safe Rust may
     /// hold shared references to the memory.
     pub(crate) fn try_begin_writable_export(&self) -> bool {
+        if self.read_by_rust() {
+            return false; // as in `try_clone_writable_export`
+        }
         self.add(WRITABLE, Ordering::SeqCst);
         self.count_on_dependencies(true);
         if self.read_by_rust() {
@@ -524,11 +547,17 @@ impl Owner {
     /// Count (`up`) or give back one writable alias on every owner this one depends on, down
     /// to the leaves. Called while this handle is live, so the dependencies are; a count given
     /// back never reaches zero there (this owner still holds a handle on each).
+    #[inline]
     fn count_on_dependencies(&self, up: bool) {
-        let keep = self.keep();
-        if !keep.has_dependencies {
-            return;
+        if self.keep().has_dependencies {
+            self.count_on_each_dependency(up);
         }
+    }
+
+    /// [`Owner::count_on_dependencies`] for an owner that has some.
+    #[cold]
+    fn count_on_each_dependency(&self, up: bool) {
+        let keep = self.keep();
         for dependency in keep.held.dependencies() {
             // Each one counts the alias on itself and passes it down to its own dependencies.
             if up {

@@ -114,11 +114,9 @@ impl Tensor {
     /// reference made through any view of it can live then, since this object never lends its
     /// view to Rust code (imports take a handle of their own). Called before writable exports,
     /// with the GIL held, which every path that could clone the view holds too.
+    #[inline(always)]
     pub(crate) fn settle_reads(&self) {
-        let owner = &self.view.owner;
-        if owner.is_unique() {
-            owner.forget_shared_reads();
-        }
+        self.view.owner.forget_shared_reads_if_unique();
     }
 
     /// Whether an export with no release hook may hand the memory out writably: the tensor is
