@@ -173,18 +173,16 @@ impl ExportedView {
         if view.flags().read_only {
             return ExportedView(Some(view.clone_with_owner(Owner::clone)));
         }
-        let mut counted = false;
-        let mut copy = view.clone_with_owner(|owner| match owner.try_clone_writable_export() {
-            Some(handle) => {
-                counted = true;
-                handle
+        match view.owner.try_clone_writable_export() {
+            // The dims copy that follows cannot unwind (allocation failure aborts), so the
+            // alias's handle reaches the export.
+            Some(handle) => ExportedView(Some(view.clone_with_owner(move |_| handle))),
+            None => {
+                let mut copy = view.clone_with_owner(Owner::clone);
+                copy.set_flags(copy.flags().with_read_only(true));
+                ExportedView(Some(copy))
             }
-            None => owner.clone(),
-        });
-        if !counted {
-            copy.set_flags(copy.flags().with_read_only(true));
         }
-        ExportedView(Some(copy))
     }
 
     fn view(&self) -> &TensorView {
