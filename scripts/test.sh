@@ -14,19 +14,19 @@ step "clippy (all features, all targets)"
 cargo clippy --quiet --all-targets --all-features -- -D warnings
 cargo clippy --quiet -p dlbridge-python -p dlbridge-example -p dlbridge-pyo3-bench -- -D warnings
 
-step "clippy (no features, then each feature alone: the feature gates hold)"
-cargo clippy --quiet --lib --tests --no-default-features -- -D warnings
-for feature in ndarray arrow arrow-ipc tch pyo3; do
-  echo "-- feature $feature"
-  cargo clippy --quiet --lib --tests --no-default-features --features "$feature" -- -D warnings
+step "clippy and tests with no features, then with each feature alone (the feature gates hold)"
+for feature in "" ndarray arrow arrow-ipc safetensors tch pyo3; do
+  echo "-- features: ${feature:-none}"
+  cargo clippy --quiet --lib --tests --no-default-features ${feature:+--features "$feature"} \
+    -- -D warnings
+  cargo test --quiet --no-default-features ${feature:+--features "$feature"} --lib --tests
 done
 
 step "rustdoc (no warnings)"
 RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps --all-features
 
-step "Rust tests (all features, then none)"
+step "Rust tests (all features)"
 cargo test --all-features
-cargo test --quiet --no-default-features --lib --tests
 
 step "Rust examples"
 for example in tour ndarray_compute arrow_ipc torch_roundtrip stride_tricks c_struct_buffer; do

@@ -241,28 +241,6 @@ pub(crate) unsafe fn copied_view(
     unsafe { Ok(TensorView::from_parts(parts, Owner::new(buffer))?.assume_exclusive()) }
 }
 
-/// This view's elements in row-major order as bytes (used for value checks and tests).
-pub(crate) fn gather_bytes(view: &TensorView) -> Result<Vec<u8>> {
-    view.require_host("reading needs host memory")?;
-    if view.itemsize().is_none() {
-        return Err(Error::UnsupportedDtype {
-            dtype: view.dtype,
-            reason: "bit-packed elements cannot be gathered",
-        });
-    }
-    let n = view.nbytes();
-    let mut out = Vec::new();
-    out.try_reserve_exact(n)
-        .map_err(|_| Error::AllocationFailed(n))?;
-    let strides = c_strides(view.shape())?;
-    // SAFETY: `out` has room for `n` bytes, exactly what C-contiguous destination strides cover.
-    unsafe {
-        copy_elements(view, out.as_mut_ptr(), &strides);
-        out.set_len(n);
-    }
-    Ok(out)
-}
-
 /// Copies of at least this many bytes are split across threads. Measured with the ignored test
 /// `copy::tests::measure_parallel_threshold` (fresh f32 buffers, best of 12 or more, on a
 /// 2-core VM): two threads lose below 2 MiB (1 MiB: 31 -> 58 us contiguous, 80 -> 110 us

@@ -64,6 +64,50 @@ pub(crate) fn quick_span(shape: &[usize], strides: &[isize], itemsize: usize) ->
     })
 }
 
+/// Call `f(offset)` with the element offset (in elements, relative to the first element) of
+/// every element of a layout, in row-major order, until `f` returns `false`; nothing for an
+/// empty layout. The offsets are those of a checked layout, so they fit in `isize`.
+pub(crate) fn for_each_offset(
+    shape: &[usize],
+    strides: &[isize],
+    mut f: impl FnMut(isize) -> bool,
+) {
+    if shape.contains(&0) {
+        return;
+    }
+    let Some((&inner_n, outer)) = shape.split_last() else {
+        f(0); // 0-d: one element
+        return;
+    };
+    let inner_s = strides[outer.len()];
+    let mut index = vec![0usize; outer.len()];
+    let mut base = 0isize;
+    loop {
+        let mut offset = base;
+        for _ in 0..inner_n {
+            if !f(offset) {
+                return;
+            }
+            offset = offset.wrapping_add(inner_s);
+        }
+        // The next row: an odometer over the outer axes.
+        let mut axis = outer.len();
+        loop {
+            if axis == 0 {
+                return;
+            }
+            axis -= 1;
+            index[axis] += 1;
+            base = base.wrapping_add(strides[axis]);
+            if index[axis] < outer[axis] {
+                break;
+            }
+            base = base.wrapping_sub(strides[axis].wrapping_mul(outer[axis] as isize));
+            index[axis] = 0;
+        }
+    }
+}
+
 /// Element count and reached byte range of a layout, every step overflow-checked.
 pub(crate) fn layout_span(shape: &[usize], strides: &[isize], itemsize: usize) -> Result<Span> {
     let mut numel: usize = 1;
@@ -234,7 +278,43 @@ pub(crate) fn check_permutation(order: &[usize], ndim: usize) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::{covers_span, layout_span, quick_span};
+    use super::{covers_span, for_each_offset, layout_span, quick_span};
+
+    #[test]
+    fn offsets_are_visited_in_row_major_order() {
+        let cases: &[(&[usize], &[isize])] = &[
+            (&[], &[]),
+            (&[0, 3], &[3, 1]),
+            (&[4], &[-2]),
+            (&[2, 3], &[1, 2]),
+            (&[2, 1, 3], &[3, 99, -1]),
+            (&[3, 2], &[0, 5]),
+        ];
+        for &(shape, strides) in cases {
+            let mut expected = Vec::new();
+            let numel: usize = shape.iter().product();
+            for flat in 0..numel {
+                let (mut rest, mut offset) = (flat, 0isize);
+                for (&n, &s) in shape.iter().zip(strides).rev() {
+                    offset += (rest % n) as isize * s;
+                    rest /= n;
+                }
+                expected.push(offset);
+            }
+            let mut seen = Vec::new();
+            for_each_offset(shape, strides, |o| {
+                seen.push(o);
+                true
+            });
+            assert_eq!(seen, expected, "{shape:?} {strides:?}");
+        }
+        let mut calls = 0;
+        for_each_offset(&[4, 4], &[4, 1], |_| {
+            calls += 1;
+            calls < 6
+        });
+        assert_eq!(calls, 6, "stops when asked");
+    }
 
     #[test]
     fn quick_span_agrees_with_the_general_functions() {

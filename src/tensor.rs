@@ -961,15 +961,25 @@ impl TensorView {
         Ok(())
     }
 
+    /// Every element is a valid `bool` byte (0 or 1). Called after `check_typed::<bool>`:
+    /// host memory of one-byte elements. Reads each element once, in row-major order, and
+    /// allocates nothing.
     fn check_bool_values(&self) -> Result<()> {
-        let bytes = crate::copy::gather_bytes(self)?;
-        match bytes.iter().position(|&b| b > 1) {
-            None => Ok(()),
-            Some(index) => Err(Error::InvalidBool {
-                index,
-                byte: bytes[index],
-            }),
-        }
+        let first = self.data_ptr();
+        let (mut index, mut invalid) = (0, None);
+        crate::layout::for_each_offset(self.shape(), self.strides(), |offset| {
+            // SAFETY: every element position of a view lies inside its live memory (the view's
+            // invariant), which is host memory here; a bool element is one byte, and any byte
+            // may be read as `u8`.
+            let byte = unsafe { first.offset(offset).read() };
+            if byte > 1 {
+                invalid = Some(Error::InvalidBool { index, byte });
+                return false;
+            }
+            index += 1;
+            true
+        });
+        invalid.map_or(Ok(()), Err)
     }
 
     /// The elements as a slice, when the view is C-contiguous host memory of element type `T`.

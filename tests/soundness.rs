@@ -6,6 +6,8 @@
 use dlbridge::{DType, Error, ManagedTensorVersioned, SliceArg, TensorView};
 use ndarray::{s, ArcArray, Array2, Axis, Ix1, Ix2};
 
+mod common;
+
 // ------------------------------------------------------------------ uniqueness synchronises
 /// Another thread reads through its handle and drops it; our write must happen after its read.
 /// A relaxed count check (the old `strong_count() == 1`) lets Miri report a data race.
@@ -95,19 +97,7 @@ fn no_shared_slice_while_a_writable_export_lives() {
 /// once all the same.
 #[test]
 fn an_own_export_with_rewritten_dims_is_refused() {
-    let drops = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    struct Counted(Vec<u8>, std::sync::Arc<std::sync::atomic::AtomicUsize>);
-    impl AsRef<[u8]> for Counted {
-        fn as_ref(&self) -> &[u8] {
-            &self.0
-        }
-    }
-    impl Drop for Counted {
-        fn drop(&mut self) {
-            self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        }
-    }
-    let t = TensorView::from_owner(Counted(vec![1; 6], drops.clone()), &[2, 3]).unwrap();
+    let (t, drops) = common::counted_read_only_tensor(vec![1u8; 6], &[2, 3]);
     for shape_or_stride in [0, 3] {
         let managed = t.to_dlpack_versioned();
         // SAFETY: a live export of ndim 2: shape and strides point to 2 i64s each. Writing
@@ -125,7 +115,7 @@ fn an_own_export_with_rewritten_dims_is_refused() {
     let legacy = t.to_dlpack_legacy();
     assert!(legacy.is_err(), "read-only memory");
     drop(t);
-    assert_eq!(drops.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(common::drops(&drops), 1);
 }
 
 /// The audit's time-of-check hole: a slice taken *before* the export. The export must not let
@@ -199,21 +189,7 @@ fn a_reclaimed_export_is_no_longer_a_foreign_writer() {
 /// of them (Miri reports a race or a use after free otherwise).
 #[test]
 fn exports_on_many_threads_give_back_every_handle_and_alias() {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
-    struct Counted(Vec<u32>, Arc<AtomicUsize>);
-    impl AsMut<[u32]> for Counted {
-        fn as_mut(&mut self) -> &mut [u32] {
-            &mut self.0
-        }
-    }
-    impl Drop for Counted {
-        fn drop(&mut self) {
-            self.1.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-    let drops = Arc::new(AtomicUsize::new(0));
-    let mut t = TensorView::from_owner_mut(Counted(vec![1; 8], drops.clone()), &[8]).unwrap();
+    let (mut t, drops) = common::counted_tensor(vec![1u32; 8], &[8]);
     let rounds = if cfg!(miri) { 3 } else { 200 };
     let workers: Vec<_> = (0..3)
         .map(|k| {
@@ -252,9 +228,9 @@ fn exports_on_many_threads_give_back_every_handle_and_alias() {
     t.as_mut_slice::<u32>().unwrap()[0] = 2;
     // The last handle is an export: the memory goes with its deleter, once.
     let last = t.into_dlpack_versioned();
-    assert_eq!(drops.load(Ordering::SeqCst), 0);
+    assert_eq!(common::drops(&drops), 0);
     drop(last);
-    assert_eq!(drops.load(Ordering::SeqCst), 1);
+    assert_eq!(common::drops(&drops), 1);
 }
 
 // ---------------------------------------------------- lent views cannot be widened (18.1)

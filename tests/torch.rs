@@ -2,6 +2,9 @@
 #![cfg(feature = "tch")]
 
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
+
+mod common;
 
 use dlbridge::interop::tch::scalar_type_name;
 use dlbridge::{
@@ -14,34 +17,21 @@ use tch::{Kind, Tensor};
 
 const CPU: (Kind, tch::Device) = (Kind::Float, tch::Device::Cpu);
 
-/// A foreign owner: a Vec whose drop is counted.
-struct Counted<T> {
-    _data: Vec<T>,
-    drops: &'static AtomicUsize,
-}
-
-impl<T> Drop for Counted<T> {
-    fn drop(&mut self) {
-        self.drops.fetch_add(1, SeqCst);
-    }
-}
-
-/// A contiguous view over `data` owned by a `Counted`, and the data address.
-fn counted<T: Element + Send + Sync + 'static>(
-    mut data: Vec<T>,
+/// A tensor of `dtype` (of `T`'s size) over `data`, owned by a drop-counting
+/// [`common::Counted`]: the view, its data address and the drop counter.
+fn counted<T: Element + Send + Sync>(
+    data: Vec<T>,
     shape: &[usize],
     dtype: DType,
-    drops: &'static AtomicUsize,
-) -> (TensorView, usize) {
-    let ptr = data.as_mut_ptr().cast::<u8>();
-    let owner = Owner::new(Counted { _data: data, drops });
-    // SAFETY: `ptr` is the heap buffer of the Vec moved into `owner` (moving a Vec does not move
-    // its buffer); it holds `shape`'s product of elements of `dtype`'s size and stays valid and
-    // writable until the owner drops.
-    let view =
-        unsafe { TensorView::from_parts(Parts::contiguous(ptr, shape.to_vec(), dtype), owner) }
-            .unwrap();
-    (view, ptr as usize)
+) -> (TensorView, usize, Arc<AtomicUsize>) {
+    let (v, drops) = common::counted_tensor(data, shape);
+    let v = if dtype == T::DTYPE {
+        v
+    } else {
+        v.reinterpret(dtype).unwrap()
+    };
+    let ptr = v.data_ptr() as usize;
+    (v, ptr, drops)
 }
 
 fn addr(t: &Tensor) -> usize {
@@ -233,11 +223,9 @@ fn check_to_tch<T: Element + PartialEq + std::fmt::Debug + Send + Sync + Copy + 
     torch_name: &str,
     as_double: &[f64],
 ) {
-    static DROPS: AtomicUsize = AtomicUsize::new(0);
-    let before = DROPS.load(SeqCst);
     let n = values.len();
     let expect = values.clone();
-    let (v, ptr) = counted(values, &[n], T::DTYPE, &DROPS);
+    let (v, ptr, drops) = counted(values, &[n], T::DTYPE);
     let t = v.to_tch().unwrap();
     drop(v);
     assert_eq!(addr(&t), ptr, "{torch_name}");
@@ -253,7 +241,7 @@ fn check_to_tch<T: Element + PartialEq + std::fmt::Debug + Send + Sync + Copy + 
     drop(t);
     assert_eq!(back.to_vec::<T>().unwrap(), expect);
     drop(back);
-    assert!(DROPS.load(SeqCst) > before, "{torch_name}: owner released");
+    assert_eq!(drops.load(SeqCst), 1, "{torch_name}: owner released once");
 }
 
 #[test]
@@ -332,10 +320,9 @@ fn to_tch_float8_and_complex32_types() {
             "Float8_e8m0fnu",
         ),
     ];
-    static DROPS: AtomicUsize = AtomicUsize::new(0);
-    for (i, (code, bits, values, name)) in cases.into_iter().enumerate() {
+    for (code, bits, values, name) in cases {
         let dtype = DType::new(code as u8, 8, 1).unwrap();
-        let (v, ptr) = counted(bits.to_vec(), &[3], dtype, &DROPS);
+        let (v, ptr, drops) = counted(bits.to_vec(), &[3], dtype);
         let t = v.to_tch().unwrap();
         assert_eq!(addr(&t), ptr);
         assert_eq!(scalar_type_name(&t).unwrap(), name);
@@ -344,11 +331,11 @@ fn to_tch_float8_and_complex32_types() {
         let back = TensorView::from_tch(&t).unwrap();
         assert_eq!((back.data_ptr() as usize, back.dtype()), (ptr, dtype));
         drop((v, t, back));
-        assert_eq!(DROPS.load(SeqCst), i + 1);
+        assert_eq!(drops.load(SeqCst), 1);
     }
     // complex32 (torch ComplexHalf): two f16 per element
     let halves = [1.0, 2.0, -3.0, 0.5].map(f16::from_f32).to_vec();
-    let (v, ptr) = counted(halves, &[4], DType::F16, &DROPS);
+    let (v, ptr, _) = counted(halves, &[4], DType::F16);
     let v = v
         .reinterpret(DType::new(DTypeCode::Complex as u8, 32, 1).unwrap())
         .unwrap();
@@ -435,20 +422,17 @@ fn torch_writes_reach_the_foreign_buffer() {
 
 #[test]
 fn foreign_owner_released_once_after_last_torch_view() {
-    static DROPS: AtomicUsize = AtomicUsize::new(0);
-    let (v, ptr) = counted(
+    let (v, ptr, drops) = counted(
         (0..12).map(|x| x as f32).collect(),
         &[3, 4],
-        DType::F32,
-        &DROPS,
-    );
+        DType::F32);
     let t = v.to_tch().unwrap();
     drop(v);
-    assert_eq!(DROPS.load(SeqCst), 0, "torch holds the owner");
+    assert_eq!(drops.load(SeqCst), 0, "torch holds the owner");
     let tv = t.transpose(0, 1);
     let nv = t.narrow(0, 1, 2);
     drop(t);
-    assert_eq!(DROPS.load(SeqCst), 0, "torch views keep the storage");
+    assert_eq!(drops.load(SeqCst), 0, "torch views keep the storage");
     assert_eq!(addr(&tv), ptr);
     assert_eq!(addr(&nv), ptr + 16);
     assert_eq!(
@@ -456,11 +440,11 @@ fn foreign_owner_released_once_after_last_torch_view() {
         [1.0, 5.0, 9.0]
     );
     drop(tv);
-    assert_eq!(DROPS.load(SeqCst), 0);
+    assert_eq!(drops.load(SeqCst), 0);
     assert_eq!(nv.double_value(&[1, 3]), 11.0);
     drop(nv);
     assert_eq!(
-        DROPS.load(SeqCst),
+        drops.load(SeqCst),
         1,
         "released exactly once, with the last torch view"
     );
@@ -468,8 +452,7 @@ fn foreign_owner_released_once_after_last_torch_view() {
 
 #[test]
 fn vec_view_tch_view_tch_keeps_address_and_releases_once() {
-    static DROPS: AtomicUsize = AtomicUsize::new(0);
-    let (v, ptr) = counted(vec![1u64, 2, 3, 4, 5, 6], &[2, 3], DType::U64, &DROPS);
+    let (v, ptr, drops) = counted(vec![1u64, 2, 3, 4, 5, 6], &[2, 3], DType::U64);
     let t1 = v.transpose().unwrap().to_tch().unwrap();
     let v2 = TensorView::from_tch(&t1).unwrap();
     let t2 = v2.to_tch().unwrap();
@@ -487,25 +470,24 @@ fn vec_view_tch_view_tch_keeps_address_and_releases_once() {
     assert_eq!(v3.to_vec::<u64>().unwrap(), [1, 4, 2, 5, 3, 6]);
     drop((v, t1, v2, t2));
     assert_eq!(
-        DROPS.load(SeqCst),
+        drops.load(SeqCst),
         0,
         "the last view keeps everything alive"
     );
     drop(v3);
-    assert_eq!(DROPS.load(SeqCst), 1);
+    assert_eq!(drops.load(SeqCst), 1);
 }
 
 #[test]
 fn refused_dlpack_input_is_deleted_exactly_once() {
-    static DROPS: AtomicUsize = AtomicUsize::new(0);
-    let (v, _) = counted(vec![1.0f32; 4], &[4], DType::F32, &DROPS);
+    let (v, _, drops) = counted(vec![1.0f32; 4], &[4], DType::F32);
     let m = v.clone().into_read_only().to_dlpack_versioned();
     drop(v);
     assert!(matches!(
         ManagedTensorVersioned::into_tch(m),
         Err(Error::ReadOnly(_))
     ));
-    assert_eq!(DROPS.load(SeqCst), 1);
+    assert_eq!(drops.load(SeqCst), 1);
 }
 
 #[test]
@@ -513,8 +495,7 @@ fn aten_refusal_gives_the_handle_back_and_it_is_deleted_once() {
     // ATen 2.13 refuses a 0-d tensor with a non-zero byte_offset ("Expected zero byte_offset")
     // before taking ownership: shim status 1, so the handle comes back and we delete it.
     // (`to_tch` folds the offset into the pointer, so it does not hit this.)
-    static DROPS: AtomicUsize = AtomicUsize::new(0);
-    let (v, ptr) = counted(vec![1i32, 2, 3], &[3], DType::I32, &DROPS);
+    let (v, ptr, drops) = counted(vec![1i32, 2, 3], &[3], DType::I32);
     let last = v.select(0, 2).unwrap();
     assert_eq!((last.ndim(), last.byte_offset()), (0, 8));
     drop(v);
@@ -523,7 +504,7 @@ fn aten_refusal_gives_the_handle_back_and_it_is_deleted_once() {
         matches!(&e, Error::Foreign(f) if f.library() == "libtorch" && f.message().contains("byte_offset")),
         "{e}"
     );
-    assert_eq!(DROPS.load(SeqCst), 0, "`last` still holds the owner");
+    assert_eq!(drops.load(SeqCst), 0, "`last` still holds the owner");
     assert_eq!(
         last.owner().strong_count(),
         1,
@@ -532,9 +513,9 @@ fn aten_refusal_gives_the_handle_back_and_it_is_deleted_once() {
     let t = last.to_tch().unwrap();
     assert_eq!((addr(&t), t.int64_value(&[])), (ptr + 8, 3));
     drop(last);
-    assert_eq!(DROPS.load(SeqCst), 0);
+    assert_eq!(drops.load(SeqCst), 0);
     drop(t);
-    assert_eq!(DROPS.load(SeqCst), 1);
+    assert_eq!(drops.load(SeqCst), 1);
 }
 
 // ---------------------------------------------------------------- refusals and copies
@@ -587,7 +568,7 @@ fn negative_strides_and_misalignment_need_a_copy() {
 
 #[test]
 fn non_cpu_and_unsupported_dtypes_are_refused() {
-    static DROPS: AtomicUsize = AtomicUsize::new(0);
+    let drops = Arc::new(AtomicUsize::new(0));
     let mut data = vec![0u8; 8];
     let ptr = data.as_mut_ptr();
     let mut parts = Parts::contiguous(ptr, vec![8], DType::U8);
@@ -599,9 +580,9 @@ fn non_cpu_and_unsupported_dtypes_are_refused() {
     let cuda = unsafe {
         TensorView::from_parts(
             parts,
-            Owner::new(Counted {
-                _data: data,
-                drops: &DROPS,
+            Owner::new(common::Counted {
+                values: data,
+                drops: drops.clone(),
             }),
         )
     }
@@ -617,7 +598,7 @@ fn non_cpu_and_unsupported_dtypes_are_refused() {
         }
         Err(other) => panic!("unexpected error {other:?}"),
     }
-    assert_eq!(DROPS.load(SeqCst), 0, "the view still holds the allocation");
+    assert_eq!(drops.load(SeqCst), 0, "the view still holds the allocation");
     // A copy would have to read device memory: refused whatever the policy.
     let read_only = cuda.clone().into_read_only();
     assert!(matches!(
@@ -625,7 +606,7 @@ fn non_cpu_and_unsupported_dtypes_are_refused() {
         Err(Error::UnsupportedDevice { .. })
     ));
     drop((cuda, read_only));
-    assert_eq!(DROPS.load(SeqCst), 1);
+    assert_eq!(drops.load(SeqCst), 1);
     let bytes = TensorView::from_vec(vec![0u8; 8], &[8]).unwrap();
     for dtype in [
         DType::new(DTypeCode::Float8E3M4 as u8, 8, 1).unwrap(),

@@ -569,3 +569,29 @@ fn from_vec_refuses_more_dimensions_than_the_limit() {
     ));
     assert!(TensorView::from_vec(vec![0u8], &shape[1..]).is_ok());
 }
+
+/// Bool values are checked where the view reaches, in row-major order of the view: an invalid
+/// byte the view skips is no error, and the index reported is the view's, not the memory's.
+#[test]
+fn bool_values_are_checked_in_the_views_order() {
+    // Memory (2 x 3): [0, 1, 7]
+    //                 [1, 9, 0]
+    let t = TensorView::from_vec(vec![0u8, 1, 7, 1, 9, 0], &[2, 3])
+        .unwrap()
+        .reinterpret(DType::BOOL)
+        .unwrap();
+    // Transposed (3 x 2): 0 1 | 1 9 | 7 0: the first invalid element is the 4th (index 3).
+    assert!(matches!(
+        t.transpose().unwrap().to_vec::<bool>(),
+        Err(Error::InvalidBool { index: 3, byte: 9 })
+    ));
+    // Column 0 skips both invalid bytes.
+    let column = t.select(1, 0).unwrap();
+    assert_eq!(column.to_vec::<bool>().unwrap(), [false, true]);
+    // Reversed rows of column 2: 0 then 7.
+    let reversed = t.select(1, 2).unwrap().slice(0, SliceArg::step(-1)).unwrap();
+    assert!(matches!(
+        reversed.to_vec::<bool>(),
+        Err(Error::InvalidBool { index: 1, byte: 7 })
+    ));
+}

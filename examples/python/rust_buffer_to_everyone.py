@@ -5,6 +5,7 @@ side holds the buffer export); numpy and torch see the very same address. JAX ma
 import (it owns its device buffers), so only its values are checked.
 """
 
+import jax.numpy as jnp
 import numpy as np
 import torch
 
@@ -25,12 +26,7 @@ x[0, 0] = 42.0  # a write through torch is seen by numpy and in the bytearray
 assert n[0, 0] == 42.0
 assert np.frombuffer(raw, dtype=np.float32)[0] == 42.0
 
-try:
-    import jax.numpy as jnp
-
-    j = jnp.from_dlpack(shared)
-    print("jax:", j[0])
-    assert np.array_equal(np.asarray(j), n)
-except ImportError:
-    print("jax not installed: skipped")
+j = jnp.from_dlpack(shared)
+print("jax:", j[0])
+assert np.array_equal(np.asarray(j), n)
 print("ok")

@@ -54,11 +54,13 @@ static ARRAY_RELEASES: AtomicUsize = AtomicUsize::new(0);
 
 unsafe extern "C" fn release_schema(s: *mut CSchema) {
     SCHEMA_RELEASES.fetch_add(1, Ordering::SeqCst);
+    // SAFETY: the importer calls release with the live schema the harness built.
     unsafe { (*s).release = None };
 }
 
 unsafe extern "C" fn release_array(a: *mut CArray) {
     ARRAY_RELEASES.fetch_add(1, Ordering::SeqCst);
+    // SAFETY: the importer (or the harness) calls release with the live array the harness built.
     unsafe { (*a).release = None };
 }
 
@@ -311,12 +313,14 @@ fuzz_target!(|input: Input| {
     let array: *mut CArray = &mut **h.arrays.last_mut().unwrap();
     let schemas_before = SCHEMA_RELEASES.load(Ordering::SeqCst);
     let arrays_before = ARRAY_RELEASES.load(Ordering::SeqCst);
+    // SAFETY: `array` points into `h`, which lives until the end of this iteration.
     let array_was_live = unsafe { (*array).release.is_some() };
 
     // SAFETY: every pointer in the trees is valid or null; buffers are long enough for every
     // length and offset the builder can declare (at most 16 + 16 slots of 8 bytes per level,
     // list sizes of at most 3 per level, 4 levels: far below the arena).
     let _ = unsafe { field_from_c_schema(schema.cast()) };
+    // SAFETY: as above.
     let imported = unsafe { import_c_array(schema.cast(), array.cast()) };
     if let Ok(imported) = imported {
         let opts = ArrowImportOptions {
@@ -335,6 +339,7 @@ fuzz_target!(|input: Input| {
         }
     }
     // The importer released the array iff it took it; otherwise it is still ours.
+    // SAFETY: `array` points into `h`, still alive; a set `release` means nobody released it.
     unsafe {
         if let Some(release) = (*array).release {
             release(array);

@@ -96,6 +96,7 @@ fuzz_target!(|m: Meta| {
         data: (0..BUF).map(|i| (i % 251) as u8).collect(),
     }));
     // Only point at 6 dims' worth of storage: larger ndim values must be refused before use.
+    // SAFETY: `p` is a fresh allocation we own until handing it over below.
     let ndim_ok = (0..=6).contains(&unsafe { (*p).managed.dl_tensor.ndim });
     // SAFETY: `p` is a fresh allocation we own until handing it over below.
     unsafe {
@@ -119,6 +120,7 @@ fuzz_target!(|m: Meta| {
             (*t).shape = std::ptr::null_mut();
         }
     }
+    // SAFETY: `p` is still ours: nothing has taken it yet.
     let base = unsafe { (*p).data.as_ptr() } as usize;
     let before = DELETES.load(Ordering::SeqCst);
     // SAFETY: `p` is a live managed tensor handed over to dlbridge.

@@ -12,6 +12,12 @@ pub struct Counted<T> {
     pub drops: Arc<AtomicUsize>,
 }
 
+impl<T> AsRef<[T]> for Counted<T> {
+    fn as_ref(&self) -> &[T] {
+        &self.values
+    }
+}
+
 impl<T> AsMut<[T]> for Counted<T> {
     fn as_mut(&mut self) -> &mut [T] {
         &mut self.values
@@ -35,6 +41,20 @@ pub fn counted_tensor<T: Element + Send + Sync>(
         drops: drops.clone(),
     };
     (TensorView::from_owner_mut(owner, shape).unwrap(), drops)
+}
+
+/// A read-only tensor of `shape` over `values` (`TensorView::from_owner`), owned by a
+/// [`Counted`], and its drop counter.
+pub fn counted_read_only_tensor<T: Element + Send + Sync>(
+    values: Vec<T>,
+    shape: &[usize],
+) -> (TensorView, Arc<AtomicUsize>) {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let owner = Counted {
+        values,
+        drops: drops.clone(),
+    };
+    (TensorView::from_owner(owner, shape).unwrap(), drops)
 }
 
 /// How many times the owner was dropped so far.
