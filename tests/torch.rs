@@ -422,10 +422,7 @@ fn torch_writes_reach_the_foreign_buffer() {
 
 #[test]
 fn foreign_owner_released_once_after_last_torch_view() {
-    let (v, ptr, drops) = counted(
-        (0..12).map(|x| x as f32).collect(),
-        &[3, 4],
-        DType::F32);
+    let (v, ptr, drops) = counted((0..12).map(|x| x as f32).collect(), &[3, 4], DType::F32);
     let t = v.to_tch().unwrap();
     drop(v);
     assert_eq!(drops.load(SeqCst), 0, "torch holds the owner");

@@ -589,7 +589,11 @@ fn bool_values_are_checked_in_the_views_order() {
     let column = t.select(1, 0).unwrap();
     assert_eq!(column.to_vec::<bool>().unwrap(), [false, true]);
     // Reversed rows of column 2: 0 then 7.
-    let reversed = t.select(1, 2).unwrap().slice(0, SliceArg::step(-1)).unwrap();
+    let reversed = t
+        .select(1, 2)
+        .unwrap()
+        .slice(0, SliceArg::step(-1))
+        .unwrap();
     assert!(matches!(
         reversed.to_vec::<bool>(),
         Err(Error::InvalidBool { index: 1, byte: 7 })
