@@ -665,8 +665,9 @@ unsafe fn import(
     let ndim = usize::try_from(tensor.ndim)
         .ok()
         .filter(|&n| n <= MAX_NDIM)
-        .ok_or_else(|| {
-            Error::InvalidShape(format!("ndim {} is outside 0..={MAX_NDIM}", tensor.ndim))
+        .ok_or(Error::TooManyDims {
+            ndim: i64::from(tensor.ndim),
+            max: MAX_NDIM,
         })?;
     let dtype = DType::from_dlpack(tensor.dtype)?;
     let dims = if ndim == 0 {

@@ -13,9 +13,38 @@ use crate::{DType, Device};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A shape, axis list or argument combination that does not describe a tensor.
+    /// A shape argument the tensor cannot take: a reshape to another element count, a
+    /// broadcast to an incompatible shape, a squeeze of an axis whose extent is not 1, a layout
+    /// an operation cannot express.
     #[error("invalid shape: {0}")]
     InvalidShape(String),
+    /// A rank outside `0..=MAX_NDIM` (a foreign tensor's `ndim` may also be negative).
+    #[error("a rank of {ndim} is outside the supported 0..={max}")]
+    TooManyDims {
+        /// The rank found or asked for.
+        ndim: i64,
+        /// [`MAX_NDIM`](crate::MAX_NDIM).
+        max: usize,
+    },
+    /// A typed view (an ndarray array of fixed dimension) asked of a tensor of another rank.
+    #[error("the tensor has {found} dimensions, the requested type has {expected}")]
+    DimensionMismatch {
+        /// The rank of the requested type.
+        expected: usize,
+        /// The tensor's rank.
+        found: usize,
+    },
+    /// Data of `len` elements given for a shape of `numel` elements (a container handed to
+    /// `from_owner`, an Arrow list against its `fixed_shape_tensor` shape).
+    #[error("shape {shape:?} holds {numel} elements, the data has {len}")]
+    LengthMismatch {
+        /// The shape.
+        shape: Vec<usize>,
+        /// Its element count.
+        numel: usize,
+        /// The element count of the data.
+        len: usize,
+    },
     /// An axis index past the last axis.
     #[error("axis {axis} out of range for a {ndim}-d tensor")]
     AxisOutOfRange {
@@ -98,9 +127,13 @@ pub enum Error {
     /// a missing buffer or child, a list size out of range, a truncated IPC file, ...).
     #[error("malformed Arrow data: {0}")]
     MalformedArrow(String),
-    /// `arrow.fixed_shape_tensor` extension metadata that does not parse or does not fit.
+    /// `arrow.fixed_shape_tensor` extension metadata whose JSON does not describe a tensor shape.
     #[error("invalid arrow.fixed_shape_tensor metadata: {0}")]
     InvalidExtensionMetadata(String),
+    /// `arrow.fixed_shape_tensor` metadata that is not JSON at all (the parser's error is the
+    /// source).
+    #[error("arrow.fixed_shape_tensor metadata is not JSON: {0}")]
+    UnreadableExtensionMetadata(#[source] ForeignError),
     /// An Arrow array with null slots, which a tensor cannot hold, and no fill value to use.
     #[error("the Arrow array has {0} null(s), which a tensor cannot hold; give a fill value")]
     Nulls(usize),

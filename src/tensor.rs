@@ -127,9 +127,10 @@ impl CheckedParts {
         let (shape, strides) = (dims.shape(), dims.strides());
         let ndim = dims.ndim();
         if ndim > MAX_NDIM {
-            return Err(Error::InvalidShape(format!(
-                "{ndim} dimensions exceed the limit of {MAX_NDIM}"
-            )));
+            return Err(Error::TooManyDims {
+                ndim: ndim as i64,
+                max: MAX_NDIM,
+            });
         }
         let item = dtype.storage_size(flags.subbyte_padded).unwrap_or(1) as isize;
         // The common case in one pass: elements of whole bytes, at least one, numbers that fit.
@@ -461,17 +462,17 @@ impl TensorView {
             None => c_strides(&shape)?,
         };
         if shape.len() > MAX_NDIM {
-            return Err(Error::InvalidShape(format!(
-                "{} dimensions exceed the limit of {MAX_NDIM}",
-                shape.len()
-            )));
+            return Err(Error::TooManyDims {
+                ndim: shape.len() as i64,
+                max: MAX_NDIM,
+            });
         }
         if strides.len() != shape.len() {
-            return Err(Error::InvalidShape(format!(
-                "{} strides for {} dimensions",
-                strides.len(),
-                shape.len()
-            )));
+            return Err(Error::ArgumentCount {
+                what: "strides",
+                given: strides.len(),
+                ndim: shape.len(),
+            });
         }
         let raw = RawParts {
             data,
@@ -615,9 +616,11 @@ impl TensorView {
             .try_fold(1usize, |n, &extent| n.checked_mul(extent))
             .ok_or(Error::Overflow("element count"))?;
         if numel != len {
-            return Err(Error::InvalidShape(format!(
-                "shape {shape:?} holds {numel} elements, the container has {len}"
-            )));
+            return Err(Error::LengthMismatch {
+                shape: shape.to_vec(),
+                numel,
+                len,
+            });
         }
         // The rank limit is `CheckedParts::new`'s (the same error).
         let start = ptr as usize;

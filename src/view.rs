@@ -411,11 +411,10 @@ impl TensorView {
     /// Insert an axis of extent 1 at position `axis` (`0..=ndim`).
     pub fn unsqueeze(&self, axis: usize) -> Result<TensorView> {
         if self.ndim() >= crate::MAX_NDIM {
-            return Err(Error::InvalidShape(format!(
-                "a {}-d tensor cannot gain an axis (at most {} are supported)",
-                self.ndim(),
-                crate::MAX_NDIM
-            )));
+            return Err(Error::TooManyDims {
+                ndim: self.ndim() as i64 + 1,
+                max: crate::MAX_NDIM,
+            });
         }
         if axis > self.ndim() {
             // As numpy's expand_dims: the range is that of the result's axes.
@@ -468,11 +467,11 @@ impl TensorView {
     ) -> Result<TensorView> {
         let size = self.require_byte_elements("as_strided on bit-packed elements")? as isize;
         if shape.len() != strides.len() {
-            return Err(Error::InvalidShape(format!(
-                "{} extents with {} strides",
-                shape.len(),
-                strides.len()
-            )));
+            return Err(Error::ArgumentCount {
+                what: "strides",
+                given: strides.len(),
+                ndim: shape.len(),
+            });
         }
         if !self.allocation_known() {
             // The gaps between this view's elements may be someone else's memory (a sibling

@@ -60,16 +60,16 @@ use ::ndarray::{ArcArray, Array, ArrayView, ArrayViewMut, Axis, Dimension, Shape
 
 use crate::dims::OwnedDims;
 use crate::tensor::RawParts;
-use crate::{Element, Error, Flags, Owner, Parts, Result, TensorView};
+use crate::{Element, Error, Flags, ForeignError, Owner, Parts, Result, TensorView};
 
 /// The dimension value `D` for `shape`, refusing a rank a fixed `D` cannot hold.
 fn dimension<D: Dimension>(shape: &[usize]) -> Result<D> {
     if let Some(n) = D::NDIM {
         if n != shape.len() {
-            return Err(Error::InvalidShape(format!(
-                "the tensor has {} dimensions, the requested array type has {n}",
-                shape.len()
-            )));
+            return Err(Error::DimensionMismatch {
+                expected: n,
+                found: shape.len(),
+            });
         }
     }
     let mut dim = D::zeros(shape.len());
@@ -292,7 +292,8 @@ impl TensorView {
     pub fn to_owned_array<T: Element, D: Dimension>(&self) -> Result<Array<T, D>> {
         let dim = dimension::<D>(self.shape())?;
         let data = self.to_vec::<T>()?;
-        Array::from_shape_vec(dim, data).map_err(|e| Error::InvalidShape(e.to_string()))
+        Array::from_shape_vec(dim, data)
+            .map_err(|e| Error::Foreign(ForeignError::new("ndarray", e)))
     }
 
     /// Move an owned `Array` into a writable view: no copy, O(ndim).

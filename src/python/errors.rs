@@ -26,6 +26,7 @@ impl From<Error> for PyErr {
             | Error::MalformedArrow(_)
             | Error::MalformedFile { .. }
             | Error::InvalidExtensionMetadata(_)
+            | Error::UnreadableExtensionMetadata(_)
             | Error::Nulls(_)
             | Error::UnrepresentableFill { .. }
             | Error::UnsupportedTensor(_) => PyValueError::new_err(msg),

@@ -130,10 +130,11 @@ impl TensorView {
             .try_fold(1usize, |a, &n| a.checked_mul(n))
             .ok_or_else(|| Error::Overflow("row size"))?;
         if usize::try_from(*size).ok() != Some(row) {
-            return Err(Error::InvalidShape(format!(
-                "{FIXED_SHAPE_TENSOR} shape {:?} holds {row} values, the list holds {size}",
-                meta.shape
-            )));
+            return Err(Error::LengthMismatch {
+                shape: meta.shape.clone(),
+                numel: row,
+                len: usize::try_from(*size).unwrap_or(0),
+            });
         }
         let flat = TensorView::from_arrow_data(&data, opts)?;
         let mut physical = vec![data.len()];

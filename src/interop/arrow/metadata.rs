@@ -30,8 +30,9 @@ impl FixedShapeTensorMeta {
     /// ```
     pub fn parse(json: &str) -> Result<FixedShapeTensorMeta> {
         let bad = |what: &str| Error::InvalidExtensionMetadata(format!("{json:?}: {what}"));
-        let value: serde_json::Value =
-            serde_json::from_str(json).map_err(|e| bad(&e.to_string()))?;
+        let value: serde_json::Value = serde_json::from_str(json).map_err(|e| {
+            Error::UnreadableExtensionMetadata(crate::ForeignError::new("serde_json", e))
+        })?;
         let obj = value.as_object().ok_or_else(|| bad("not a JSON object"))?;
         let indices = |v: &serde_json::Value, what: &str| -> Result<Vec<usize>> {
             v.as_array()
