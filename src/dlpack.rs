@@ -24,6 +24,17 @@ use crate::{DType, Device, Error, Flags, Owner, Result, TensorView, MAX_NDIM};
 pub const DLPACK_VERSION: (u32, u32) = (1, 3);
 
 /// An owned `DLManagedTensorVersioned*`: dropping it calls the deleter (once).
+///
+/// - Export: [`TensorView::to_dlpack_versioned`] / [`TensorView::to_dlpack_legacy`] put a clone
+///   of the view (and so its owner) inside the managed tensor; its deleter drops that clone
+///   exactly once.
+/// - Import: [`TensorView::from_dlpack_versioned`] / [`TensorView::from_dlpack_legacy`] validate
+///   the metadata and make the managed tensor the view's owner; the producer's deleter runs
+///   exactly once, when the last view (or export) of it is dropped, or at once if the tensor is
+///   refused. A managed tensor this crate exported comes back as the original view and owner.
+///
+/// The ABI structs are [`dlpark::ffi`](crate::ffi)'s. The raw-pointer boundary is the two
+/// `from_raw` constructors; everything else is safe.
 #[derive(Debug)]
 pub struct ManagedTensorVersioned(NonNull<DLManagedTensorVersioned>);
 

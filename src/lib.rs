@@ -10,7 +10,7 @@
 //!
 //! | module | feature | converts |
 //! |---|---|---|
-//! | [`dlpack`] | always | owned versioned and legacy managed tensors |
+//! | DLPack ([`ManagedTensorVersioned`], [`ManagedTensorLegacy`]) | always | owned versioned and legacy managed tensors, both directions |
 //! | [`interop::ndarray`] | `ndarray` | `ArrayView`/`ArrayViewMut`/`Array`/`ArcArray` |
 //! | [`interop::arrow`] | `arrow` | `Buffer`, primitive and fixed-size-list arrays, `arrow.fixed_shape_tensor` |
 //! | [`interop::tch`] | `tch` | `tch::Tensor`, through ATen's DLPack converters |
@@ -98,7 +98,7 @@ mod cast;
 mod copy;
 mod device;
 mod dims;
-pub mod dlpack;
+mod dlpack;
 mod dtype;
 mod error;
 #[cfg(any(feature = "safetensors", feature = "arrow-ipc"))]
@@ -112,11 +112,11 @@ mod owner;
 #[cfg_attr(docsrs, doc(cfg(feature = "pyo3")))]
 pub mod python;
 mod tensor;
-pub mod view;
+mod view;
 
 pub use copy::{CopyPolicy, Order};
 pub use device::{Device, DeviceType};
-pub use dlpack::{ManagedTensorLegacy, ManagedTensorVersioned};
+pub use dlpack::{ManagedTensorLegacy, ManagedTensorVersioned, DLPACK_VERSION};
 pub use dtype::{DType, DTypeCode, Element};
 pub use error::{Error, ForeignError, Result};
 pub use owner::Owner;

@@ -274,8 +274,9 @@ impl Parts {
 ///
 /// The descriptor holds exactly what DLPack's `DLTensor` holds — base pointer, byte offset,
 /// shape, strides in elements (zero and negative allowed), [`DType`], [`Device`] — plus
-/// [`Flags`] and an [`Owner`]. Creating views (see the methods in [`crate::view`]) or exporting
-/// never copies data; cloning a view clones the owner handle.
+/// [`Flags`] and an [`Owner`]. Creating views ([`TensorView::slice`], [`TensorView::permute`],
+/// [`TensorView::reshape`], [`TensorView::as_strided`], ...) or exporting never copies data;
+/// cloning a view clones the owner handle.
 ///
 /// # Invariants
 /// Upheld by every constructor, so every method may rely on them:
@@ -440,6 +441,13 @@ impl TensorView {
     /// Checks: rank limit, matching shape/strides lengths, overflow of element count, byte span
     /// and addresses, null data with elements, packed sub-byte layouts, and that the reached
     /// bytes lie within `parts.extent` when one is given.
+    ///
+    /// Unlike arrow-data's `build()` / `build_unchecked()`, there is no safe checked
+    /// constructor beside an unchecked one: what the metadata checks prove (the layout's
+    /// numbers fit and stay inside `extent`) is not what makes a raw pointer sound to read, so
+    /// every construction from a raw pointer is `unsafe`, and the checks always run (they cost
+    /// O(ndim)). Safe construction goes through containers instead: [`TensorView::from_vec`],
+    /// [`TensorView::from_owner`] and [`TensorView::from_owner_mut`].
     ///
     /// # Safety
     /// For as long as `owner` (or any clone of it) lives, the bytes the described tensor reaches —

@@ -114,11 +114,11 @@ fn the_format_comes_from_the_contents_not_the_name() {
 
 #[test]
 fn every_safetensors_dtype_maps_to_dlpack_and_back() {
-    use dlbridge::interop::safetensors::{dtype_of, safetensors_dtype, DTYPES};
+    use dlbridge::interop::safetensors::{Dtype, DTYPES};
     for d in DTYPES {
-        let ours = dtype_of(d).unwrap();
+        let ours = DType::try_from(d).unwrap();
         assert_eq!(ours.element_bits() as usize, d.bitsize(), "{d}");
-        assert_eq!(safetensors_dtype(ours).unwrap(), d);
+        assert_eq!(Dtype::try_from(ours).unwrap(), d);
     }
     let mut names: Vec<String> = DTYPES.iter().map(|d| d.to_string()).collect();
     names.sort();
@@ -129,7 +129,7 @@ fn every_safetensors_dtype_maps_to_dlpack_and_back() {
         "each safetensors dtype listed once"
     );
     assert!(matches!(
-        safetensors_dtype(DType::C128),
+        Dtype::try_from(DType::C128),
         Err(Error::UnsupportedDtype { .. })
     ));
 }

@@ -53,7 +53,6 @@
 //! ```
 
 use std::ptr::NonNull;
-use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
 
 use ::ndarray::{ArcArray, Array, ArrayView, ArrayViewMut, Axis, Dimension, ShapeBuilder};
@@ -504,16 +503,16 @@ impl BorrowGuard {
 
 impl Drop for BorrowGuard {
     fn drop(&mut self) {
-        if Arc::strong_count(&self.alive) != 1 {
+        // `get_mut` succeeds only for the last handle, and synchronises (acquire) with the
+        // release of every other one, possibly on another thread, so their reads of the data
+        // happen before the borrow ends.
+        if Arc::get_mut(&mut self.alive).is_none() {
             eprintln!(
                 "dlbridge: a TensorView lent from a borrowed ndarray view outlived its scope \
                  (a clone or DLPack export was kept); aborting to prevent a use after free"
             );
             std::process::abort();
         }
-        // Pairs with the release decrement of the last handle's drop, possibly on another
-        // thread, so its reads of the data happen before the borrow ends.
-        fence(Ordering::Acquire);
     }
 }
 

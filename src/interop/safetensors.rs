@@ -11,13 +11,46 @@ use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
 
-use ::safetensors::tensor::{Dtype, SafeTensorError, SafeTensors, View};
+use ::safetensors::tensor::{SafeTensorError, SafeTensors, View};
+pub use ::safetensors::Dtype;
 
 use crate::files::{io_error, FileFormat, MappedFile};
 use crate::{DType, DTypeCode, Error, ForeignError, Order, Result, TensorView};
 
-/// The DLPack dtype of a safetensors dtype.
-pub fn dtype_of(dtype: Dtype) -> Result<DType> {
+/// The DLPack dtype of a safetensors dtype (every safetensors 0.8 dtype has one; a later one
+/// that does not is [`Error::MalformedFile`]).
+///
+/// ```
+/// use dlbridge::interop::safetensors::Dtype; // safetensors' own type, re-exported
+/// use dlbridge::DType;
+/// assert_eq!(DType::try_from(Dtype::BF16)?, DType::BF16);
+/// assert_eq!(Dtype::try_from(DType::F32)?, Dtype::F32);
+/// assert!(Dtype::try_from(DType::C128).is_err()); // safetensors has no complex128
+/// # Ok::<(), dlbridge::Error>(())
+/// ```
+impl TryFrom<Dtype> for DType {
+    type Error = Error;
+    fn try_from(dtype: Dtype) -> Result<DType> {
+        dtype_of(dtype)
+    }
+}
+
+/// The safetensors dtype of a DLPack dtype ([`Error::UnsupportedDtype`] when safetensors has
+/// none).
+impl TryFrom<DType> for Dtype {
+    type Error = Error;
+    fn try_from(dtype: DType) -> Result<Dtype> {
+        DTYPES
+            .into_iter()
+            .find(|&d| dtype_of(d).ok() == Some(dtype))
+            .ok_or(Error::UnsupportedDtype {
+                dtype,
+                reason: "safetensors has no such dtype",
+            })
+    }
+}
+
+fn dtype_of(dtype: Dtype) -> Result<DType> {
     use DTypeCode as C;
     let (code, bits) = match dtype {
         Dtype::BOOL => return Ok(DType::BOOL),
@@ -52,7 +85,7 @@ pub fn dtype_of(dtype: Dtype) -> Result<DType> {
     DType::new(code as u8, bits, 1)
 }
 
-/// Every safetensors dtype (0.8), each with a DLPack counterpart ([`dtype_of`]).
+/// Every safetensors dtype (0.8), each with a DLPack counterpart (`DType::try_from`).
 pub const DTYPES: [Dtype; 22] = [
     Dtype::BOOL,
     Dtype::U8,
@@ -77,17 +110,6 @@ pub const DTYPES: [Dtype; 22] = [
     Dtype::F6_E3M2,
     Dtype::F4,
 ];
-
-/// The safetensors dtype of a DLPack dtype (`UnsupportedDtype` when safetensors has none).
-pub fn safetensors_dtype(dtype: DType) -> Result<Dtype> {
-    DTYPES
-        .into_iter()
-        .find(|&d| dtype_of(d).ok() == Some(dtype))
-        .ok_or(Error::UnsupportedDtype {
-            dtype,
-            reason: "safetensors has no such dtype",
-        })
-}
 
 fn format_error(e: SafeTensorError) -> Error {
     Error::MalformedFile {
@@ -125,7 +147,7 @@ pub fn save_file(path: impl AsRef<Path>, tensors: &[(&str, &TensorView)]) -> Res
     let path = path.as_ref();
     let mut entries = Vec::with_capacity(tensors.len());
     for &(name, view) in tensors {
-        let dtype = safetensors_dtype(view.dtype())?;
+        let dtype = Dtype::try_from(view.dtype())?;
         let view = if view.is_c_contiguous() {
             view.clone()
         } else {
@@ -160,7 +182,7 @@ pub(crate) fn views_of(file: &Arc<MappedFile>) -> Result<Vec<(String, TensorView
         let info = metadata
             .info(&name)
             .ok_or_else(|| format_error(SafeTensorError::TensorNotFound(name.clone())))?;
-        let dtype = dtype_of(info.dtype)?;
+        let dtype = DType::try_from(info.dtype)?;
         let offset = data_start + info.data_offsets.0; // validated against the file length
         views.push((name, file.tensor(offset, info.shape.clone(), dtype)?));
     }
