@@ -269,7 +269,8 @@ def test_read_only_tensor_outlives_nothing():
     assert ref() is None
 
 
-# No upstream report yet; pytorch/pytorch#5442 is the same bug on the from_numpy path.
+# The root is that torch has no read-only tensors (pytorch/pytorch#44027, open);
+# pytorch/pytorch#5442 is the same bug on the from_numpy path.
 @pytest.mark.xfail(strict=True, reason="torch 2.13 ignores DLPack's READ_ONLY flag: "
                    "torch.from_dlpack returns a writable alias of read-only memory")
 def test_torch_respects_read_only():

@@ -489,8 +489,9 @@ fn refused_dlpack_input_is_deleted_exactly_once() {
 
 #[test]
 fn aten_refusal_gives_the_handle_back_and_it_is_deleted_once() {
-    // ATen 2.13 refuses a 0-d tensor with a non-zero byte_offset ("Expected zero byte_offset")
-    // before taking ownership: shim status 1, so the handle comes back and we delete it.
+    // ATen 2.13 refuses a 0-d tensor with a non-zero byte_offset ("Expected zero byte_offset";
+    // pytorch/pytorch#168177) before taking ownership: shim status 1, so the handle comes back
+    // and we delete it.
     // (`to_tch` folds the offset into the pointer, so it does not hit this.)
     let (v, ptr, drops) = counted(vec![1i32, 2, 3], &[3], DType::I32);
     let last = v.select(0, 2).unwrap();

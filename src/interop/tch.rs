@@ -230,7 +230,8 @@ impl ManagedTensorVersioned {
     /// Torch tensors are always writable, so a managed tensor flagged read-only is refused
     /// ([`Error::ReadOnly`]); so are dtypes ATen cannot take. The device is kept. Anything else
     /// ATen refuses comes back as [`Error::Foreign`] (e.g. ATen 2.13 rejects a 0-d tensor with a
-    /// non-zero `byte_offset`; [`TensorView::to_tch`] avoids that by folding the offset into the
+    /// non-zero `byte_offset`, pytorch/pytorch#168177, whose fix in pytorch/pytorch#170432 leaves
+    /// 0-d tensors out; [`TensorView::to_tch`] avoids that by folding the offset into the
     /// pointer).
     pub fn into_tch(self) -> Result<Tensor> {
         let managed = self;
@@ -488,8 +489,8 @@ impl TensorView {
 }
 
 /// Export `view` for ATen: a versioned managed tensor whose `data` already includes the byte
-/// offset (ATen 2.13 refuses a non-zero `byte_offset` on 0-d tensors; its own exports always
-/// have 0) and whose negative strides on axes of extent <= 1 (never multiplied by a non-zero
+/// offset (ATen 2.13 refuses a non-zero `byte_offset` on 0-d tensors, pytorch/pytorch#168177;
+/// its own exports always have 0: drop the folding once ATen honours the offset everywhere) and whose negative strides on axes of extent <= 1 (never multiplied by a non-zero
 /// index) are replaced by 1, since torch does not accept negative strides.
 fn export_for_torch(view: TensorView) -> ManagedTensorVersioned {
     let managed = view.into_dlpack_versioned();

@@ -190,7 +190,9 @@ fn same_storage(a: &DataType, b: &DataType) -> bool {
 /// get the plain fixed-size list); otherwise `NotImplementedError` (dlbridge converts no
 /// element types: cast after import, `pa.array(t).cast(type)`). Refusing beats returning the
 /// tensor's own type here, which the interface would allow, because pyarrow 26's
-/// `pa.array(obj, type=...)` fails with an `AttributeError` on that path.
+/// `pa.array(obj, type=...)` fails with an `AttributeError` on that path (its cast-after-import
+/// branch in `array.pxi` calls `cast` on the module function `pa.array`, not on the imported
+/// array; the branch came with apache/arrow#37797; no upstream report found as of 2026-12).
 fn export_field(
     column: TensorColumn,
     requested_schema: Option<&Bound<'_, PyAny>>,

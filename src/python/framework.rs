@@ -68,8 +68,8 @@ impl Framework {
             .map(|f| f.bind(py).clone())
         };
         let view = match self {
-            // torch.from_dlpack ignores DLPack's READ_ONLY flag (torch 2.13): never hand it
-            // read-only memory.
+            // torch.from_dlpack ignores DLPack's READ_ONLY flag (torch 2.13; torch has no
+            // read-only tensors, pytorch/pytorch#44027): never hand it read-only memory.
             Framework::Torch if view.is_read_only() => view.to_contiguous(Order::C)?,
             _ => view,
         };
