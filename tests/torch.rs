@@ -738,3 +738,50 @@ fn torch_memory_lends_no_shared_references() {
         "copies read torch's writes"
     );
 }
+
+/// `from_tch_owned` lends references only when the tensor given was the storage's last handle:
+/// a view sharing the storage (`narrow`, `transpose`, `detach`, a `shallow_clone`) kept
+/// anywhere can write it through tch's safe API, so the view must then refuse `as_slice`.
+#[test]
+fn from_tch_owned_lends_references_only_for_the_storages_last_handle() {
+    // A fresh tensor of its own (`reshape` alone gives a view whose `_base` keeps the arange).
+    let make = || Tensor::arange(6, CPU).reshape([2, 3]).copy();
+    type Alias = fn(&Tensor) -> Tensor;
+    let aliases: [(&str, Alias); 4] = [
+        ("narrow", |t| t.narrow(1, 1, 2)),
+        ("transpose", |t| t.transpose(0, 1)),
+        ("detach", |t| t.detach()),
+        ("shallow_clone", |t| t.shallow_clone()),
+    ];
+    for (name, alias) in aliases {
+        let t = make();
+        let mut kept = alias(&t);
+        let v = TensorView::from_tch_owned(t).unwrap();
+        assert!(
+            matches!(v.as_slice::<f32>(), Err(Error::ForeignWriter(_))),
+            "{name}: the alias can still write"
+        );
+        let _ = kept.fill_(7.0); // the write the rule is about: visible through a copy
+        assert_eq!(v.to_vec::<f32>().unwrap()[5], 7.0, "{name}");
+        drop(kept);
+        // The alias is gone, but the view was made while it lived: it stays foreign-writable.
+        assert!(v.as_slice::<f32>().is_err(), "{name}");
+    }
+    // A view keeps its base alive: its storage is not the view's alone.
+    let base = make();
+    let view = base.reshape([3, 2]);
+    drop(base);
+    let v = TensorView::from_tch_owned(view).unwrap();
+    assert!(
+        v.as_slice::<f32>().is_err(),
+        "the base lives on as the view's _base"
+    );
+    // An alias made and dropped before the hand-over does not count.
+    let t = make();
+    drop(t.narrow(0, 0, 1));
+    let v = TensorView::from_tch_owned(t).unwrap();
+    assert_eq!(
+        v.as_slice::<f32>().unwrap(),
+        &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    );
+}
