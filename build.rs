@@ -13,7 +13,10 @@
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
-    if std::env::var_os("CARGO_FEATURE_TCH").is_some() {
+    println!("cargo:rerun-if-env-changed=DOCS_RS");
+    // docs.rs builds the docs with `tch/doc-only` and no libtorch: nothing to compile there
+    // (rustdoc links nothing).
+    if std::env::var_os("CARGO_FEATURE_TCH").is_some() && std::env::var_os("DOCS_RS").is_none() {
         #[cfg(feature = "tch")]
         torch_shim::build();
     }

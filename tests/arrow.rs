@@ -917,3 +917,26 @@ mod c_data_import {
         );
     }
 }
+
+/// The `TryFrom` conversions are the inherent ones with default options: zero-copy, and a
+/// typed error where a copy would be needed.
+#[test]
+fn try_from_conversions_share_memory_and_never_copy() {
+    let t = TensorView::from_vec((0..6).map(|x| x as f32).collect(), &[2, 3]).unwrap();
+    let buffer = Buffer::try_from(&t).unwrap();
+    assert_eq!(buffer.as_ptr(), t.data_ptr());
+    assert!(matches!(
+        Buffer::try_from(&t.transpose().unwrap()),
+        Err(Error::CopyRequired(_)) | Err(Error::NotContiguous(_))
+    ));
+    let column = TensorColumn::try_from(&t).unwrap();
+    let data = column.array.to_data();
+    let flat = TensorView::try_from(&data).unwrap(); // storage only: [2, 3] as nested lists
+    assert_eq!(
+        (flat.data_ptr(), flat.shape()),
+        (t.data_ptr(), &[2usize, 3][..])
+    );
+    let back = TensorView::try_from(&column).unwrap();
+    assert_eq!(back.to_vec::<f32>().unwrap(), t.to_vec::<f32>().unwrap());
+    assert!(back.is_read_only(), "Arrow memory is immutable");
+}

@@ -65,16 +65,14 @@
 #[cfg(doc)]
 use {
     ::arrow_array::ArrayRef,
-    ::arrow_buffer::Buffer,
-    ::arrow_data::ArrayData,
     ::arrow_schema::{DataType, Field},
 };
 
+use ::arrow_buffer::Buffer;
+use ::arrow_data::ArrayData;
 use ::arrow_schema::ArrowError;
 
-#[cfg(doc)]
-use crate::{CopyPolicy, TensorView};
-use crate::{Error, ForeignError};
+use crate::{CopyPolicy, Error, ForeignError, Result, TensorView};
 
 mod batch;
 pub mod c_data;
@@ -111,5 +109,53 @@ pub(crate) fn arrow_err(e: ArrowError) -> Error {
 impl From<ArrowError> for Error {
     fn from(e: ArrowError) -> Error {
         arrow_err(e)
+    }
+}
+
+/// [`TensorView::to_arrow`] with default options (never copies; the field is named `tensor`):
+/// 1-D tensors as primitive arrays, N-D as `arrow.fixed_shape_tensor` columns.
+///
+/// ```
+/// use dlbridge::interop::arrow::TensorColumn;
+/// use dlbridge::TensorView;
+/// let t = TensorView::from_vec(vec![1u16, 2, 3, 4, 5, 6], &[3, 2])?;
+/// let column = TensorColumn::try_from(&t)?;
+/// let back = TensorView::try_from(&column)?;
+/// assert_eq!((back.data_ptr(), back.shape()), (t.data_ptr(), t.shape()));
+/// # Ok::<(), dlbridge::Error>(())
+/// ```
+impl TryFrom<&TensorView> for TensorColumn {
+    type Error = Error;
+    fn try_from(view: &TensorView) -> Result<TensorColumn> {
+        view.to_arrow(&ArrowExportOptions::default())
+    }
+}
+
+/// [`TensorView::from_arrow`] of the column's field and array, with default options (never
+/// copies, refuses nulls).
+impl TryFrom<&TensorColumn> for TensorView {
+    type Error = Error;
+    fn try_from(column: &TensorColumn) -> Result<TensorView> {
+        TensorView::from_arrow(
+            &column.field,
+            column.array.as_ref(),
+            &ArrowImportOptions::default(),
+        )
+    }
+}
+
+/// [`TensorView::from_arrow_data`] with default options (never copies, refuses nulls).
+impl TryFrom<&ArrayData> for TensorView {
+    type Error = Error;
+    fn try_from(data: &ArrayData) -> Result<TensorView> {
+        TensorView::from_arrow_data(data, &ArrowImportOptions::default())
+    }
+}
+
+/// [`TensorView::to_arrow_buffer`] without copying (the tensor's bytes, in C order).
+impl TryFrom<&TensorView> for Buffer {
+    type Error = Error;
+    fn try_from(view: &TensorView) -> Result<Buffer> {
+        view.to_arrow_buffer(CopyPolicy::Never)
     }
 }
