@@ -16,7 +16,8 @@ fn main() {
     println!("cargo:rerun-if-env-changed=DOCS_RS");
     // docs.rs builds the docs with `tch/doc-only` and no libtorch: nothing to compile there
     // (rustdoc links nothing).
-    if std::env::var_os("CARGO_FEATURE_TCH").is_some() && std::env::var_os("DOCS_RS").is_none() {
+    let docs_rs = std::env::var("DOCS_RS").is_ok_and(|v| !v.is_empty());
+    if std::env::var_os("CARGO_FEATURE_TCH").is_some() && !docs_rs {
         #[cfg(feature = "tch")]
         torch_shim::build();
     }

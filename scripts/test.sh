@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Every check, on a fresh machine or a warm one: formatting, lints, docs, the Rust tests with
-# all features (against real libtorch, Arrow and ndarray), every example, the Python module
+# Every check, on a fresh machine or a warm one: formatting, lints and the Rust tests with no
+# features and with each feature alone, docs, the Rust tests with all features (against real
+# libtorch, Arrow and ndarray), every example, the Python module
 # built by maturin, ruff, stubtest on its stub and its pytest suite (real numpy, torch, jax,
 # pyarrow), Miri on the core, and bounded fuzzing. DLBRIDGE_QUICK=1 skips Miri and fuzzing.
 source "$(dirname "$0")/env.sh"

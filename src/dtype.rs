@@ -304,7 +304,12 @@ impl fmt::Debug for DType {
 /// # Safety
 /// `DTYPE` must describe exactly the size and layout of `Self`, and `Self` must have no padding
 /// and be `Copy`. If `ANY_BIT_PATTERN` is true, every bit pattern of `size_of::<Self>()` bytes
-/// must be a valid `Self` (so foreign memory can be read as `&[Self]` without checks).
+/// must be a valid `Self` (so foreign memory can be read as `&[Self]` without checks). The only
+/// check this crate knows how to make is `bool`'s (every byte 0 or 1): an implementation with
+/// `ANY_BIT_PATTERN = false` must have `DTYPE == DType::BOOL` and accept exactly the bytes 0 and
+/// 1 (typed access to any other such type is refused with [`Error::UnsupportedDtype`]).
+///
+/// [`Error::UnsupportedDtype`]: crate::Error::UnsupportedDtype
 pub unsafe trait Element: Copy + Send + Sync + 'static {
     /// The dtype of one element.
     const DTYPE: DType;

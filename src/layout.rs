@@ -80,7 +80,9 @@ pub(crate) fn for_each_offset(
         return;
     };
     let inner_s = strides[outer.len()];
-    let mut index = vec![0usize; outer.len()];
+    // An odometer over the outer axes, on the stack (a checked layout has at most MAX_NDIM).
+    let mut odometer = [0usize; crate::MAX_NDIM];
+    let index = &mut odometer[..outer.len()];
     let mut base = 0isize;
     loop {
         let mut offset = base;
@@ -90,7 +92,7 @@ pub(crate) fn for_each_offset(
             }
             offset = offset.wrapping_add(inner_s);
         }
-        // The next row: an odometer over the outer axes.
+        // The next row.
         let mut axis = outer.len();
         loop {
             if axis == 0 {

@@ -972,10 +972,17 @@ impl TensorView {
         Ok(())
     }
 
-    /// Every element is a valid `bool` byte (0 or 1). Called after `check_typed::<bool>`:
-    /// host memory of one-byte elements. Reads each element once, in row-major order, and
-    /// allocates nothing.
+    /// Every element is a valid `bool` byte (0 or 1): the check typed access makes for element
+    /// types with invalid bit patterns, after `check_typed` (host memory of the element type).
+    /// Reads each element once, in row-major order, and allocates nothing. Only `bool` has a
+    /// check (see [`Element`]'s contract): any other dtype is refused.
     fn check_bool_values(&self) -> Result<()> {
+        if self.dtype != DType::BOOL {
+            return Err(Error::UnsupportedDtype {
+                dtype: self.dtype,
+                reason: "only bool elements have invalid values this crate can check",
+            });
+        }
         let first = self.data_ptr();
         let (mut index, mut invalid) = (0, None);
         crate::layout::for_each_offset(self.shape(), self.strides(), |offset| {

@@ -397,3 +397,28 @@ fn extreme_strides_and_steps_are_typed_errors() {
     let wide = TensorView::from_vec(vec![0u32; 2], &[2]).unwrap();
     assert!(wide.as_strided(&[1], &[isize::MAX / 2], 0).is_err()); // bytes overflow
 }
+
+// ------------------------------------------- invalid values of element types other than bool
+/// An element type with invalid bit patterns other than `bool` (outside `Element`'s contract,
+/// which reserves `ANY_BIT_PATTERN = false` for bool) gets no unchecked slice: typed access
+/// refuses it instead of lending values nobody checked.
+#[test]
+fn non_bool_element_types_with_invalid_values_are_refused() {
+    #[derive(Clone, Copy)]
+    struct NonZero(#[allow(dead_code)] u8);
+    // SAFETY: size and layout match U8; `ANY_BIT_PATTERN = false` for a non-bool type is
+    // deliberately outside the contract, to show that typed access refuses it.
+    unsafe impl dlbridge::Element for NonZero {
+        const DTYPE: DType = DType::U8;
+        const ANY_BIT_PATTERN: bool = false;
+    }
+    let t = TensorView::from_vec(vec![0u8, 2, 0], &[3]).unwrap();
+    assert!(matches!(
+        t.as_slice::<NonZero>(),
+        Err(Error::UnsupportedDtype { .. })
+    ));
+    assert!(matches!(
+        t.to_vec::<NonZero>(),
+        Err(Error::UnsupportedDtype { .. })
+    ));
+}

@@ -27,6 +27,7 @@ impl From<Error> for PyErr {
             | Error::MalformedFile { .. }
             | Error::InvalidExtensionMetadata(_)
             | Error::UnreadableExtensionMetadata(_)
+            | Error::LengthMismatch { .. }
             | Error::Nulls(_)
             | Error::UnrepresentableFill { .. }
             | Error::UnsupportedTensor(_) => PyValueError::new_err(msg),

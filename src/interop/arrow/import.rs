@@ -130,10 +130,13 @@ impl TensorView {
             .try_fold(1usize, |a, &n| a.checked_mul(n))
             .ok_or_else(|| Error::Overflow("row size"))?;
         if usize::try_from(*size).ok() != Some(row) {
-            return Err(Error::LengthMismatch {
-                shape: meta.shape.clone(),
-                numel: row,
-                len: usize::try_from(*size).unwrap_or(0),
+            return Err(match usize::try_from(*size) {
+                Ok(len) => Error::LengthMismatch {
+                    shape: meta.shape.clone(),
+                    numel: row,
+                    len,
+                },
+                Err(_) => Error::MalformedArrow(format!("negative list size {size}")),
             });
         }
         let flat = TensorView::from_arrow_data(&data, opts)?;
