@@ -12,6 +12,18 @@ pub struct Counted<T> {
     pub drops: Arc<AtomicUsize>,
 }
 
+impl<T> Counted<T> {
+    /// An owner of `values` and its (zeroed) drop counter.
+    pub fn new(values: Vec<T>) -> (Counted<T>, Arc<AtomicUsize>) {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let owner = Counted {
+            values,
+            drops: drops.clone(),
+        };
+        (owner, drops)
+    }
+}
+
 impl<T> AsRef<[T]> for Counted<T> {
     fn as_ref(&self) -> &[T] {
         &self.values
@@ -35,11 +47,7 @@ pub fn counted_tensor<T: Element + Send + Sync>(
     values: Vec<T>,
     shape: &[usize],
 ) -> (TensorView, Arc<AtomicUsize>) {
-    let drops = Arc::new(AtomicUsize::new(0));
-    let owner = Counted {
-        values,
-        drops: drops.clone(),
-    };
+    let (owner, drops) = Counted::new(values);
     (TensorView::from_owner_mut(owner, shape).unwrap(), drops)
 }
 
@@ -49,11 +57,7 @@ pub fn counted_read_only_tensor<T: Element + Send + Sync>(
     values: Vec<T>,
     shape: &[usize],
 ) -> (TensorView, Arc<AtomicUsize>) {
-    let drops = Arc::new(AtomicUsize::new(0));
-    let owner = Counted {
-        values,
-        drops: drops.clone(),
-    };
+    let (owner, drops) = Counted::new(values);
     (TensorView::from_owner(owner, shape).unwrap(), drops)
 }
 
