@@ -272,6 +272,24 @@ def test_returned_views_do_not_keep_a_borrow():
     assert np.asarray(r).tolist() == [0.0, 2.0, 4.0]
 
 
+@pytest.mark.parametrize("on_thread", [False, True])
+@pytest.mark.parametrize("make", [
+    lambda: np.arange(4, dtype=np.float64),  # numpy's C API path
+    lambda: torch.arange(4, dtype=torch.float64),  # the exchange API
+    lambda: memoryview(bytearray(np.arange(4.0).tobytes())).cast("d"),  # the buffer protocol
+])
+def test_a_view_dropped_without_the_gil_gives_back_its_borrow_and_its_object(make, on_thread):
+    # The borrow registry is guarded by the GIL: a view dropped where it is not held (inside
+    # py.detach, or on a thread never attached to the interpreter) attaches to give back its
+    # borrow and its reference to the producer.
+    x = make()
+    before = sys.getrefcount(x)
+    assert bench.drop_detached(x, on_thread) == 4
+    assert sys.getrefcount(x) == before
+    ex.scale_inplace(x, 2.0)  # no borrow left: a mutable one is granted
+    assert np.asarray(x).tolist() == [0.0, 2.0, 4.0, 6.0]
+
+
 def test_registry_is_one_per_process():
     registry = sys.modules["_dlbridge_borrow_registry"]
     assert type(registry.api).__name__ == "PyCapsule"

@@ -436,13 +436,20 @@ impl Owner {
         std::mem::forget(self);
         // SAFETY: the handle was live until now, so the block is.
         let keep = unsafe { ptr.as_ref() };
-        // Release: this handle's (and alias's) accesses happen before the block is freed by
-        // whichever thread frees it.
-        if keep.counts.fetch_sub(delta, Ordering::Release) != delta {
-            return;
+        // The common end of a view that was never shared (an argument dropped by the function
+        // it was passed to): no other handle and no alias left, seen by an acquire load that
+        // pairs with the release decrements of every handle gone before. Nobody can add to the
+        // count meanwhile (that takes a handle, and there is none), so no atomic
+        // read-modify-write is needed; this is how `Arc::get_mut` decides too.
+        if keep.counts.load(Ordering::Acquire) != delta {
+            // Release: this handle's (and alias's) accesses happen before the block is freed
+            // by whichever thread frees it.
+            if keep.counts.fetch_sub(delta, Ordering::Release) != delta {
+                return;
+            }
+            // Pairs with the release decrements of every other handle.
+            fence(Ordering::Acquire);
         }
-        // Pairs with the release decrements of every other handle.
-        fence(Ordering::Acquire);
         // No reference made through this owner lives any more: its mark on the dependencies
         // goes (while the block, and with it the dependencies, still lives).
         if keep.readers.load(Ordering::Relaxed) & READ_HERE != 0 {

@@ -21,15 +21,15 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyModule};
 
-use super::runtime::PyObjectOwner;
-use super::spin::SpinLock;
+use super::runtime::{attached, PyObjectOwner};
+use super::spin::{gil_serializes, SpinLock};
 use crate::layout::layout_span;
 use crate::tensor::CheckedParts;
 use crate::{Owner, TensorView};
 
 const MODULE: &str = "_dlbridge_borrow_registry";
 const CAPSULE: &CStr = c"dlbridge.borrow_registry";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 
 /// The published table. Its layout is a contract between dlbridge versions: append only, and
 /// bump `VERSION` for incompatible changes.
@@ -37,8 +37,10 @@ const VERSION: u32 = 1;
 struct RegistryApi {
     version: u32,
     state: *const c_void,
-    /// 0: granted; 1: conflicts with a live borrow.
+    /// 0: granted; 1: conflicts with a live borrow. The caller is attached to the interpreter
+    /// (holds the GIL where there is one).
     acquire: unsafe extern "C" fn(*const c_void, usize, usize, c_int) -> c_int,
+    /// The caller is attached, as for `acquire` (version 1 allowed any thread).
     release: unsafe extern "C" fn(*const c_void, usize, usize, c_int),
 }
 
@@ -47,8 +49,26 @@ struct RegistryApi {
 /// shifts the entries after it, a memmove of 16 to 24 bytes per entry, which stays below the
 /// cost of a tree's node allocation for any realistic count (thousands of live views).
 ///
-/// A [`SpinLock`] guards them (see its module for why not a `Mutex`).
-struct State(SpinLock<Entries>);
+/// Where the interpreter has a GIL ([`gil_serializes`], decided by the extension that
+/// publishes the registry), the GIL alone guards them: every caller is attached. A free-threaded
+/// build has a [`SpinLock`] guard them. (See the `spin` module for the costs.)
+struct State {
+    gil: bool,
+    entries: SpinLock<Entries>,
+}
+
+impl State {
+    /// Run `f` on the entries, from a thread attached to the interpreter.
+    fn with<R>(&self, f: impl FnOnce(&mut Entries) -> R) -> R {
+        if self.gil {
+            // SAFETY: every call reaches the entries through here (`gil` never changes) from a
+            // thread holding the GIL (the table's contract), and `f` releases nothing.
+            unsafe { self.entries.with_unlocked(f) }
+        } else {
+            self.entries.with(f)
+        }
+    }
+}
 
 #[derive(Default)]
 struct Entries {
@@ -130,7 +150,7 @@ impl Entries {
 }
 
 /// # Safety
-/// `state` is the `State` this table was published with.
+/// `state` is the `State` this table was published with; the caller is attached.
 unsafe extern "C" fn acquire(
     state: *const c_void,
     lo: usize,
@@ -139,21 +159,15 @@ unsafe extern "C" fn acquire(
 ) -> c_int {
     // SAFETY: per the contract: a leaked, never freed State.
     let state = unsafe { &*state.cast::<State>() };
-    c_int::from(
-        !state
-            .0
-            .with(|entries| entries.acquire(lo, hi, exclusive != 0)),
-    )
+    c_int::from(!state.with(|entries| entries.acquire(lo, hi, exclusive != 0)))
 }
 
 /// # Safety
-/// `state` is the `State` this table was published with.
+/// `state` is the `State` this table was published with; the caller is attached.
 unsafe extern "C" fn release(state: *const c_void, lo: usize, hi: usize, exclusive: c_int) {
     // SAFETY: per the contract: a leaked, never freed State.
     let state = unsafe { &*state.cast::<State>() };
-    state
-        .0
-        .with(|entries| entries.release(lo, hi, exclusive != 0));
+    state.with(|entries| entries.release(lo, hi, exclusive != 0));
 }
 
 /// A process-lived table (found or published).
@@ -195,8 +209,10 @@ fn registry(py: Python<'_>) -> PyResult<ApiRef> {
             api
         }
         None => {
-            let state: &'static State =
-                Box::leak(Box::new(State(SpinLock::new(Entries::default()))));
+            let state: &'static State = Box::leak(Box::new(State {
+                gil: gil_serializes(py),
+                entries: SpinLock::new(Entries::default()),
+            }));
             let api: &'static RegistryApi = Box::leak(Box::new(RegistryApi {
                 version: VERSION,
                 state: std::ptr::from_ref(state).cast(),
@@ -220,7 +236,8 @@ fn registry(py: Python<'_>) -> PyResult<ApiRef> {
     Ok(*FOUND.get_or_init(|| ApiRef(api)))
 }
 
-/// A live borrow of a byte range, released when dropped (from any thread; no GIL needed).
+/// A live borrow of a byte range, released when dropped (from any thread: one without the GIL
+/// attaches first; at interpreter shutdown, where it cannot, the entry simply stays).
 pub(crate) struct Borrow {
     api: ApiRef,
     lo: usize,
@@ -228,12 +245,14 @@ pub(crate) struct Borrow {
     exclusive: bool,
 }
 
-impl Drop for Borrow {
-    fn drop(&mut self) {
+impl Borrow {
+    /// Give the range back now (dropping the borrow then does nothing).
+    fn release(&mut self, _attached: Python<'_>) {
         if self.lo >= self.hi {
-            return; // an empty range was never registered
+            return; // an empty range was never registered, or it is given back already
         }
-        // SAFETY: the table's own state; the entry was pushed by `acquire`.
+        // SAFETY: the table's own state; the entry was pushed by `acquire`; `_attached` says
+        // this thread is attached.
         unsafe {
             (self.api.0.release)(
                 self.api.0.state,
@@ -242,6 +261,15 @@ impl Drop for Borrow {
                 c_int::from(self.exclusive),
             )
         };
+        self.hi = self.lo;
+    }
+}
+
+impl Drop for Borrow {
+    fn drop(&mut self) {
+        if self.lo < self.hi {
+            let _ = attached(|py| self.release(py));
+        }
     }
 }
 
@@ -307,7 +335,7 @@ pub(crate) fn shared(py: Python<'_>, mut view: TensorView) -> PyResult<TensorVie
     view.wrap_owner(|inner| {
         Owner::with_dependency(
             SharedBorrow {
-                _token: token,
+                token,
                 object: None,
             },
             inner,
@@ -335,7 +363,7 @@ pub(crate) unsafe fn share_object(
     let extent = parts.extent();
     let token = borrow_range(py, extent.start, extent.end, false)?;
     let owner = Owner::new(SharedBorrow {
-        _token: token,
+        token,
         object: Some(PyObjectOwner::new(object)),
     });
     // SAFETY: forwarded; the owner holds `object`.
@@ -367,8 +395,21 @@ pub(crate) fn unshared(py: Python<'_>, mut view: TensorView) -> TensorView {
 /// The owner value that keeps a shared borrow alive, and with it either the owner it depends
 /// on or (for imports straight from a Python object) that object.
 pub(crate) struct SharedBorrow {
-    _token: Borrow,
+    token: Borrow,
     object: Option<PyObjectOwner>,
+}
+
+impl Drop for SharedBorrow {
+    fn drop(&mut self) {
+        // Both given back in one attachment (the common end of a numpy argument). Where none
+        // can be had (shutdown), the fields' own drops decide.
+        let _ = attached(|py| {
+            self.token.release(py);
+            if let Some(object) = self.object.as_mut() {
+                object.release(py);
+            }
+        });
+    }
 }
 
 impl SharedBorrow {

@@ -5,7 +5,7 @@
 //!   type (the allocator, the stream query, the C-entry wrapper); the table itself and the
 //!   functions reading tensors are in `tensor.rs`.
 
-use super::spin::SpinLock;
+use super::spin::GilLock;
 use std::ffi::{c_char, c_int, c_void, CStr};
 
 use dlpark::ffi::{
@@ -203,7 +203,7 @@ struct CacheEntry {
 }
 
 /// Per-type cache, keyed by the type object's address and confirmed by a weak reference.
-static TYPE_CACHE: SpinLock<Vec<CacheEntry>> = SpinLock::new(Vec::new());
+static TYPE_CACHE: GilLock<Vec<CacheEntry>> = GilLock::new(Vec::new());
 const TYPE_CACHE_LIMIT: usize = 64;
 
 /// The attribute `name` of `ty`, or `None` (an attribute error) .
@@ -318,7 +318,7 @@ fn refers_to(weak: &Py<PyAny>, ty: &Bound<'_, PyType>) -> bool {
 pub(crate) fn type_info(obj: &Bound<'_, PyAny>) -> PyResult<TypeInfo> {
     let ty = obj.get_type();
     let key = ty.as_ptr() as usize;
-    let cached = TYPE_CACHE.with(|cache| {
+    let cached = TYPE_CACHE.with(obj.py(), |cache| {
         cache
             .iter()
             .find(|e| e.key == key && refers_to(&e.type_ref, &ty))
@@ -354,7 +354,7 @@ pub(crate) fn type_info(obj: &Bound<'_, PyAny>) -> PyResult<TypeInfo> {
         fingerprint: print,
         info,
     };
-    let old = TYPE_CACHE.with(|cache| {
+    let old = TYPE_CACHE.with(obj.py(), |cache| {
         // Replace this type's stale entry, else a dead type's, else the oldest when full.
         let slot = cache
             .iter()
@@ -381,7 +381,7 @@ pub(crate) fn type_info(obj: &Bound<'_, PyAny>) -> PyResult<TypeInfo> {
 /// Drop the cache entry of `obj`'s type (its attributes changed under us).
 pub(crate) fn forget(obj: &Bound<'_, PyAny>) {
     let key = obj.get_type().as_ptr() as usize;
-    let old = TYPE_CACHE.with(|cache| {
+    let old = TYPE_CACHE.with(obj.py(), |cache| {
         cache
             .iter()
             .position(|e| e.key == key)

@@ -59,6 +59,17 @@ pub(crate) fn with_gil<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Option<R
     Python::try_attach(f)
 }
 
+/// Run `f` attached to the interpreter: at once when this thread holds the GIL (the common end
+/// of a view: dropped by the code that imported it), else as [`with_gil`] does, with its `None`.
+#[inline]
+pub(crate) fn attached<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Option<R> {
+    if gil_held() {
+        // SAFETY: this thread holds the GIL for as long as `f` runs (`f` is called here).
+        return Some(f(unsafe { Python::assume_attached() }));
+    }
+    with_gil(f)
+}
+
 /// A Python object kept alive as the [`crate::Owner`] of memory it exposes. Dropping it takes
 /// the GIL (from any thread) to release the reference, or leaks it at interpreter shutdown.
 /// Views over it report it to Python's garbage collector (see `Tensor.__traverse__`).
@@ -73,24 +84,22 @@ impl PyObjectOwner {
     pub(crate) fn object(&self) -> Option<&Py<PyAny>> {
         self.0.as_ref()
     }
+
+    /// Release the reference now (dropping the owner then does nothing).
+    pub(crate) fn release(&mut self, py: Python<'_>) {
+        if let Some(obj) = self.0.take() {
+            // At once: dropping the `Py` could defer it to pyo3's pool, which only drains when
+            // pyo3 itself next takes the GIL.
+            obj.drop_ref(py);
+        }
+    }
 }
 
 impl Drop for PyObjectOwner {
     fn drop(&mut self) {
-        if let Some(obj) = self.0.take() {
-            if gil_held() {
-                // The common case (a view dropped by the code that imported it): release the
-                // reference at once. (Dropping the `Py` could defer it to pyo3's pool, which
-                // only drains when pyo3 itself next takes the GIL.)
-                // SAFETY: this thread holds the GIL; `into_ptr` hands over our strong reference.
-                unsafe { pyo3::ffi::Py_DECREF(obj.into_ptr()) };
-                return;
-            }
-            let mut slot = Some(obj);
-            if with_gil(|_py| drop(slot.take())).is_none() {
-                // Interpreter finalizing: dropping a `Py` now would touch a dying interpreter.
-                std::mem::forget(slot);
-            }
+        if self.0.is_some() && attached(|py| self.release(py)).is_none() {
+            // Interpreter finalizing: releasing now would touch a dying interpreter.
+            std::mem::forget(self.0.take());
         }
     }
 }

@@ -107,6 +107,25 @@ impl KeptTensor {
     }
 }
 
+/// A test probe, not a benchmark (`python_tests/test_extension.py`): `x` dropped by a thread
+/// that was never attached to the interpreter (`on_thread`), or inside `py.detach` on this one,
+/// while this thread waits without the GIL. Its borrow and its reference to the array must be
+/// given back all the same. Returns the element count.
+#[pyfunction]
+fn drop_detached(py: Python<'_>, x: TensorView, on_thread: bool) -> usize {
+    let n = x.numel();
+    py.detach(|| {
+        if on_thread {
+            std::thread::spawn(move || drop(x))
+                .join()
+                .expect("dropping a view panicked");
+        } else {
+            drop(x);
+        }
+    });
+    n
+}
+
 /// A test probe: an argument returned twice, first as a clone (while the argument lives on),
 /// then itself.
 #[pyfunction]
@@ -118,6 +137,7 @@ fn echo_twice(x: TensorView) -> (TensorView, TensorView) {
 fn dlbridge_pyo3_bench(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<KeptTensor>()?;
     m.add_function(wrap_pyfunction!(echo_twice, m)?)?;
+    m.add_function(wrap_pyfunction!(drop_detached, m)?)?;
     m.add_function(wrap_pyfunction!(take_dlbridge, m)?)?;
     m.add_function(wrap_pyfunction!(take_numpy, m)?)?;
     m.add_function(wrap_pyfunction!(take_nothing, m)?)?;
