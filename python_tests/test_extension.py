@@ -350,6 +350,24 @@ def test_exports_made_while_a_mutable_guard_lives_are_read_only():
     assert np.from_dlpack(t).flags.writeable
 
 
+def test_a_numpy_answer_is_a_writable_alias_until_it_is_freed():
+    # Framework::Numpy.wrap of memory Rust still holds: the array (its base a capsule with the
+    # owner) counts as a writable alias while it lives, and only then.
+    kept = bench.KeptTensor(4)
+    a = kept.wrap(np.zeros(1))
+    assert type(a) is np.ndarray and a.flags.writeable
+    a[0] = 5.0
+    view = a[1:]
+    del a
+    with pytest.raises(BufferError, match="writably"):
+        kept.total()  # the base lives on through `view`
+    del view
+    assert kept.total() == 8.0
+    # Once Rust has read it, later answers are read-only.
+    b = kept.wrap(np.zeros(1))
+    assert not b.flags.writeable and b.tolist() == [5.0, 1.0, 1.0, 1.0]
+
+
 def test_a_tensor_rust_keeps_and_reads_goes_out_read_only():
     kept = bench.KeptTensor(4)
     t = kept.tensor()

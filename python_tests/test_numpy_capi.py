@@ -7,6 +7,7 @@ import gc
 import weakref
 
 import dlbridge_example as ex
+import dlbridge_pyo3_bench as bench
 import numpy as np
 import pytest
 import torch
@@ -133,18 +134,34 @@ def test_a_wrapped_read_only_array_cannot_be_made_writable():
 
 
 def test_a_wrapped_rust_allocation_lives_as_long_as_the_array():
-    n = ex.ramp_like(np.zeros(1), 5)
-    assert type(n.base).__name__ == "Tensor"
-    base = weakref.ref(n.base)
-    gc.collect()
-    assert base() is not None and n.tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
+    # The array's base is a capsule holding the memory's owner, as numpy.from_dlpack's is.
+    freed = bench.buffers_freed()
+    n = bench.counted_ramp(np.zeros(1), 5)
+    assert type(n) is np.ndarray and type(n.base).__name__ == "PyCapsule"
+    assert n.flags.writeable and n.tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
     view = n[1:]
     del n
     gc.collect()
-    assert base() is not None and view.tolist() == [1.0, 2.0, 3.0, 4.0]
+    assert bench.buffers_freed() == freed and view.tolist() == [1.0, 2.0, 3.0, 4.0]
+    view[0] = 9.0  # writable: the memory is the array's alone
     del view
     gc.collect()
-    assert base() is None
+    assert bench.buffers_freed() == freed + 1
+
+
+def test_a_wrapped_view_of_a_python_object_keeps_a_tensor_base():
+    # A capsule is invisible to the garbage collector: memory owned by a Python object goes out
+    # with a dlbridge Tensor as the base, which reports the object (cycles stay collectable).
+    a = np.arange(3.0)
+    n = ex.reframe(a, np.zeros(1))
+    assert type(n.base).__name__ == "Tensor" and addr(n) == addr(a)
+    r = weakref.ref(a)
+    del a
+    gc.collect()
+    assert r() is not None and n.tolist() == [0.0, 1.0, 2.0]
+    del n
+    gc.collect()
+    assert r() is None
 
 
 def test_a_dtype_numpy_lacks_still_goes_through_from_dlpack():

@@ -73,6 +73,13 @@ impl Framework {
             Framework::Torch if view.is_read_only() => view.to_contiguous(Order::C)?,
             _ => view,
         };
+        // numpy's C API, with a capsule holding the owner as the array's base: what
+        // `numpy.from_dlpack` builds, without its protocol round trip.
+        if self == Framework::Numpy {
+            if let Some(layout) = numpy::owning_layout(py, &view) {
+                return numpy::ndarray_owning(py, layout, view);
+            }
+        }
         // Device memory goes to the framework's own `from_dlpack`, which takes it or raises
         // its own error (numpy, or a torch built without that device).
         let mut tensor = Bound::new(py, Tensor::from_view(view))?;
@@ -83,8 +90,8 @@ impl Framework {
             tensor = Bound::new(py, Tensor::from_view(copy))?;
         }
         if self == Framework::Numpy {
-            // numpy's C API, with the tensor as the array's base: what `numpy.from_dlpack`
-            // builds, without its protocol round trip.
+            // The view's owner holds Python objects: the base is a tensor, which reports them
+            // to the garbage collector.
             let base = tensor.clone().into_any();
             // The array is the tensor's for life (its base): a writable one makes the tensor a
             // writable alias for life, as `__array_interface__` does.

@@ -13,7 +13,7 @@
 //! or misaligned data, dtypes outside the table below, strides that are not whole elements)
 //! takes the protocol path.
 
-use std::ffi::{c_char, c_int, c_long, c_void};
+use std::ffi::{c_char, c_int, c_long, c_void, CStr};
 
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -21,6 +21,7 @@ use pyo3::sync::PyOnceLock;
 
 use super::borrow;
 use super::runtime::PyObjectOwner;
+use super::tensor::holds_python_objects;
 use crate::dims::OwnedDims;
 use crate::tensor::{CheckedParts, Dims, RawParts};
 use crate::{DType, Device, Flags, Owner, TensorView, MAX_NDIM};
@@ -197,7 +198,26 @@ fn dtype_of_type_num(type_num: c_int) -> Option<DType> {
 /// The inverse of [`dtype_of_type_num`]: the first builtin type number with that dtype, which
 /// makes int64 numpy's default `long` where that has 64 bits.
 fn type_num_of_dtype(dtype: DType) -> Option<c_int> {
-    (0..=23).find(|&n| dtype_of_type_num(n) == Some(dtype))
+    let long_is_64 = std::mem::size_of::<c_long>() == 8;
+    Some(match dtype {
+        DType::BOOL => 0,
+        DType::I8 => 1,
+        DType::U8 => 2,
+        DType::I16 => 3,
+        DType::U16 => 4,
+        DType::I32 => 5,
+        DType::U32 => 6,
+        DType::I64 if long_is_64 => 7,
+        DType::U64 if long_is_64 => 8,
+        DType::I64 => 9,
+        DType::U64 => 10,
+        DType::F32 => 11,
+        DType::F64 => 12,
+        DType::C64 => 14,
+        DType::C128 => 15,
+        DType::F16 => 23,
+        _ => return None,
+    })
 }
 
 /// The byte-order character of data in this machine's order (`'='` and `'|'` always are).
@@ -295,65 +315,212 @@ fn describe(obj: &Bound<'_, PyAny>) -> Option<CheckedParts> {
     CheckedParts::new(parts).ok()
 }
 
+/// What numpy needs to describe a view as an ndarray besides its extents: its C API, the
+/// builtin type number, and the strides in bytes.
+pub(crate) struct ArrayLayout {
+    api: &'static NumpyApi,
+    type_num: c_int,
+    byte_strides: Dims<isize>,
+}
+
+impl ArrayLayout {
+    /// `None` when numpy is not installed, has no builtin dtype for the view's, or cannot hold
+    /// its memory as it is (the caller then goes through `numpy.from_dlpack`).
+    fn of(py: Python<'_>, view: &TensorView) -> Option<ArrayLayout> {
+        // numpy allocates memory of its own for a NULL data pointer (an empty view may have
+        // one).
+        if !view.device().is_host_accessible()
+            || view.flags().subbyte_padded
+            || view.data_ptr().is_null()
+        {
+            return None;
+        }
+        let api = imported(py)?;
+        let type_num = type_num_of_dtype(view.dtype())?;
+        let itemsize = view.itemsize()? as isize;
+        let mut byte_strides = Dims::new();
+        // `from_parts` checked that every stride fits in bytes.
+        byte_strides.extend(view.strides().iter().map(|&s| s * itemsize));
+        Some(ArrayLayout {
+            api,
+            type_num,
+            byte_strides,
+        })
+    }
+
+    /// A new `numpy.ndarray` with this layout over `view`'s memory, writable when `writable`,
+    /// without a base yet.
+    ///
+    /// # Safety
+    /// The caller makes the array's base an object that keeps the memory alive (and that
+    /// grants the writes when `writable`) before anything else can reach the array.
+    unsafe fn new_array<'py>(
+        &self,
+        py: Python<'py>,
+        view: &TensorView,
+        writable: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let shape = view.shape();
+        const _: () = assert!(std::mem::size_of::<usize>() == std::mem::size_of::<isize>());
+        let flags = if writable { NPY_ARRAY_WRITEABLE } else { 0 };
+        // SAFETY: GIL held. DescrFromType returns a new reference to a builtin dtype (or NULL
+        // with an exception); NewFromDescr steals it, copies `ndim` extents (the view's, each
+        // at most `isize::MAX`, so the same bits as `isize`) and strides, and wraps (does not
+        // own) the data.
+        unsafe {
+            let descr = (self.api.descr_from_type)(self.type_num);
+            if descr.is_null() {
+                return Err(PyErr::fetch(py));
+            }
+            let array = (self.api.new_from_descr)(
+                self.api.ndarray,
+                descr,
+                shape.len() as c_int,
+                shape.as_ptr().cast::<isize>(),
+                self.byte_strides.as_ptr(),
+                view.data_ptr().cast_mut().cast(),
+                flags,
+                std::ptr::null_mut(),
+            );
+            if array.is_null() {
+                return Err(PyErr::fetch(py));
+            }
+            Ok(Bound::from_owned_ptr(py, array))
+        }
+    }
+
+    /// Make `base` (a strong reference, taken over on every path) the base of `array`.
+    ///
+    /// # Safety
+    /// `array` was made by [`ArrayLayout::new_array`] and has no base yet.
+    unsafe fn set_base(&self, array: &Bound<'_, PyAny>, base: *mut ffi::PyObject) -> PyResult<()> {
+        // SAFETY: GIL held; SetBaseObject steals `base` (on failure too).
+        if unsafe { (self.api.set_base_object)(array.as_ptr(), base) } != 0 {
+            return Err(PyErr::fetch(array.py()));
+        }
+        Ok(())
+    }
+}
+
 /// `view` as a `numpy.ndarray` over the same memory, its `base` the Python object `base`
 /// (which must keep the memory alive), writable when `writable` says the memory may be handed
-/// out so; `Ok(None)` when numpy is not installed or has no builtin dtype for the view's (the
-/// caller then goes through `numpy.from_dlpack`).
+/// out so; `Ok(None)` when numpy cannot take the view ([`ArrayLayout::of`]).
 pub(crate) fn ndarray_of<'py>(
     py: Python<'py>,
     view: &TensorView,
     base: Bound<'py, PyAny>,
     writable: impl FnOnce() -> bool,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
-    // numpy allocates memory of its own for a NULL data pointer (an empty view may have one).
-    if !view.device().is_host_accessible()
-        || view.flags().subbyte_padded
-        || view.data_ptr().is_null()
-    {
-        return Ok(None);
-    }
-    let (Some(api), Some(type_num), Some(itemsize)) = (
-        imported(py),
-        type_num_of_dtype(view.dtype()),
-        view.itemsize(),
-    ) else {
+    let Some(layout) = ArrayLayout::of(py, view) else {
         return Ok(None);
     };
-    let ndim = view.ndim();
-    let shape: Dims<isize> = view.shape().iter().map(|&n| n as isize).collect();
-    // `from_parts` checked that every stride fits in bytes.
-    let strides: Dims<isize> = view
-        .strides()
-        .iter()
-        .map(|&s| s * itemsize as isize)
-        .collect();
     // Asked last, when nothing else can refuse: a writable answer counts an alias.
-    let flags = if writable() { NPY_ARRAY_WRITEABLE } else { 0 };
-    // SAFETY: GIL held. DescrFromType returns a new reference to a builtin dtype (or NULL with
-    // an exception); NewFromDescr steals it, copies `ndim` dims and strides, and wraps (does not
-    // own) the data, which `base` keeps alive once set; SetBaseObject steals `base`.
+    let writable = writable();
+    // SAFETY: the base is set at once, to `base`, which keeps the memory alive (the caller's
+    // contract) and granted the writes when `writable`.
     unsafe {
-        let descr = (api.descr_from_type)(type_num);
-        if descr.is_null() {
-            return Err(PyErr::fetch(py));
-        }
-        let array = (api.new_from_descr)(
-            api.ndarray,
-            descr,
-            ndim as c_int,
-            shape.as_ptr(),
-            strides.as_ptr(),
-            view.data_ptr().cast_mut().cast(),
-            flags,
-            std::ptr::null_mut(),
-        );
-        if array.is_null() {
-            return Err(PyErr::fetch(py));
-        }
-        let array = Bound::from_owned_ptr(py, array);
-        if (api.set_base_object)(array.as_ptr(), base.into_ptr()) != 0 {
-            return Err(PyErr::fetch(py));
-        }
+        let array = layout.new_array(py, view, writable)?;
+        layout.set_base(&array, base.into_ptr())?;
         Ok(Some(array))
+    }
+}
+
+/// The name of the capsules that hold an answered ndarray's owner ([`ndarray_owning`]).
+const OWNER_CAPSULE: &CStr = c"dlbridge.owner";
+
+/// The layout of `view` as an ndarray that holds its owner in a capsule ([`ndarray_owning`]);
+/// `None` when numpy cannot take the view ([`ArrayLayout::of`]) or when its owner holds Python
+/// objects: a capsule is invisible to Python's garbage collector, so those go through a
+/// `Tensor` base, which reports them.
+pub(crate) fn owning_layout(py: Python<'_>, view: &TensorView) -> Option<ArrayLayout> {
+    ArrayLayout::of(py, view).filter(|_| !holds_python_objects(view.owner()))
+}
+
+/// `view` as a `numpy.ndarray` over the same memory whose `base` is a capsule holding the view's
+/// owner: what `numpy.from_dlpack` builds (its base is a capsule too), without a protocol round
+/// trip and without a dlbridge `Tensor` in between. Writable when the view is and the memory
+/// may be handed out so (the array then counts as a writable alias until it is freed);
+/// read-only otherwise. `layout` is the view's [`owning_layout`].
+pub(crate) fn ndarray_owning(
+    py: Python<'_>,
+    layout: ArrayLayout,
+    view: TensorView,
+) -> PyResult<Bound<'_, PyAny>> {
+    let writable = !view.is_read_only() && {
+        if view.owner().is_unique() {
+            // The view is given up here: no reference made through it can live.
+            view.owner().forget_shared_reads();
+        }
+        view.owner().try_begin_writable_export()
+    };
+    let (destructor, release): (ffi::PyCapsule_Destructor, fn(Owner)) = if writable {
+        (release_writable_owner, Owner::release_writable_export)
+    } else {
+        (release_owner, drop)
+    };
+    // SAFETY: the base is set below, before the array is handed out, to a capsule that holds
+    // the owner (and with it the alias counted when `writable`).
+    let array = match unsafe { layout.new_array(py, &view, writable) } {
+        Ok(array) => array,
+        Err(e) => {
+            release(view.into_owner());
+            return Err(e);
+        }
+    };
+    let owner = Box::into_raw(Box::new(view.into_owner()));
+    // SAFETY: GIL held; a static name; the destructor frees exactly this box, once.
+    let capsule =
+        unsafe { ffi::PyCapsule_New(owner.cast(), OWNER_CAPSULE.as_ptr(), Some(destructor)) };
+    if capsule.is_null() {
+        // SAFETY: no capsule took the box: it is still ours, from `Box::into_raw` above.
+        release(*unsafe { Box::from_raw(owner) });
+        return Err(PyErr::fetch(py));
+    }
+    // SAFETY: made by `new_array`, no base yet; the capsule keeps the memory alive.
+    unsafe { layout.set_base(&array, capsule) }?;
+    Ok(array)
+}
+
+/// # Safety
+/// Called by Python, once, on a capsule made by [`ndarray_owning`] for a read-only array.
+unsafe extern "C" fn release_owner(capsule: *mut ffi::PyObject) {
+    // SAFETY: the capsule's own name; its pointer is the box made there, freed only here.
+    drop(unsafe { owner_of(capsule) });
+}
+
+/// # Safety
+/// Called by Python, once, on a capsule made by [`ndarray_owning`] for a writable array.
+unsafe extern "C" fn release_writable_owner(capsule: *mut ffi::PyObject) {
+    // SAFETY: as in `release_owner`; the owner counted the array as a writable alias.
+    unsafe { owner_of(capsule) }.release_writable_export();
+}
+
+/// The owner boxed in a capsule made by [`ndarray_owning`].
+///
+/// # Safety
+/// Called once per capsule, from its destructor.
+unsafe fn owner_of(capsule: *mut ffi::PyObject) -> Owner {
+    // SAFETY: the capsule's own name, so the pointer is the non-null box made with it.
+    *unsafe {
+        Box::from_raw(ffi::PyCapsule_GetPointer(capsule, OWNER_CAPSULE.as_ptr()).cast::<Owner>())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{dtype_of_type_num, type_num_of_dtype};
+
+    #[test]
+    fn each_dtype_answers_with_its_first_builtin_type_number() {
+        let mut seen = 0;
+        for n in 0..=30 {
+            if let Some(dtype) = dtype_of_type_num(n) {
+                let first = (0..=n).find(|&k| dtype_of_type_num(k) == Some(dtype));
+                assert_eq!(type_num_of_dtype(dtype), first, "{dtype:?}");
+                seen += 1;
+            }
+        }
+        assert_eq!(seen, 16);
+        assert_eq!(type_num_of_dtype(crate::DType::BF16), None);
     }
 }

@@ -126,6 +126,42 @@ fn drop_detached(py: Python<'_>, x: TensorView, on_thread: bool) -> usize {
     n
 }
 
+/// How many [`CountedBuffer`]s have been freed.
+static BUFFERS_FREED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Rust-allocated memory that counts its release.
+struct CountedBuffer(Vec<f64>);
+
+impl AsMut<[f64]> for CountedBuffer {
+    fn as_mut(&mut self) -> &mut [f64] {
+        &mut self.0
+    }
+}
+
+impl Drop for CountedBuffer {
+    fn drop(&mut self) {
+        BUFFERS_FREED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A test probe, not a benchmark (`python_tests/test_numpy_capi.py`): `[0, 1, .., n-1]` in
+/// memory that counts its release ([`buffers_freed`]), returned in the framework of `like`.
+#[pyfunction]
+fn counted_ramp<'py>(
+    py: Python<'py>,
+    like: &Bound<'py, PyAny>,
+    n: usize,
+) -> PyResult<Bound<'py, PyAny>> {
+    let values = CountedBuffer((0..n).map(|i| i as f64).collect());
+    Framework::of(like).wrap(py, TensorView::from_owner_mut(values, &[n])?)
+}
+
+/// How many buffers made by [`counted_ramp`] have been freed.
+#[pyfunction]
+fn buffers_freed() -> usize {
+    BUFFERS_FREED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 /// A test probe: an argument returned twice, first as a clone (while the argument lives on),
 /// then itself.
 #[pyfunction]
@@ -137,6 +173,8 @@ fn echo_twice(x: TensorView) -> (TensorView, TensorView) {
 fn dlbridge_pyo3_bench(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<KeptTensor>()?;
     m.add_function(wrap_pyfunction!(echo_twice, m)?)?;
+    m.add_function(wrap_pyfunction!(counted_ramp, m)?)?;
+    m.add_function(wrap_pyfunction!(buffers_freed, m)?)?;
     m.add_function(wrap_pyfunction!(drop_detached, m)?)?;
     m.add_function(wrap_pyfunction!(take_dlbridge, m)?)?;
     m.add_function(wrap_pyfunction!(take_numpy, m)?)?;
