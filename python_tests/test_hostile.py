@@ -356,6 +356,32 @@ def test_requires_grad_is_refused_like_torch():
 
 
 @needs_torch
+def test_subclasses_are_asked_for_their_state_too():
+    # Exact torch.Tensor objects are asked through torch's descriptors, found once; a subclass
+    # through its own attributes (which it may override).
+    class Sub(torch.Tensor):
+        pass
+
+    im = torch.tensor([1 + 2j, 3 - 4j]).conj().imag.as_subclass(Sub)
+    assert type(im) is Sub and im.is_neg()
+    with pytest.raises(BufferError, match="negative"):
+        dlbridge.from_dlpack(im)
+    z = torch.tensor([1 + 2j]).conj().as_subclass(Sub)
+    with pytest.raises(BufferError, match="conjugate"):
+        dlbridge.asarray(z)
+    w = torch.ones(3).as_subclass(Sub).requires_grad_()
+    with pytest.raises(BufferError, match="gradient"):
+        dlbridge.from_dlpack(w)
+
+    class Lying(torch.Tensor):
+        def is_neg(self):
+            return True
+
+    with pytest.raises(BufferError, match="negative"):
+        dlbridge.from_dlpack(torch.ones(2).as_subclass(Lying))
+
+
+@needs_torch
 def test_subclass_override_of_dlpack_is_honoured():
     class Refusing(torch.Tensor):
         def __dlpack__(self, **kwargs):

@@ -467,27 +467,165 @@ pub(crate) fn negative_bit_error() -> PyErr {
 /// public API (integer `_neg_view`s are private), so the queries run for those alone.
 pub(crate) fn torch_state(obj: &Bound<'_, PyAny>, dtype: DType) -> PyResult<TorchState> {
     use crate::DTypeCode;
-    let py = obj.py();
     let code = dtype.code();
     if matches!(code, DTypeCode::Int | DTypeCode::UInt | DTypeCode::Bool) {
         return Ok(TorchState::Plain);
     }
-    if obj
-        .getattr(pyo3::intern!(py, "requires_grad"))?
-        .is_truthy()?
-    {
+    let queries = TorchQueries::for_exact_tensor(obj);
+    if queries.requires_grad(obj)? {
         return Ok(TorchState::Refused);
     }
-    if obj.call_method0(pyo3::intern!(py, "is_neg"))?.is_truthy()? {
+    if queries.call(obj, TorchQuery::IsNeg)? {
         return Ok(TorchState::Negative);
     }
-    let conj = code == DTypeCode::Complex
-        && obj
-            .call_method0(pyo3::intern!(py, "is_conj"))?
-            .is_truthy()?;
+    let conj = code == DTypeCode::Complex && queries.call(obj, TorchQuery::IsConj)?;
     Ok(if conj {
         TorchState::Refused
     } else {
         TorchState::Plain
     })
+}
+
+/// The method queries of [`torch_state`].
+#[derive(Clone, Copy)]
+enum TorchQuery {
+    IsNeg,
+    IsConj,
+}
+
+/// PyTorch's queries as `torch.Tensor` defines them, found once: the getter of
+/// `requires_grad` and the methods `is_neg` and `is_conj` (all three are torch's C functions).
+/// Calling them directly spares an attribute lookup per call (which, for a tensor, includes a
+/// search of its instance dict), about a fifth of what the queries cost. Used for objects of
+/// exactly `torch.Tensor`; subclasses (which may override them) look them up as attributes.
+/// Replacing them on `torch.Tensor` after the first import is not observed (as with the
+/// exchange API).
+struct ExactTensorQueries {
+    tensor_type: Py<PyType>,
+    requires_grad: Py<PyAny>,
+    requires_grad_get: DescrGet,
+    is_neg: Py<PyAny>,
+    is_conj: Py<PyAny>,
+}
+
+/// How [`torch_state`] asks: through the cached descriptors, or by attribute.
+enum TorchQueries<'a> {
+    Exact(&'a ExactTensorQueries),
+    ByAttribute,
+}
+
+impl TorchQueries<'static> {
+    fn for_exact_tensor(obj: &Bound<'_, PyAny>) -> TorchQueries<'static> {
+        static QUERIES: pyo3::sync::PyOnceLock<Option<ExactTensorQueries>> =
+            pyo3::sync::PyOnceLock::new();
+        let py = obj.py();
+        let found = match QUERIES.get(py) {
+            Some(found) => found.as_ref(),
+            // Found at the first `torch.Tensor` (torch is imported then).
+            None if is_torch_tensor_type(&obj.get_type()) => QUERIES
+                .get_or_init(py, || ExactTensorQueries::find(py).ok())
+                .as_ref(),
+            None => None,
+        };
+        match found {
+            Some(q) if obj.get_type().is(q.tensor_type.bind(py)) => TorchQueries::Exact(q),
+            _ => TorchQueries::ByAttribute,
+        }
+    }
+}
+
+/// Whether `ty` is named `torch.Tensor`.
+fn is_torch_tensor_type(ty: &Bound<'_, PyType>) -> bool {
+    ty.name().is_ok_and(|n| n == "Tensor") && ty.module().is_ok_and(|m| m == "torch")
+}
+
+/// A `descrgetfunc`: `__get__(descriptor, instance, owner)`.
+type DescrGet = unsafe extern "C" fn(
+    *mut ffi::PyObject,
+    *mut ffi::PyObject,
+    *mut ffi::PyObject,
+) -> *mut ffi::PyObject;
+
+impl ExactTensorQueries {
+    fn find(py: Python<'_>) -> PyResult<ExactTensorQueries> {
+        let tensor_type = py
+            .import("torch")?
+            .getattr("Tensor")?
+            .cast_into::<PyType>()?;
+        // On the type, a getter is the descriptor itself.
+        let requires_grad = tensor_type.getattr("requires_grad")?;
+        // SAFETY: GIL held; the descriptor's type is a live type object; the slot is a
+        // `descrgetfunc` (or NULL).
+        let get = unsafe {
+            ffi::PyType_GetSlot(ffi::Py_TYPE(requires_grad.as_ptr()), ffi::Py_tp_descr_get)
+        };
+        if get.is_null() {
+            return Err(PyRuntimeError::new_err(
+                "torch.Tensor.requires_grad is no descriptor",
+            ));
+        }
+        Ok(ExactTensorQueries {
+            // SAFETY: `Py_tp_descr_get` holds a `descrgetfunc`.
+            requires_grad_get: unsafe { std::mem::transmute::<*mut c_void, DescrGet>(get) },
+            requires_grad: requires_grad.unbind(),
+            is_neg: tensor_type.getattr("is_neg")?.unbind(),
+            is_conj: tensor_type.getattr("is_conj")?.unbind(),
+            tensor_type: tensor_type.unbind(),
+        })
+    }
+}
+
+impl TorchQueries<'_> {
+    fn requires_grad(&self, obj: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let py = obj.py();
+        match self {
+            TorchQueries::Exact(q) => {
+                // SAFETY: GIL held; the getter of the descriptor it was found on, called on an
+                // object of that very type; a new reference or NULL with an exception.
+                let value = unsafe {
+                    (q.requires_grad_get)(
+                        q.requires_grad.as_ptr(),
+                        obj.as_ptr(),
+                        q.tensor_type.as_ptr(),
+                    )
+                };
+                // SAFETY: as above.
+                unsafe { Bound::from_owned_ptr_or_err(py, value) }?.is_truthy()
+            }
+            TorchQueries::ByAttribute => {
+                obj.getattr(pyo3::intern!(py, "requires_grad"))?.is_truthy()
+            }
+        }
+    }
+
+    fn call(&self, obj: &Bound<'_, PyAny>, query: TorchQuery) -> PyResult<bool> {
+        let py = obj.py();
+        match self {
+            TorchQueries::Exact(q) => {
+                let method = match query {
+                    TorchQuery::IsNeg => &q.is_neg,
+                    TorchQuery::IsConj => &q.is_conj,
+                };
+                // SAFETY: GIL held; the method descriptor of `obj`'s exact type, called with
+                // `obj` as its only argument (the NULL ends the list); a new reference or NULL
+                // with an exception.
+                let value = unsafe {
+                    ffi::PyObject_CallFunctionObjArgs(
+                        method.as_ptr(),
+                        obj.as_ptr(),
+                        std::ptr::null_mut::<ffi::PyObject>(),
+                    )
+                };
+                // SAFETY: as above.
+                unsafe { Bound::from_owned_ptr_or_err(py, value) }?.is_truthy()
+            }
+            TorchQueries::ByAttribute => {
+                let name = match query {
+                    TorchQuery::IsNeg => pyo3::intern!(py, "is_neg"),
+                    TorchQuery::IsConj => pyo3::intern!(py, "is_conj"),
+                };
+                obj.call_method0(name)?.is_truthy()
+            }
+        }
+    }
 }
