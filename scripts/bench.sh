@@ -2,6 +2,8 @@
 # Every benchmark, peers in the same run, then one table of ratios (medians).
 # Not part of the test command: it takes several minutes and wants a quiet machine.
 source "$(dirname "$0")/env.sh"
+# numpy's idle BLAS threads spin on the second core and skew every Python row.
+export OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-1}"
 out="$DLBRIDGE_CACHE/bench"
 mkdir -p "$out"
 cargo bench --all-features --bench core --bench ndarray --bench arrow --bench torch -- \

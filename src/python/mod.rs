@@ -38,9 +38,12 @@
 //!   array over the same memory.
 //!
 //! Memory stays alive as long as any holder needs it: a view imported from Python keeps the
-//! producer alive (releasing it takes the GIL from whatever thread drops the view, and does
-//! nothing once the interpreter is shutting down), and a returned `Tensor` keeps the view's
-//! owner alive. A `TensorView` is `Send + Sync` and may be used inside `py.detach(...)`.
+//! producer alive (releasing it, and its borrow, takes the GIL from whatever thread drops the
+//! view, and does nothing once the interpreter is shutting down), and a returned `Tensor` keeps
+//! the view's owner alive. A `TensorView` is `Send + Sync` and may be used inside
+//! `py.detach(...)`. Because dropping an imported view may take the GIL, a thread that holds it
+//! must not wait (`join`, a channel) for another thread that drops one: wait inside
+//! `py.detach(...)`, as with any Python object released off the GIL.
 //!
 //! ```no_run
 //! use dlbridge::TensorView;
