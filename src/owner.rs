@@ -412,12 +412,6 @@ impl Owner {
         self.value_as::<T>()
     }
 
-    /// The type of the value held.
-    #[cfg(feature = "pyo3")]
-    pub(crate) fn value_type(&self) -> TypeId {
-        self.keep().held.value_type()
-    }
-
     /// The owners this one depends on.
     #[cfg(feature = "pyo3")]
     pub(crate) fn dependencies(&self) -> &[Owner] {

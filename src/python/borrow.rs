@@ -4,7 +4,8 @@
 //! Each extension links its own copy of dlbridge, so the registry cannot be a static: the
 //! first extension to need it creates it and publishes a versioned table of C functions in a
 //! capsule (module `_dlbridge_borrow_registry` in `sys.modules`, attribute `api`); the others
-//! find it there. Creation happens with the GIL held, so two extensions cannot both create one.
+//! find it there. It is published with `dict.setdefault`, one C call, so two extensions (or
+//! threads) that both make one end up using the same.
 //! The table and its state are leaked on purpose: they live as long as the process, like the
 //! extension modules that use them.
 //!
@@ -21,7 +22,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyModule};
 
-use super::runtime::{attached, PyObjectOwner};
+use super::runtime::{with_gil, PyObjectOwner};
 use super::spin::{gil_serializes, SpinLock};
 use crate::layout::layout_span;
 use crate::tensor::CheckedParts;
@@ -174,7 +175,8 @@ unsafe extern "C" fn release(state: *const c_void, lo: usize, hi: usize, exclusi
 #[derive(Clone, Copy)]
 struct ApiRef(&'static RegistryApi);
 
-// SAFETY: the table is immutable after publication and its functions take the state's lock.
+// SAFETY: the table is immutable after publication, and its functions guard the state (the GIL
+// their callers hold, or the state's spin lock).
 unsafe impl Send for ApiRef {}
 // SAFETY: as above.
 unsafe impl Sync for ApiRef {}
@@ -185,55 +187,62 @@ fn registry(py: Python<'_>) -> PyResult<ApiRef> {
     if let Some(api) = FOUND.get() {
         return Ok(*api);
     }
+    // Decided first: the first answer runs Python code, which may let another thread in.
+    let gil = gil_serializes(py);
     let modules = py
         .import("sys")?
         .getattr("modules")?
         .cast_into::<PyDict>()?;
-    let api = match modules.get_item(MODULE)? {
-        Some(module) => {
-            let capsule = module.getattr("api")?;
-            // SAFETY: GIL held; a live object. The name check makes any other capsule fail.
-            let ptr = unsafe { ffi::PyCapsule_GetPointer(capsule.as_ptr(), CAPSULE.as_ptr()) };
-            if ptr.is_null() {
-                return Err(PyErr::fetch(py));
-            }
-            // SAFETY: a capsule of this name holds a leaked, process-lived RegistryApi.
-            let api: &'static RegistryApi = unsafe { &*ptr.cast::<RegistryApi>() };
-            if api.version != VERSION {
-                return Err(PyRuntimeError::new_err(format!(
-                    "another extension registered dlbridge borrow registry version {}, this one \
-                     speaks {VERSION}",
-                    api.version
-                )));
-            }
-            api
-        }
-        None => {
-            let state: &'static State = Box::leak(Box::new(State {
-                gil: gil_serializes(py),
-                entries: SpinLock::new(Entries::default()),
-            }));
-            let api: &'static RegistryApi = Box::leak(Box::new(RegistryApi {
-                version: VERSION,
-                state: std::ptr::from_ref(state).cast(),
-                acquire,
-                release,
-            }));
-            let ptr = std::ptr::from_ref(api).cast_mut().cast::<c_void>();
-            // SAFETY: GIL held; the pointer is process-lived and the capsule has no destructor.
-            let capsule = unsafe { ffi::PyCapsule_New(ptr, CAPSULE.as_ptr(), None) };
-            if capsule.is_null() {
-                return Err(PyErr::fetch(py));
-            }
-            // SAFETY: a new reference.
-            let capsule = unsafe { Bound::from_owned_ptr(py, capsule) };
-            let module = PyModule::new(py, MODULE)?;
-            module.add("api", capsule)?;
-            modules.set_item(MODULE, module)?;
-            api
-        }
+    let module = match modules.get_item(MODULE)? {
+        Some(module) => module,
+        // `dict.setdefault` publishes in one C call: should another thread or extension have
+        // published while ours was made (making objects can run the garbage collector, and
+        // with it Python code), theirs is used and ours is never reached.
+        None => modules.call_method1("setdefault", (MODULE, new_registry(py, gil)?))?,
     };
+    let capsule = module.getattr("api")?;
+    // SAFETY: GIL held; a live object. The name check makes any other capsule fail.
+    let ptr = unsafe { ffi::PyCapsule_GetPointer(capsule.as_ptr(), CAPSULE.as_ptr()) };
+    if ptr.is_null() {
+        return Err(PyErr::fetch(py));
+    }
+    // SAFETY: a capsule of this name holds a leaked, process-lived RegistryApi.
+    let api: &'static RegistryApi = unsafe { &*ptr.cast::<RegistryApi>() };
+    // Version 1 allowed releases from any thread; this one always calls attached, which meets
+    // that contract too.
+    if api.version != VERSION && api.version != 1 {
+        return Err(PyRuntimeError::new_err(format!(
+            "another extension registered dlbridge borrow registry version {}, this one speaks \
+             1 and {VERSION}",
+            api.version
+        )));
+    }
     Ok(*FOUND.get_or_init(|| ApiRef(api)))
+}
+
+/// A new registry module (not yet published): its table and state are leaked, process-lived.
+fn new_registry(py: Python<'_>, gil: bool) -> PyResult<Bound<'_, PyModule>> {
+    let state: &'static State = Box::leak(Box::new(State {
+        gil,
+        entries: SpinLock::new(Entries::default()),
+    }));
+    let api: &'static RegistryApi = Box::leak(Box::new(RegistryApi {
+        version: VERSION,
+        state: std::ptr::from_ref(state).cast(),
+        acquire,
+        release,
+    }));
+    let ptr = std::ptr::from_ref(api).cast_mut().cast::<c_void>();
+    // SAFETY: GIL held; the pointer is process-lived and the capsule has no destructor.
+    let capsule = unsafe { ffi::PyCapsule_New(ptr, CAPSULE.as_ptr(), None) };
+    if capsule.is_null() {
+        return Err(PyErr::fetch(py));
+    }
+    // SAFETY: a new reference.
+    let capsule = unsafe { Bound::from_owned_ptr(py, capsule) };
+    let module = PyModule::new(py, MODULE)?;
+    module.add("api", capsule)?;
+    Ok(module)
 }
 
 /// A live borrow of a byte range, released when dropped (from any thread: one without the GIL
@@ -268,7 +277,7 @@ impl Borrow {
 impl Drop for Borrow {
     fn drop(&mut self) {
         if self.lo < self.hi {
-            let _ = attached(|py| self.release(py));
+            let _ = with_gil(|py| self.release(py));
         }
     }
 }
@@ -303,7 +312,7 @@ pub(crate) fn borrow(py: Python<'_>, view: &TensorView, exclusive: bool) -> PyRe
 fn borrow_range(py: Python<'_>, lo: usize, hi: usize, exclusive: bool) -> PyResult<Borrow> {
     let api = registry(py)?;
     if lo < hi {
-        // SAFETY: the table's own state.
+        // SAFETY: the table's own state; this thread is attached (`py`).
         let conflict = unsafe { (api.0.acquire)(api.0.state, lo, hi, c_int::from(exclusive)) };
         if conflict != 0 {
             return Err(PyBufferError::new_err(if exclusive {
@@ -403,7 +412,7 @@ impl Drop for SharedBorrow {
     fn drop(&mut self) {
         // Both given back in one attachment (the common end of a numpy argument). Where none
         // can be had (shutdown), the fields' own drops decide.
-        let _ = attached(|py| {
+        let _ = with_gil(|py| {
             self.token.release(py);
             if let Some(object) = self.object.as_mut() {
                 object.release(py);

@@ -318,12 +318,15 @@ fn refers_to(weak: &Py<PyAny>, ty: &Bound<'_, PyType>) -> bool {
 pub(crate) fn type_info(obj: &Bound<'_, PyAny>) -> PyResult<TypeInfo> {
     let ty = obj.get_type();
     let key = ty.as_ptr() as usize;
-    let cached = TYPE_CACHE.with(obj.py(), |cache| {
-        cache
-            .iter()
-            .find(|e| e.key == key && refers_to(&e.type_ref, &ty))
-            .map(|e| (e.mutable, e.fingerprint, e.info))
-    });
+    // SAFETY: comparisons and weakref reads only (no Python code, nothing dropped).
+    let cached = unsafe {
+        TYPE_CACHE.with(obj.py(), |cache| {
+            cache
+                .iter()
+                .find(|e| e.key == key && refers_to(&e.type_ref, &ty))
+                .map(|e| (e.mutable, e.fingerprint, e.info))
+        })
+    };
     if let Some((mutable, print, info)) = cached {
         // An immutable type cannot change. A Python class can gain `__dlpack__` (or the API)
         // later: a type cached without them is looked at again (it is on a slow path anyway).
@@ -354,7 +357,7 @@ pub(crate) fn type_info(obj: &Bound<'_, PyAny>) -> PyResult<TypeInfo> {
         fingerprint: print,
         info,
     };
-    let old = TYPE_CACHE.with(obj.py(), |cache| {
+    let update = |cache: &mut Vec<CacheEntry>| {
         // Replace this type's stale entry, else a dead type's, else the oldest when full.
         let slot = cache
             .iter()
@@ -373,7 +376,10 @@ pub(crate) fn type_info(obj: &Bound<'_, PyAny>) -> PyResult<TypeInfo> {
                 None
             }
         }
-    });
+    };
+    // SAFETY: `update` searches, reads weakrefs and moves entries; the one it replaces is
+    // dropped after the lock.
+    let old = unsafe { TYPE_CACHE.with(obj.py(), update) };
     drop(old); // releases a weakref: outside the lock
     Ok(info)
 }
@@ -381,12 +387,15 @@ pub(crate) fn type_info(obj: &Bound<'_, PyAny>) -> PyResult<TypeInfo> {
 /// Drop the cache entry of `obj`'s type (its attributes changed under us).
 pub(crate) fn forget(obj: &Bound<'_, PyAny>) {
     let key = obj.get_type().as_ptr() as usize;
-    let old = TYPE_CACHE.with(obj.py(), |cache| {
-        cache
-            .iter()
-            .position(|e| e.key == key)
-            .map(|i| cache.swap_remove(i))
-    });
+    // SAFETY: a search and a move out; the entry is dropped after the lock.
+    let old = unsafe {
+        TYPE_CACHE.with(obj.py(), |cache| {
+            cache
+                .iter()
+                .position(|e| e.key == key)
+                .map(|i| cache.swap_remove(i))
+        })
+    };
     drop(old); // releases a weakref: outside the lock
 }
 
@@ -498,8 +507,8 @@ enum TorchQuery {
 /// Calling them directly spares an attribute lookup per call (which, for a tensor, includes a
 /// search of its instance dict), about a fifth of what the queries cost. Used for objects of
 /// exactly `torch.Tensor`; subclasses (which may override them) look them up as attributes.
-/// Replacing them on `torch.Tensor` after the first import is not observed (as with the
-/// exchange API).
+/// Replacing them on `torch.Tensor` after the first import, or on one tensor object
+/// (`t.is_neg = ...`), is not observed (as with the exchange API).
 struct ExactTensorQueries {
     tensor_type: Py<PyType>,
     requires_grad: Py<PyAny>,

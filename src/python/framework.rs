@@ -3,6 +3,7 @@
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 
+use super::borrow::unshared;
 use super::numpy;
 use super::tensor::Tensor;
 use crate::{Order, TensorView};
@@ -73,10 +74,15 @@ impl Framework {
             Framework::Torch if view.is_read_only() => view.to_contiguous(Order::C)?,
             _ => view,
         };
+        // Python code reaches the memory through the answer only; Rust code that takes it back
+        // imports it again (and borrows again), as with a returned `TensorView`.
+        let view = unshared(py, view);
         // numpy's C API, with a capsule holding the owner as the array's base: what
-        // `numpy.from_dlpack` builds, without its protocol round trip.
+        // `numpy.from_dlpack` builds, without its protocol round trip. (A `Tensor` base would
+        // report Python objects the owner holds to the garbage collector, but numpy arrays are
+        // not tracked by it, so no cycle through one can be collected either way.)
         if self == Framework::Numpy {
-            if let Some(layout) = numpy::owning_layout(py, &view) {
+            if let Some(layout) = numpy::ArrayLayout::of(py, &view) {
                 return numpy::ndarray_owning(py, layout, view);
             }
         }
@@ -88,19 +94,6 @@ impl Framework {
             // (it ignores READ_ONLY): torch gets a copy.
             let copy = tensor.get().view.to_contiguous(Order::C)?;
             tensor = Bound::new(py, Tensor::from_view(copy))?;
-        }
-        if self == Framework::Numpy {
-            // The view's owner holds Python objects: the base is a tensor, which reports them
-            // to the garbage collector.
-            let base = tensor.clone().into_any();
-            // The array is the tensor's for life (its base): a writable one makes the tensor a
-            // writable alias for life, as `__array_interface__` does.
-            let this = tensor.get();
-            if let Some(array) =
-                numpy::ndarray_of(py, &this.view, base, || this.writable_for_life())?
-            {
-                return Ok(array);
-            }
         }
         let tensor = tensor.into_any();
         let function = match self {

@@ -21,7 +21,6 @@ use pyo3::sync::PyOnceLock;
 
 use super::borrow;
 use super::runtime::PyObjectOwner;
-use super::tensor::holds_python_objects;
 use crate::dims::OwnedDims;
 use crate::tensor::{CheckedParts, Dims, RawParts};
 use crate::{DType, Device, Flags, Owner, TensorView, MAX_NDIM};
@@ -326,7 +325,7 @@ pub(crate) struct ArrayLayout {
 impl ArrayLayout {
     /// `None` when numpy is not installed, has no builtin dtype for the view's, or cannot hold
     /// its memory as it is (the caller then goes through `numpy.from_dlpack`).
-    fn of(py: Python<'_>, view: &TensorView) -> Option<ArrayLayout> {
+    pub(crate) fn of(py: Python<'_>, view: &TensorView) -> Option<ArrayLayout> {
         // numpy allocates memory of its own for a NULL data pointer (an empty view may have
         // one).
         if !view.device().is_host_accessible()
@@ -402,45 +401,14 @@ impl ArrayLayout {
     }
 }
 
-/// `view` as a `numpy.ndarray` over the same memory, its `base` the Python object `base`
-/// (which must keep the memory alive), writable when `writable` says the memory may be handed
-/// out so; `Ok(None)` when numpy cannot take the view ([`ArrayLayout::of`]).
-pub(crate) fn ndarray_of<'py>(
-    py: Python<'py>,
-    view: &TensorView,
-    base: Bound<'py, PyAny>,
-    writable: impl FnOnce() -> bool,
-) -> PyResult<Option<Bound<'py, PyAny>>> {
-    let Some(layout) = ArrayLayout::of(py, view) else {
-        return Ok(None);
-    };
-    // Asked last, when nothing else can refuse: a writable answer counts an alias.
-    let writable = writable();
-    // SAFETY: the base is set at once, to `base`, which keeps the memory alive (the caller's
-    // contract) and granted the writes when `writable`.
-    unsafe {
-        let array = layout.new_array(py, view, writable)?;
-        layout.set_base(&array, base.into_ptr())?;
-        Ok(Some(array))
-    }
-}
-
 /// The name of the capsules that hold an answered ndarray's owner ([`ndarray_owning`]).
 const OWNER_CAPSULE: &CStr = c"dlbridge.owner";
-
-/// The layout of `view` as an ndarray that holds its owner in a capsule ([`ndarray_owning`]);
-/// `None` when numpy cannot take the view ([`ArrayLayout::of`]) or when its owner holds Python
-/// objects: a capsule is invisible to Python's garbage collector, so those go through a
-/// `Tensor` base, which reports them.
-pub(crate) fn owning_layout(py: Python<'_>, view: &TensorView) -> Option<ArrayLayout> {
-    ArrayLayout::of(py, view).filter(|_| !holds_python_objects(view.owner()))
-}
 
 /// `view` as a `numpy.ndarray` over the same memory whose `base` is a capsule holding the view's
 /// owner: what `numpy.from_dlpack` builds (its base is a capsule too), without a protocol round
 /// trip and without a dlbridge `Tensor` in between. Writable when the view is and the memory
 /// may be handed out so (the array then counts as a writable alias until it is freed);
-/// read-only otherwise. `layout` is the view's [`owning_layout`].
+/// read-only otherwise. `layout` is the view's [`ArrayLayout::of`].
 pub(crate) fn ndarray_owning(
     py: Python<'_>,
     layout: ArrayLayout,
@@ -484,7 +452,7 @@ pub(crate) fn ndarray_owning(
 /// # Safety
 /// Called by Python, once, on a capsule made by [`ndarray_owning`] for a read-only array.
 unsafe extern "C" fn release_owner(capsule: *mut ffi::PyObject) {
-    // SAFETY: the capsule's own name; its pointer is the box made there, freed only here.
+    // SAFETY: forwarded; called once, from the capsule's destructor.
     drop(unsafe { owner_of(capsule) });
 }
 
@@ -492,18 +460,28 @@ unsafe extern "C" fn release_owner(capsule: *mut ffi::PyObject) {
 /// Called by Python, once, on a capsule made by [`ndarray_owning`] for a writable array.
 unsafe extern "C" fn release_writable_owner(capsule: *mut ffi::PyObject) {
     // SAFETY: as in `release_owner`; the owner counted the array as a writable alias.
-    unsafe { owner_of(capsule) }.release_writable_export();
+    if let Some(owner) = unsafe { owner_of(capsule) } {
+        owner.release_writable_export();
+    }
 }
 
-/// The owner boxed in a capsule made by [`ndarray_owning`].
+/// The owner boxed in a capsule made by [`ndarray_owning`]; `None` (the owner leaked, an
+/// unraisable error reported) should Python code have renamed the capsule (`arr.base` is
+/// reachable) so that its pointer cannot be read.
 ///
 /// # Safety
-/// Called once per capsule, from its destructor.
-unsafe fn owner_of(capsule: *mut ffi::PyObject) -> Owner {
-    // SAFETY: the capsule's own name, so the pointer is the non-null box made with it.
-    *unsafe {
-        Box::from_raw(ffi::PyCapsule_GetPointer(capsule, OWNER_CAPSULE.as_ptr()).cast::<Owner>())
+/// Called once per capsule, from its destructor (the GIL is held).
+unsafe fn owner_of(capsule: *mut ffi::PyObject) -> Option<Owner> {
+    // SAFETY: a live capsule; a wrong name gives NULL with an exception.
+    let ptr = unsafe { ffi::PyCapsule_GetPointer(capsule, OWNER_CAPSULE.as_ptr()) };
+    if ptr.is_null() {
+        // SAFETY: GIL held; reports and clears the exception GetPointer set.
+        unsafe { ffi::PyErr_WriteUnraisable(capsule) };
+        return None;
     }
+    // SAFETY: the capsule's pointer under its own name is the box made in `ndarray_owning`
+    // (`PyCapsule_SetPointer` is not reachable from Python), freed only here.
+    Some(*unsafe { Box::from_raw(ptr.cast::<Owner>()) })
 }
 
 #[cfg(test)]

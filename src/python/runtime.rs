@@ -51,23 +51,19 @@ extern "C" {
 /// thread is not attached and the interpreter is shutting down or gone, where attaching could
 /// hang or crash. A thread that already holds the GIL (the one running the finalizer, say) may
 /// always release references.
+///
+/// A thread pyo3 attached (a `#[pyfunction]` dropping its arguments, the common case) runs `f`
+/// at once: pyo3 counts its attachments in a thread-local. Any other thread goes through
+/// `PyGILState_Ensure`, which nests when the thread holds the GIL already. (`PyGILState_Check`
+/// is no proof of holding it: CPython answers yes on every thread once a subinterpreter
+/// exists.)
+#[inline]
 pub(crate) fn with_gil<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Option<R> {
-    let attached = gil_held();
-    if !attached && interpreter_finalizing() {
+    // pyo3 checks for shutdown itself only when built for 3.13+; this module is built for 3.11.
+    if interpreter_finalizing() && !gil_held() {
         return None;
     }
     Python::try_attach(f)
-}
-
-/// Run `f` attached to the interpreter: at once when this thread holds the GIL (the common end
-/// of a view: dropped by the code that imported it), else as [`with_gil`] does, with its `None`.
-#[inline]
-pub(crate) fn attached<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Option<R> {
-    if gil_held() {
-        // SAFETY: this thread holds the GIL for as long as `f` runs (`f` is called here).
-        return Some(f(unsafe { Python::assume_attached() }));
-    }
-    with_gil(f)
 }
 
 /// A Python object kept alive as the [`crate::Owner`] of memory it exposes. Dropping it takes
@@ -97,7 +93,7 @@ impl PyObjectOwner {
 
 impl Drop for PyObjectOwner {
     fn drop(&mut self) {
-        if self.0.is_some() && attached(|py| self.release(py)).is_none() {
+        if self.0.is_some() && with_gil(|py| self.release(py)).is_none() {
             // Interpreter finalizing: releasing now would touch a dying interpreter.
             std::mem::forget(self.0.take());
         }

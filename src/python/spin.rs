@@ -13,20 +13,22 @@
 //! atomics as a sixth of its cost on this crate's 2-core benchmark machine, and the GIL path as
 //! none.
 
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::OnceLock;
 
-use pyo3::prelude::*;
-
-/// `T` behind a spin lock; reached only through [`SpinLock::with`].
+/// `T` behind a spin lock; reached through [`SpinLock::with`], or through
+/// [`SpinLock::with_unlocked`] by users that exclude each other by other means (never both for
+/// one lock).
 pub(crate) struct SpinLock<T> {
     locked: AtomicBool,
     value: UnsafeCell<T>,
 }
 
-// SAFETY: `value` is reached only inside `with`, which holds the lock, so one thread at a time
-// touches it: sharing the lock is as safe as sending `T`.
+// SAFETY: `value` is reached only inside `with`, which holds the lock, or inside
+// `with_unlocked`, whose callers guarantee exclusion: one thread at a time touches it, so sharing
+// the lock is as safe as sending `T`.
 unsafe impl<T: Send> Sync for SpinLock<T> {}
 
 impl<T> SpinLock<T> {
@@ -81,10 +83,12 @@ impl<T> SpinLock<T> {
 
 /// Whether this interpreter has a GIL that keeps attached threads apart: always before Python
 /// 3.13, and on 3.13+ unless it is a free-threaded build (`Py_GIL_DISABLED`; its GIL, even
-/// when switched on, is not relied upon). Decided once per process.
+/// when switched on, is not relied upon). Decided once per copy of dlbridge (every copy in a
+/// process decides the same). A `PyOnceLock`: the first answer runs Python code, which may let
+/// another thread take the GIL and ask too.
 pub(crate) fn gil_serializes(py: Python<'_>) -> bool {
-    static SERIALIZES: OnceLock<bool> = OnceLock::new();
-    *SERIALIZES.get_or_init(|| {
+    static SERIALIZES: PyOnceLock<bool> = PyOnceLock::new();
+    *SERIALIZES.get_or_init(py, || {
         let free_threaded = || -> PyResult<bool> {
             let sys = py.import("sys")?;
             // `sys._is_gil_enabled` exists from 3.13, the first version with free-threaded
@@ -104,9 +108,7 @@ pub(crate) fn gil_serializes(py: Python<'_>) -> bool {
 }
 
 /// `T` reached by threads attached to the interpreter, one at a time: ordered by the GIL alone
-/// where it has one ([`gil_serializes`]), by a spin lock where it has not. Closures passed to
-/// [`GilLock::with`] must not release the GIL (no Python code, no `py.detach`) and must not
-/// reach the same lock again.
+/// where it has one ([`gil_serializes`]), by a spin lock where it has not.
 pub(crate) struct GilLock<T> {
     lock: SpinLock<T>,
 }
@@ -119,11 +121,16 @@ impl<T> GilLock<T> {
     }
 
     /// Run `f` on the value, from a thread attached to the interpreter (`py`).
+    ///
+    /// # Safety
+    /// `f` does not release the GIL (it runs no Python code and no `py.detach`; dropping
+    /// Python objects counts, since a destructor is Python code) and does not reach this lock
+    /// again: where the GIL is the only guard, either would let another thread in.
     #[inline]
-    pub(crate) fn with<R>(&self, py: Python<'_>, f: impl FnOnce(&mut T) -> R) -> R {
+    pub(crate) unsafe fn with<R>(&self, py: Python<'_>, f: impl FnOnce(&mut T) -> R) -> R {
         if gil_serializes(py) {
-            // SAFETY: this thread holds the GIL (`py`) and keeps it until `f` returns (`f`
-            // releases nothing); every call reaches the value through here with the GIL held,
+            // SAFETY: this thread holds the GIL (`py`) and keeps it until `f` returns (the
+            // caller's contract); every call reaches the value through here with the GIL held,
             // and in a process with a GIL `gil_serializes` is true for all of them.
             unsafe { self.lock.with_unlocked(f) }
         } else {

@@ -708,20 +708,6 @@ fn visit_python_objects(
     result
 }
 
-/// Whether `owner` holds Python objects that [`visit_python_objects`] reports: a keep-alive
-/// that is not a `Tensor` (a capsule) would hide them from the garbage collector.
-pub(crate) fn holds_python_objects(owner: &crate::Owner) -> bool {
-    use std::any::TypeId;
-    let python = [
-        TypeId::of::<PyObjectOwner>(),
-        TypeId::of::<BufferOwner>(),
-        TypeId::of::<SharedBorrow>(),
-    ];
-    let mut found = false;
-    owner.visit(&mut |owner| found |= python.contains(&owner.value_type()));
-    found
-}
-
 // ---------------------------------------------------------------------------------------------
 // The DLPack C exchange API of `Tensor`
 // ---------------------------------------------------------------------------------------------

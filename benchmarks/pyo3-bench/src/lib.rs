@@ -145,15 +145,24 @@ impl Drop for CountedBuffer {
 }
 
 /// A test probe, not a benchmark (`python_tests/test_numpy_capi.py`): `[0, 1, .., n-1]` in
-/// memory that counts its release ([`buffers_freed`]), returned in the framework of `like`.
+/// memory that counts its release ([`buffers_freed`]), returned (read-only if asked) in the
+/// framework of `like`.
 #[pyfunction]
+#[pyo3(signature = (like, n, read_only = false))]
 fn counted_ramp<'py>(
     py: Python<'py>,
     like: &Bound<'py, PyAny>,
     n: usize,
+    read_only: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
     let values = CountedBuffer((0..n).map(|i| i as f64).collect());
-    Framework::of(like).wrap(py, TensorView::from_owner_mut(values, &[n])?)
+    let view = TensorView::from_owner_mut(values, &[n])?;
+    let view = if read_only {
+        view.into_read_only()
+    } else {
+        view
+    };
+    Framework::of(like).wrap(py, view)
 }
 
 /// How many buffers made by [`counted_ramp`] have been freed.
