@@ -63,7 +63,11 @@ if [ "${DLBRIDGE_QUICK:-0}" != "1" ]; then
   if ! rustup +nightly component list --installed 2>/dev/null | grep '^miri' >/dev/null; then
     rustup +nightly component add miri rust-src
   fi
-  MIRIFLAGS="-Zmiri-disable-isolation" CARGO_TARGET_DIR="$DLBRIDGE_CACHE/target-miri" \
+  # cargo-miri records the checkout's path in the test "binaries" it builds, and cargo may
+  # take another checkout's as fresh (it names them by paths relative to the workspace): one
+  # folder per checkout, or this machine's work copy and a CI clone run each other's.
+  miri_target="$DLBRIDGE_CACHE/target-miri-$(printf %s "$PWD" | cksum | cut -d' ' -f1)"
+  MIRIFLAGS="-Zmiri-disable-isolation" CARGO_TARGET_DIR="$miri_target" \
     PROPTEST_CASES=4 timeout 1500 cargo +nightly miri test --quiet --features ndarray \
       --lib --test dlpack --test views --test ndarray --test soundness --test cast
   step "clippy (fuzz targets)"
