@@ -441,10 +441,13 @@ fn coalesce(axes: Vec<Axis>) -> Vec<Axis> {
     out
 }
 
-/// Call `f(src_offset, dst_offset)` for every index of `outer` (row-major odometer).
+/// Call `f(src_offset, dst_offset)` for every index of `outer` (row-major odometer, on the
+/// stack as in `layout::for_each_offset`: the axes come from a checked layout, at most
+/// `MAX_NDIM` of them).
 #[inline(always)]
 pub(crate) fn for_each_outer(outer: &[Axis], mut f: impl FnMut(isize, isize)) {
-    let mut idx = vec![0usize; outer.len()];
+    let mut odometer = [0usize; crate::MAX_NDIM];
+    let idx = &mut odometer[..outer.len()];
     let (mut so, mut d) = (0isize, 0isize);
     loop {
         f(so, d);

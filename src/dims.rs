@@ -193,7 +193,7 @@ impl OwnedDims {
 
     /// `ndim` dimensions, extent and stride of axis `k` given by `axis(k)`, which may fail (the
     /// store is then released).
-    #[inline(always)]
+    #[inline]
     pub(crate) fn try_from_fn<E>(
         ndim: usize,
         mut axis: impl FnMut(usize) -> Result<(usize, isize), E>,
