@@ -291,6 +291,7 @@ def test_a_view_dropped_without_the_gil_gives_back_its_borrow_and_its_object(mak
 
 
 def test_registry_is_one_per_process():
+    bench.take_dlbridge(np.zeros(1))  # published at the first borrow, if no test borrowed yet
     registry = sys.modules["_dlbridge_borrow_registry"]
     assert type(registry.api).__name__ == "PyCapsule"
 
@@ -404,3 +405,125 @@ def test_an_argument_returned_while_rust_keeps_it_is_read_only():
     assert kept_clone.readonly  # Rust still held the argument when it went out
     assert not itself.readonly  # the last handle, given up
     assert kept_clone.data_ptr == itself.data_ptr == addr(a)
+
+
+FOREIGN_REGISTRY = r"""
+import ctypes, sys, types
+import numpy as np
+
+calls = []
+ACQUIRE = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t,
+                           ctypes.c_int)
+RELEASE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_int)
+
+class Table(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("state", ctypes.c_void_p),
+                ("acquire", ACQUIRE), ("release", RELEASE)]
+
+def acquire(state, lo, hi, exclusive):
+    calls.append(("acquire", state, hi - lo, exclusive))
+    return 0
+
+def release(state, lo, hi, exclusive):
+    calls.append(("release", state, hi - lo, exclusive))
+
+callbacks = (ACQUIRE(acquire), RELEASE(release))
+table = Table({version}, 1234, *callbacks)
+name = ctypes.create_string_buffer(b"dlbridge.borrow_registry")  # a capsule keeps the address
+new_capsule = ctypes.pythonapi.PyCapsule_New
+new_capsule.restype = ctypes.py_object
+new_capsule.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+registry = types.ModuleType("_dlbridge_borrow_registry")
+registry.api = new_capsule(ctypes.addressof(table), ctypes.addressof(name), None)
+sys.modules["_dlbridge_borrow_registry"] = registry
+
+import dlbridge_example as ex
+import dlbridge_pyo3_bench as bench
+
+a = np.arange(4.0)
+try:
+    bench.take_dlbridge(a)
+    ex.scale_inplace(a, 2.0)
+except RuntimeError as e:
+    print("refused:", e)
+else:
+    print(calls)
+"""
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_a_registry_published_by_another_dlbridge_version_is_used(version):
+    """An extension built with an older dlbridge (version 1 of the registry table) or this one
+    may have published the process's borrow registry first: every borrow then goes through its
+    table, shared and exclusive, each given back once."""
+    import subprocess
+
+    script = FOREIGN_REGISTRY.replace("{version}", str(version))
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == str([
+        ("acquire", 1234, 32, 0), ("release", 1234, 32, 0),
+        ("acquire", 1234, 32, 1), ("release", 1234, 32, 1),
+    ])
+
+
+def test_a_registry_of_an_unknown_version_is_refused():
+    import subprocess
+
+    script = FOREIGN_REGISTRY.replace("{version}", "3")
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("refused:") and "version 3" in r.stdout, r.stdout
+
+
+def test_views_dropped_without_the_gil_on_many_threads_at_once():
+    """The registry under contention: Python threads borrow slices of one array and drop their
+    views without the GIL (inside py.detach, often at the same moment, or on a thread never
+    attached), while another asks for mutable borrows of the halves. Each drop attaches before
+    it touches the registry, so at the end every borrow and every reference is given back."""
+    import threading
+
+    a = np.zeros(1 << 12)
+    slices = [a[j * 16:(j + 1) * 16] for j in range(256)]  # each borrow adds an entry
+    halves = (a[: 1 << 11], a[1 << 11:])
+    errors, granted = [], {"shared": 0, "mutable": 0}
+
+    def reader(k):
+        for i in range(2000):
+            try:
+                x = slices[(i * 7 + k * 85) % 256]
+                assert bench.drop_detached(x, i % 50 == 0) == 16
+                granted["shared"] += 1
+            except BufferError:
+                pass  # the writer's mutable borrow overlaps: refused, as it must be
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+
+    def writer():
+        for i in range(600):
+            try:
+                ex.scale_inplace(halves[i % 2], 1.0)
+                granted["mutable"] += 1
+            except BufferError:
+                pass  # a reader's shared borrow overlaps: refused, as it must be
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+
+    before = sys.getrefcount(a)
+    old_interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    try:
+        threads = [threading.Thread(target=reader, args=(k,)) for k in range(3)]
+        threads.append(threading.Thread(target=writer))
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(old_interval)
+    assert not errors, errors
+    assert granted["shared"] > 0, granted
+    assert sys.getrefcount(a) == before
+    ex.scale_inplace(a, 2.0)  # no borrow is left behind: the whole array is granted mutably

@@ -177,3 +177,30 @@ def test_a_dtype_numpy_lacks_still_goes_through_from_dlpack():
     t = torch.arange(4, dtype=torch.bfloat16)
     with pytest.raises(RuntimeError, match="Unsupported dtype"):
         ex.reframe(t, np.zeros(1))
+
+
+def test_a_renamed_owner_capsule_leaks_the_owner_instead_of_freeing_a_wrong_pointer():
+    # `arr.base` is reachable from Python, and so is ctypes: a capsule renamed behind dlbridge's
+    # back cannot be trusted to hold dlbridge's pointer. Its destructor reports an unraisable
+    # error and leaks the owner (the memory is never freed) rather than free what it holds.
+    import ctypes
+    import sys
+
+    set_name = ctypes.pythonapi.PyCapsule_SetName
+    set_name.argtypes = [ctypes.py_object, ctypes.c_char_p]
+    set_name.restype = ctypes.c_int
+    freed = bench.buffers_freed()
+    n = bench.counted_ramp(np.zeros(1), 5)
+    other_name = b"not.dlbridge"  # held below: a capsule keeps its name's address
+    assert set_name(n.base, other_name) == 0
+    reported = []
+    old_hook = sys.unraisablehook
+    sys.unraisablehook = reported.append
+    try:
+        del n
+        gc.collect()
+    finally:
+        sys.unraisablehook = old_hook
+    assert bench.buffers_freed() == freed  # leaked, not freed
+    assert len(reported) == 1 and reported[0].exc_type is ValueError, reported
+    del other_name

@@ -1056,4 +1056,81 @@ mod tests {
             println!("{line}");
         }
     }
+
+    /// Why copies into fresh memory stop near 0.55x of numpy's single-threaded time on this
+    /// 2-core VM (issue 16's `[::2, ::3]` and cast rows): `cargo test --release --lib
+    /// measure_fresh_memory_floor -- --ignored --nocapture` times, best of 10,
+    /// - the page faults of a fresh buffer (one byte written per page) on 1 and 2 threads: the
+    ///   kernel zeroes every page it hands out, and that scales poorly across cores;
+    /// - `[::2, ::3]` of a 384 MiB f32 array (64 MiB out) into fresh memory, as `to_contiguous`
+    ///   does, and into memory already touched: what is left is the reading of the source;
+    /// - the f32 -> f64 cast of 64 MiB (128 MiB out), and the faults of its 128 MiB alone.
+    #[test]
+    #[ignore = "a timing, not a test"]
+    fn measure_fresh_memory_floor() {
+        use std::time::Instant;
+        fn best(label: &str, mut f: impl FnMut()) {
+            let mut best = f64::INFINITY;
+            for _ in 0..10 {
+                let begin = Instant::now();
+                f();
+                best = best.min(begin.elapsed().as_secs_f64());
+            }
+            println!("{label:58} {:>8.2} ms", best * 1e3);
+        }
+        fn touch(len: usize, threads: usize) {
+            let buffer = AlignedBuffer::new_uninit(len).unwrap();
+            let base = buffer.as_ptr() as usize;
+            std::thread::scope(|s| {
+                for t in 0..threads {
+                    s.spawn(move || {
+                        for page in (len * t / threads / 4096)..(len * (t + 1) / threads / 4096) {
+                            // SAFETY: `page * 4096 < len`: a byte of the buffer, which lives
+                            // until the scope ends; each thread writes its own pages.
+                            unsafe { std::ptr::write_volatile((base + page * 4096) as *mut u8, 1) };
+                        }
+                    });
+                }
+            });
+            drop(std::hint::black_box(buffer));
+        }
+        for mib in [64usize, 128] {
+            for threads in [1, 2] {
+                best(
+                    &format!("fresh {mib} MiB, page faults only, {threads} thread(s)"),
+                    || touch(mib << 20, threads),
+                );
+            }
+        }
+        let (rows, cols) = (8192usize, 12288usize);
+        let big = TensorView::from_vec(vec![1f32; rows * cols], &[rows, cols]).unwrap();
+        let sliced = big
+            .slice_each(&[crate::SliceArg::step(2), crate::SliceArg::step(3)])
+            .unwrap();
+        best(
+            "[::2, ::3] -> C order, fresh 64 MiB (to_contiguous)",
+            || {
+                drop(std::hint::black_box(
+                    sliced.to_contiguous(Order::C).unwrap(),
+                ))
+            },
+        );
+        let out = AlignedBuffer::new_uninit(sliced.nbytes()).unwrap();
+        // SAFETY: the fresh buffer's bytes are all written before anything reads them.
+        unsafe { std::ptr::write_bytes(out.as_ptr(), 0, sliced.nbytes()) };
+        let strides = c_strides(sliced.shape()).unwrap();
+        for threads in [1, 2] {
+            best(
+                &format!("[::2, ::3] -> C order, touched memory, {threads} thread(s)"),
+                || {
+                    // SAFETY: the buffer holds the view's nbytes, covered by C strides.
+                    unsafe { copy_elements_on(&sliced, out.as_ptr(), &strides, threads) }
+                },
+            );
+        }
+        let x = TensorView::from_vec(vec![1f32; 16 << 20], &[16 << 20]).unwrap();
+        best("cast 64 MiB f32 -> f64, fresh 128 MiB", || {
+            drop(std::hint::black_box(x.cast(crate::DType::F64).unwrap()))
+        });
+    }
 }
