@@ -201,6 +201,42 @@ impl CheckedParts {
         })
     }
 
+    /// The parts of a C-contiguous layout over exactly the `len` elements of `size` bytes at
+    /// `data`, owned (all of them, so `ALLOCATION_KNOWN`): what `TensorView::from_vec` and its
+    /// kin build. Every check of [`CheckedParts::new`] holds by construction, so none is
+    /// repeated.
+    ///
+    /// # Safety
+    /// `data` addresses `len > 0` elements of `size` bytes in one live allocation (so their
+    /// byte length fits `isize` and their end does not overflow); `dims` has at most
+    /// [`MAX_NDIM`] axes, an extent product of `len` and C-contiguous strides (in elements);
+    /// `dtype` has elements of `size` whole bytes.
+    #[inline]
+    pub(crate) unsafe fn over_whole_elements(
+        data: *mut u8,
+        len: usize,
+        size: usize,
+        dims: OwnedDims,
+        dtype: DType,
+        read_only: bool,
+    ) -> CheckedParts {
+        debug_assert!(len > 0 && dims.ndim() <= MAX_NDIM);
+        debug_assert_eq!(dtype.storage_size(false), Some(size));
+        let start = data as usize;
+        CheckedParts {
+            data,
+            byte_offset: 0,
+            dims,
+            bits: bits::of(Flags {
+                read_only,
+                ..Flags::default()
+            }) | bits::ALLOCATION_KNOWN,
+            dtype,
+            device: Device::CPU,
+            extent: start..start + len * size,
+        }
+    }
+
     /// The address range the view's owner must keep valid.
     #[cfg(feature = "pyo3")]
     pub(crate) fn extent(&self) -> &Range<usize> {
@@ -645,22 +681,37 @@ impl TensorView {
                 len,
             });
         }
-        // The rank limit is `CheckedParts::new`'s (the same error).
-        let start = ptr as usize;
-        let parts = RawParts {
-            data: ptr.cast(),
-            byte_offset: 0,
-            dims: OwnedDims::c_contiguous(shape)?,
-            dtype: T::DTYPE,
-            device: Device::CPU,
-            flags: Flags {
-                read_only,
-                ..Flags::default()
-            },
-            extent: Some(start..start + len * std::mem::size_of::<T>()),
+        let size = std::mem::size_of::<T>();
+        if len == 0 || shape.len() > MAX_NDIM {
+            // Empty: an extent may still be too large for numpy or ndarray (`[0, usize::MAX]`),
+            // which the general checks refuse. The rank limit is theirs too (the same error).
+            let start = ptr as usize;
+            let parts = RawParts {
+                data: ptr.cast(),
+                byte_offset: 0,
+                dims: OwnedDims::c_contiguous(shape)?,
+                dtype: T::DTYPE,
+                device: Device::CPU,
+                flags: Flags {
+                    read_only,
+                    ..Flags::default()
+                },
+                extent: Some(start..start + len * size),
+            };
+            // SAFETY: forwarded; the extent is exactly the elements.
+            return unsafe { TensorView::from_raw_parts(parts, owner) };
+        }
+        let dims = OwnedDims::c_contiguous(shape)?;
+        // SAFETY: the caller's `len` elements of `T` (whole bytes, `T::DTYPE`'s size) at `ptr`,
+        // which a slice reaches (so `len * size` fits `isize` and the end does not overflow);
+        // C strides of at most MAX_NDIM extents whose product is `len` (checked above). As
+        // `len > 0`, no extent is 0, so each extent and each stride is at most `len`: in bytes
+        // they fit `isize` as the general checks require.
+        let parts = unsafe {
+            CheckedParts::over_whole_elements(ptr.cast(), len, size, dims, T::DTYPE, read_only)
         };
-        // SAFETY: forwarded; the extent is exactly the elements.
-        unsafe { TensorView::from_raw_parts(parts, owner) }
+        // SAFETY: forwarded: the owner keeps the elements valid.
+        Ok(unsafe { parts.with_owner(owner) })
     }
 
     /// A C-contiguous, writable CPU tensor that owns `data`.
