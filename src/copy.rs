@@ -1080,14 +1080,14 @@ mod tests {
         }
         fn touch(len: usize, threads: usize) {
             let buffer = AlignedBuffer::new_uninit(len).unwrap();
-            let base = buffer.as_ptr() as usize;
+            let bytes = &buffer;
             std::thread::scope(|s| {
                 for t in 0..threads {
                     s.spawn(move || {
                         for page in (len * t / threads / 4096)..(len * (t + 1) / threads / 4096) {
-                            // SAFETY: `page * 4096 < len`: a byte of the buffer, which lives
-                            // until the scope ends; each thread writes its own pages.
-                            unsafe { std::ptr::write_volatile((base + page * 4096) as *mut u8, 1) };
+                            // SAFETY: `page * 4096 < len`: a byte of the buffer's `len`, which
+                            // outlives the scope; each thread writes its own pages.
+                            unsafe { std::ptr::write_volatile(bytes.as_ptr().add(page * 4096), 1) };
                         }
                     });
                 }
@@ -1116,14 +1116,15 @@ mod tests {
             },
         );
         let out = AlignedBuffer::new_uninit(sliced.nbytes()).unwrap();
-        // SAFETY: the fresh buffer's bytes are all written before anything reads them.
+        // SAFETY: `out` is a fresh, live allocation of `sliced.nbytes()` bytes, written whole.
         unsafe { std::ptr::write_bytes(out.as_ptr(), 0, sliced.nbytes()) };
         let strides = c_strides(sliced.shape()).unwrap();
         for threads in [1, 2] {
             best(
                 &format!("[::2, ::3] -> C order, touched memory, {threads} thread(s)"),
                 || {
-                    // SAFETY: the buffer holds the view's nbytes, covered by C strides.
+                    // SAFETY: `sliced` is a host view of 4-byte elements; `out`, a separate
+                    // allocation, holds its `nbytes` laid out by the C strides.
                     unsafe { copy_elements_on(&sliced, out.as_ptr(), &strides, threads) }
                 },
             );

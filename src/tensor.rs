@@ -661,8 +661,9 @@ impl TensorView {
     /// A C-contiguous view of `len` elements at `ptr` kept alive by `owner`, bounded by them.
     ///
     /// # Safety
-    /// `ptr` addresses `len` initialised `T`s that stay valid (and, unless `read_only`,
-    /// writable through this view only) while `owner` lives.
+    /// `ptr` and `len` are those of a slice of initialised `T`s (so `ptr` is not null and the
+    /// slice's bytes fit `isize`), which stay valid (and, unless `read_only`, writable through
+    /// this view only) while `owner` lives.
     unsafe fn over_elements<T: Element>(
         ptr: *mut T,
         len: usize,

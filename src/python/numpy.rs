@@ -475,8 +475,17 @@ unsafe fn owner_of(capsule: *mut ffi::PyObject) -> Option<Owner> {
     // SAFETY: a live capsule; a wrong name gives NULL with an exception.
     let ptr = unsafe { ffi::PyCapsule_GetPointer(capsule, OWNER_CAPSULE.as_ptr()) };
     if ptr.is_null() {
-        // SAFETY: GIL held; reports and clears the exception GetPointer set.
-        unsafe { ffi::PyErr_WriteUnraisable(capsule) };
+        // SAFETY: a capsule destructor runs with the GIL held.
+        let py = unsafe { Python::assume_attached() };
+        let renamed = pyo3::exceptions::PyValueError::new_err(
+            "the base capsule of a numpy array made by dlbridge was renamed: the memory it \
+             keeps alive is leaked",
+        );
+        renamed.set_cause(py, PyErr::take(py)); // GetPointer's own error
+                                                // Reported without the capsule as its object: the capsule is being freed, and a
+                                                // report takes (and gives back) a reference, which would free it again and re-enter
+                                                // this destructor.
+        renamed.write_unraisable(py, None);
         return None;
     }
     // SAFETY: the capsule's pointer under its own name is the box made in `ndarray_owning`
