@@ -481,10 +481,11 @@ unsafe fn owner_of(capsule: *mut ffi::PyObject) -> Option<Owner> {
             "the base capsule of a numpy array made by dlbridge was renamed: the memory it \
              keeps alive is leaked",
         );
-        renamed.set_cause(py, PyErr::take(py)); // GetPointer's own error
-                                                // Reported without the capsule as its object: the capsule is being freed, and a
-                                                // report takes (and gives back) a reference, which would free it again and re-enter
-                                                // this destructor.
+        // GetPointer's own error as the cause.
+        renamed.set_cause(py, PyErr::take(py));
+        // Reported without the capsule as its object: the capsule is being freed, and a report
+        // takes (and gives back) a reference, which would free it again and re-enter this
+        // destructor.
         renamed.write_unraisable(py, None);
         return None;
     }
