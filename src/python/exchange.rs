@@ -481,13 +481,13 @@ pub(crate) fn torch_state(obj: &Bound<'_, PyAny>, dtype: DType) -> PyResult<Torc
         return Ok(TorchState::Plain);
     }
     let queries = TorchQueries::for_exact_tensor(obj);
-    if queries.requires_grad(obj)? {
+    if queries.ask(obj, TorchQuery::RequiresGrad)? {
         return Ok(TorchState::Refused);
     }
-    if queries.call(obj, TorchQuery::IsNeg)? {
+    if queries.ask(obj, TorchQuery::IsNeg)? {
         return Ok(TorchState::Negative);
     }
-    let conj = code == DTypeCode::Complex && queries.call(obj, TorchQuery::IsConj)?;
+    let conj = code == DTypeCode::Complex && queries.ask(obj, TorchQuery::IsConj)?;
     Ok(if conj {
         TorchState::Refused
     } else {
@@ -495,11 +495,22 @@ pub(crate) fn torch_state(obj: &Bound<'_, PyAny>, dtype: DType) -> PyResult<Torc
     })
 }
 
-/// The method queries of [`torch_state`].
+/// The queries of [`torch_state`]: an attribute and two methods.
 #[derive(Clone, Copy)]
 enum TorchQuery {
+    RequiresGrad,
     IsNeg,
     IsConj,
+}
+
+impl TorchQuery {
+    fn name(self, py: Python<'_>) -> &Bound<'_, PyString> {
+        match self {
+            TorchQuery::RequiresGrad => pyo3::intern!(py, "requires_grad"),
+            TorchQuery::IsNeg => pyo3::intern!(py, "is_neg"),
+            TorchQuery::IsConj => pyo3::intern!(py, "is_conj"),
+        }
+    }
 }
 
 /// PyTorch's queries as `torch.Tensor` defines them, found once: the getter of
@@ -585,56 +596,41 @@ impl ExactTensorQueries {
 }
 
 impl TorchQueries<'_> {
-    fn requires_grad(&self, obj: &Bound<'_, PyAny>) -> PyResult<bool> {
+    /// The truth of `query` on `obj`.
+    fn ask(&self, obj: &Bound<'_, PyAny>, query: TorchQuery) -> PyResult<bool> {
         let py = obj.py();
-        match self {
-            TorchQueries::Exact(q) => {
-                // SAFETY: GIL held; the getter of the descriptor it was found on, called on an
-                // object of that very type; a new reference or NULL with an exception.
-                let value = unsafe {
-                    (q.requires_grad_get)(
-                        q.requires_grad.as_ptr(),
-                        obj.as_ptr(),
-                        q.tensor_type.as_ptr(),
-                    )
-                };
-                // SAFETY: as above.
-                unsafe { Bound::from_owned_ptr_or_err(py, value) }?.is_truthy()
+        let TorchQueries::Exact(q) = self else {
+            let answer = match query {
+                TorchQuery::RequiresGrad => obj.getattr(query.name(py))?,
+                TorchQuery::IsNeg | TorchQuery::IsConj => obj.call_method0(query.name(py))?,
+            };
+            return answer.is_truthy();
+        };
+        let call = |method: &Py<PyAny>| {
+            // SAFETY: GIL held; a method descriptor of `obj`'s exact type, called with `obj`
+            // as its only argument (the NULL ends the list).
+            unsafe {
+                ffi::PyObject_CallFunctionObjArgs(
+                    method.as_ptr(),
+                    obj.as_ptr(),
+                    std::ptr::null_mut::<ffi::PyObject>(),
+                )
             }
-            TorchQueries::ByAttribute => {
-                obj.getattr(pyo3::intern!(py, "requires_grad"))?.is_truthy()
-            }
-        }
-    }
-
-    fn call(&self, obj: &Bound<'_, PyAny>, query: TorchQuery) -> PyResult<bool> {
-        let py = obj.py();
-        match self {
-            TorchQueries::Exact(q) => {
-                let method = match query {
-                    TorchQuery::IsNeg => &q.is_neg,
-                    TorchQuery::IsConj => &q.is_conj,
-                };
-                // SAFETY: GIL held; the method descriptor of `obj`'s exact type, called with
-                // `obj` as its only argument (the NULL ends the list); a new reference or NULL
-                // with an exception.
-                let value = unsafe {
-                    ffi::PyObject_CallFunctionObjArgs(
-                        method.as_ptr(),
-                        obj.as_ptr(),
-                        std::ptr::null_mut::<ffi::PyObject>(),
-                    )
-                };
-                // SAFETY: as above.
-                unsafe { Bound::from_owned_ptr_or_err(py, value) }?.is_truthy()
-            }
-            TorchQueries::ByAttribute => {
-                let name = match query {
-                    TorchQuery::IsNeg => pyo3::intern!(py, "is_neg"),
-                    TorchQuery::IsConj => pyo3::intern!(py, "is_conj"),
-                };
-                obj.call_method0(name)?.is_truthy()
-            }
-        }
+        };
+        let value = match query {
+            // SAFETY: GIL held; the getter of the descriptor it was found on, called on an
+            // object of that very type.
+            TorchQuery::RequiresGrad => unsafe {
+                (q.requires_grad_get)(
+                    q.requires_grad.as_ptr(),
+                    obj.as_ptr(),
+                    q.tensor_type.as_ptr(),
+                )
+            },
+            TorchQuery::IsNeg => call(&q.is_neg),
+            TorchQuery::IsConj => call(&q.is_conj),
+        };
+        // SAFETY: both calls above return a new reference or NULL with an exception set.
+        unsafe { Bound::from_owned_ptr_or_err(py, value) }?.is_truthy()
     }
 }

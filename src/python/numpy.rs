@@ -15,11 +15,13 @@
 
 use std::ffi::{c_char, c_int, c_long, c_void, CStr};
 
+use pyo3::exceptions::PyValueError;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 
 use super::borrow;
+use super::capsule::preserving_exception;
 use super::runtime::PyObjectOwner;
 use crate::dims::OwnedDims;
 use crate::tensor::{CheckedParts, Dims, RawParts};
@@ -453,45 +455,49 @@ pub(crate) fn ndarray_owning(
 /// Called by Python, once, on a capsule made by [`ndarray_owning`] for a read-only array.
 unsafe extern "C" fn release_owner(capsule: *mut ffi::PyObject) {
     // SAFETY: forwarded; called once, from the capsule's destructor.
-    drop(unsafe { owner_of(capsule) });
+    unsafe { with_owner_of(capsule, drop) }
 }
 
 /// # Safety
 /// Called by Python, once, on a capsule made by [`ndarray_owning`] for a writable array.
 unsafe extern "C" fn release_writable_owner(capsule: *mut ffi::PyObject) {
     // SAFETY: as in `release_owner`; the owner counted the array as a writable alias.
-    if let Some(owner) = unsafe { owner_of(capsule) } {
-        owner.release_writable_export();
-    }
+    unsafe { with_owner_of(capsule, Owner::release_writable_export) }
 }
 
-/// The owner boxed in a capsule made by [`ndarray_owning`]; `None` (the owner leaked, an
-/// unraisable error reported) should Python code have renamed the capsule (`arr.base` is
-/// reachable) so that its pointer cannot be read.
+/// Hand the owner boxed in a capsule made by [`ndarray_owning`] to `release`, as the other
+/// capsule destructors do their contents: a pending exception is kept, and nothing unwinds into
+/// Python. Should Python code have renamed the capsule (`arr.base` is reachable), its pointer
+/// cannot be trusted: the owner leaks, and an unraisable `ValueError` says so.
 ///
 /// # Safety
 /// Called once per capsule, from its destructor (the GIL is held).
-unsafe fn owner_of(capsule: *mut ffi::PyObject) -> Option<Owner> {
-    // SAFETY: a live capsule; a wrong name gives NULL with an exception.
-    let ptr = unsafe { ffi::PyCapsule_GetPointer(capsule, OWNER_CAPSULE.as_ptr()) };
-    if ptr.is_null() {
-        // SAFETY: a capsule destructor runs with the GIL held.
-        let py = unsafe { Python::assume_attached() };
-        let renamed = pyo3::exceptions::PyValueError::new_err(
-            "the base capsule of a numpy array made by dlbridge was renamed: the memory it \
-             keeps alive is leaked",
-        );
-        // GetPointer's own error as the cause.
-        renamed.set_cause(py, PyErr::take(py));
-        // Reported without the capsule as its object: the capsule is being freed, and a report
-        // takes (and gives back) a reference, which would free it again and re-enter this
-        // destructor.
-        renamed.write_unraisable(py, None);
-        return None;
+unsafe fn with_owner_of(capsule: *mut ffi::PyObject, release: fn(Owner)) {
+    // SAFETY: GIL held (the contract).
+    unsafe {
+        preserving_exception(|| {
+            // SAFETY: a live capsule; IsValid never raises.
+            if ffi::PyCapsule_IsValid(capsule, OWNER_CAPSULE.as_ptr()) != 1 {
+                let py = Python::assume_attached();
+                // Reported without the capsule as its object: the capsule is being freed, and
+                // a report takes (and gives back) a reference, which would free it again and
+                // re-enter this destructor.
+                PyValueError::new_err(
+                    "the base capsule of a numpy array made by dlbridge was renamed: the memory \
+                     it keeps alive is leaked",
+                )
+                .write_unraisable(py, None);
+                return;
+            }
+            // SAFETY: the capsule's pointer under its own name is the box made in
+            // `ndarray_owning` (`PyCapsule_SetPointer` is not reachable from Python), freed
+            // only here.
+            let owner = *Box::from_raw(
+                ffi::PyCapsule_GetPointer(capsule, OWNER_CAPSULE.as_ptr()).cast::<Owner>(),
+            );
+            release(owner);
+        });
     }
-    // SAFETY: the capsule's pointer under its own name is the box made in `ndarray_owning`
-    // (`PyCapsule_SetPointer` is not reachable from Python), freed only here.
-    Some(*unsafe { Box::from_raw(ptr.cast::<Owner>()) })
 }
 
 #[cfg(test)]
