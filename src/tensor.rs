@@ -209,8 +209,10 @@ impl CheckedParts {
     /// # Safety
     /// `data` addresses `len > 0` elements of `size` bytes in one live allocation (so their
     /// byte length fits `isize` and their end does not overflow); `dims` has at most
-    /// [`MAX_NDIM`] axes, an extent product of `len` and C-contiguous strides (in elements);
-    /// `dtype` has elements of `size` whole bytes.
+    /// [`MAX_NDIM`] axes, an extent product of `len` and C-contiguous strides (in elements),
+    /// but for axes of extent 1, which reach nothing and may have any stride whose byte value
+    /// and its magnitude fit `isize` (numpy leaves any there); `dtype` has elements of `size`
+    /// whole bytes.
     #[inline]
     pub(crate) unsafe fn over_whole_elements(
         data: *mut u8,

@@ -15,6 +15,7 @@
 //! blocks do not.
 
 use std::ffi::{c_int, c_void, CStr};
+use std::ops::Range;
 use std::sync::OnceLock;
 
 use pyo3::exceptions::{PyBufferError, PyRuntimeError};
@@ -60,6 +61,7 @@ struct State {
 
 impl State {
     /// Run `f` on the entries, from a thread attached to the interpreter.
+    #[inline(always)]
     fn with<R>(&self, f: impl FnOnce(&mut Entries) -> R) -> R {
         if self.gil {
             // SAFETY: every call reaches the entries through here (`gil` never changes) from a
@@ -181,12 +183,21 @@ unsafe impl Send for ApiRef {}
 // SAFETY: as above.
 unsafe impl Sync for ApiRef {}
 
+/// The registry of this process, once found.
+static FOUND: OnceLock<ApiRef> = OnceLock::new();
+
 /// The registry of this process: found in `sys.modules`, or published there.
+#[inline]
 fn registry(py: Python<'_>) -> PyResult<ApiRef> {
-    static FOUND: OnceLock<ApiRef> = OnceLock::new();
-    if let Some(api) = FOUND.get() {
-        return Ok(*api);
+    match FOUND.get() {
+        Some(api) => Ok(*api),
+        None => find_registry(py),
     }
+}
+
+/// [`registry`]'s first call in this extension.
+#[cold]
+fn find_registry(py: Python<'_>) -> PyResult<ApiRef> {
     // Decided first: the first answer runs Python code, which may let another thread in.
     let gil = gil_serializes(py);
     let modules = py
@@ -356,27 +367,39 @@ pub(crate) fn shared(py: Python<'_>, mut view: TensorView) -> PyResult<TensorVie
 /// The view of `parts`, a fresh import whose memory `object` keeps alive, owned by `object`
 /// and holding a shared borrow of the memory, both in one allocation.
 ///
-/// `parts` must come from `RawParts` without an `extent` (a fresh import), so that their extent
-/// is exactly the bytes the view reaches: the range borrowed. (With a known larger allocation
-/// the whole allocation would be borrowed: not unsound, but too much.)
-///
 /// # Safety
-/// As for [`TensorView::from_parts`] with `parts` and an owner that holds `object`.
-#[inline]
+/// `parts` are valid for [`CheckedParts::with_owner`] with an owner that holds `object`.
 pub(crate) unsafe fn share_object(
     py: Python<'_>,
     parts: CheckedParts,
     object: Py<PyAny>,
 ) -> PyResult<TensorView> {
     // A fresh import's extent is exactly the bytes it reaches: the range to borrow.
-    let extent = parts.extent();
-    let token = borrow_range(py, extent.start, extent.end, false)?;
+    let bytes = parts.extent().clone();
+    share_object_with(py, bytes, object, |owner| {
+        // SAFETY: forwarded; the owner holds `object`.
+        unsafe { parts.with_owner(owner) }
+    })
+}
+
+/// The view `view` builds over `bytes` with an owner that holds `object` and a shared borrow
+/// of `bytes`, both in one allocation. `bytes` must be the range the view reaches (its
+/// extent), as for every borrow.
+#[inline(always)]
+pub(crate) fn share_object_with(
+    py: Python<'_>,
+    bytes: Range<usize>,
+    object: Py<PyAny>,
+    view: impl FnOnce(Owner) -> TensorView,
+) -> PyResult<TensorView> {
+    let token = borrow_range(py, bytes.start, bytes.end, false)?;
     let owner = Owner::new(SharedBorrow {
         token,
         object: Some(PyObjectOwner::new(object)),
     });
-    // SAFETY: forwarded; the owner holds `object`.
-    Ok(unsafe { parts.with_owner(owner) })
+    let view = view(owner);
+    debug_assert_eq!(byte_range(&view), (bytes.start, bytes.end));
+    Ok(view)
 }
 
 /// `view` without its shared borrow (when it becomes a Python `Tensor`, from which Rust code

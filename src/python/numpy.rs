@@ -13,6 +13,7 @@
 //! or misaligned data, dtypes outside the table below, strides that are not whole elements)
 //! takes the protocol path.
 
+use std::convert::Infallible;
 use std::ffi::{c_char, c_int, c_long, c_void, CStr};
 
 use pyo3::exceptions::PyValueError;
@@ -235,85 +236,192 @@ fn is_native_order(byteorder: c_char) -> bool {
 /// the module docs), owned by the array; `None` sends it down the protocol path.
 #[inline]
 pub(crate) fn view_of_ndarray(obj: &Bound<'_, PyAny>) -> Option<TensorView> {
-    let parts = describe(obj)?;
-    let owner = Owner::new(PyObjectOwner::new(obj.clone().unbind()));
-    // SAFETY: `describe`'s parts are the array's, and the owner holds the array.
-    Some(unsafe { parts.with_owner(owner) })
+    let header = Header::of(obj)?;
+    let owner = || Owner::new(PyObjectOwner::new(obj.clone().unbind()));
+    if let Some(numel) = header.c_dense_numel() {
+        // SAFETY: `c_dense_numel` checked the header, and the owner holds the array.
+        return Some(unsafe { header.c_dense_view(numel, owner()) });
+    }
+    let parts = header.checked_parts()?;
+    // SAFETY: the parts are the array's, and the owner holds the array.
+    Some(unsafe { parts.with_owner(owner()) })
 }
 
 /// [`view_of_ndarray`] holding a shared borrow of the memory (what `asarray` returns to Rust),
 /// with the array and the borrow in one owner.
 #[inline]
 pub(crate) fn borrowed_view_of_ndarray(obj: &Bound<'_, PyAny>) -> Option<PyResult<TensorView>> {
-    let parts = describe(obj)?;
-    // SAFETY: `describe`'s parts are the array's, and the owner will hold the array.
-    Some(unsafe { borrow::share_object(obj.py(), parts, obj.clone().unbind()) })
+    let header = Header::of(obj)?;
+    let (py, object) = (obj.py(), obj.clone().unbind());
+    if let Some(numel) = header.c_dense_numel() {
+        let start = header.data as usize;
+        let bytes = start..start + (numel << header.shift);
+        // The common argument. Its dimensions are read only once the borrow and the owner
+        // exist, straight into the view: nothing built before those calls has to be kept
+        // (and moved) across them.
+        return Some(borrow::share_object_with(py, bytes, object, |owner| {
+            // SAFETY: `c_dense_numel` checked the header; the owner holds the array. Between
+            // that check and this read only the borrow registry and the allocator ran, no
+            // Python code, so the array's header is the one checked.
+            unsafe { header.c_dense_view(numel, owner) }
+        }));
+    }
+    let parts = header.checked_parts()?;
+    // SAFETY: the parts are the array's, and the owner will hold the array.
+    Some(unsafe { borrow::share_object(py, parts, object) })
 }
 
-/// The checked parts of exactly a `numpy.ndarray` that DLPack describes as it is. They are
-/// valid for [`CheckedParts::with_owner`] with any owner that holds a strong reference to the
-/// array: its data stays allocated while the array lives (numpy's own DLPack export relies on
+/// What an exact `numpy.ndarray` of a builtin dtype, aligned and in native byte order, says
+/// of its memory: the parts DLPack describes it with, still in numpy's terms (strides in
+/// bytes). Its data stays allocated while the array lives (numpy's own DLPack export relies on
 /// the same: `resize` refuses arrays referenced elsewhere), and the memory is writable exactly
 /// when numpy says WRITEABLE.
-#[inline(always)]
-fn describe(obj: &Bound<'_, PyAny>) -> Option<CheckedParts> {
-    let api = loaded(obj.py())?;
-    let raw = obj.as_ptr();
-    // SAFETY: GIL held, live object: reading its type pointer.
-    if unsafe { ffi::Py_TYPE(raw) } != api.ndarray {
-        return None;
-    }
-    // SAFETY: `obj` is exactly a numpy.ndarray, whose instance layout starts with these fields;
-    // `descr` is a live dtype object the array holds a reference to.
-    let (array, descr) = unsafe {
-        let array = &*raw.cast::<ArrayFields>();
-        (array, &*array.descr)
-    };
-    if array.flags & NPY_ARRAY_ALIGNED == 0 || !is_native_order(descr.byteorder) {
-        return None;
-    }
-    let dtype = dtype_of_type_num(descr.type_num)?;
-    let itemsize = dtype.itemsize()? as isize;
-    // Every builtin numpy dtype has a power-of-two size: strides convert with a mask and a
-    // shift, not a division.
-    if !(itemsize as usize).is_power_of_two() {
-        return None;
-    }
-    let shift = itemsize.trailing_zeros();
-    let ndim = usize::try_from(array.nd).ok().filter(|&n| n <= MAX_NDIM)?;
-    let (shape, byte_strides) = if ndim == 0 {
-        (&[][..], &[][..])
-    } else {
-        // SAFETY: an ndarray's `dimensions` and `strides` hold `nd` entries while it lives; the
-        // slices are copied below, before anything can run Python code.
-        unsafe {
-            (
-                std::slice::from_raw_parts(array.dimensions, ndim),
-                std::slice::from_raw_parts(array.strides, ndim),
-            )
+struct Header<'a> {
+    data: *mut u8,
+    dtype: DType,
+    /// log2 of the element size (every builtin numpy dtype has a power-of-two size).
+    shift: u32,
+    /// The array's `dimensions` and `strides` (never negative extents; at most `MAX_NDIM`).
+    shape: &'a [isize],
+    byte_strides: &'a [isize],
+    read_only: bool,
+}
+
+impl<'a> Header<'a> {
+    /// The header of `obj` when it is exactly a `numpy.ndarray` that DLPack describes as it is
+    /// (see the module docs).
+    #[inline(always)]
+    fn of(obj: &'a Bound<'_, PyAny>) -> Option<Header<'a>> {
+        let api = loaded(obj.py())?;
+        let raw = obj.as_ptr();
+        // SAFETY: GIL held, live object: reading its type pointer.
+        if unsafe { ffi::Py_TYPE(raw) } != api.ndarray {
+            return None;
         }
-    };
-    let dims = OwnedDims::try_from_fn(ndim, |k| {
-        let s = byte_strides[k];
-        if s & (itemsize - 1) != 0 {
-            return Err(());
+        // SAFETY: `obj` is exactly a numpy.ndarray, whose instance layout starts with these
+        // fields; `descr` is a live dtype object the array holds a reference to.
+        let (array, descr) = unsafe {
+            let array = &*raw.cast::<ArrayFields>();
+            (array, &*array.descr)
+        };
+        if array.flags & NPY_ARRAY_ALIGNED == 0 || !is_native_order(descr.byteorder) {
+            return None;
         }
-        Ok((shape[k] as usize, s >> shift)) // numpy's extents are never negative
-    })
-    .ok()?;
-    let parts = RawParts {
-        data: array.data,
-        byte_offset: 0,
-        dims,
-        dtype,
-        device: Device::CPU,
-        flags: Flags {
+        let dtype = dtype_of_type_num(descr.type_num)?;
+        let itemsize = dtype.itemsize()?;
+        if !itemsize.is_power_of_two() {
+            return None;
+        }
+        let ndim = usize::try_from(array.nd).ok().filter(|&n| n <= MAX_NDIM)?;
+        let (shape, byte_strides) = if ndim == 0 {
+            (&[][..], &[][..])
+        } else {
+            // SAFETY: an ndarray's `dimensions` and `strides` hold `nd` entries while it
+            // lives, and change only when Python code runs (`a.shape = ...`); the header is
+            // read while `obj` is borrowed, and its users read the slices before any Python
+            // code can run.
+            unsafe {
+                (
+                    std::slice::from_raw_parts(array.dimensions, ndim),
+                    std::slice::from_raw_parts(array.strides, ndim),
+                )
+            }
+        };
+        Some(Header {
+            data: array.data,
+            dtype,
+            shift: itemsize.trailing_zeros(),
+            shape,
+            byte_strides,
             read_only: array.flags & NPY_ARRAY_WRITEABLE == 0,
-            ..Flags::default()
-        },
-        extent: None,
-    };
-    CheckedParts::new(parts).ok()
+        })
+    }
+
+    /// The element count when the array is C-contiguous with at least one element, checked
+    /// here from its strides (not numpy's flags): each stride of an axis longer than 1 is
+    /// the byte size of the axes after it, every stride is whole elements and its magnitude
+    /// fits `isize`, the byte length fits `isize`, and the bytes end below the address
+    /// space's end. `None` sends every other array to [`Header::checked_parts`].
+    #[inline(always)]
+    fn c_dense_numel(&self) -> Option<usize> {
+        let item = 1isize << self.shift;
+        let mut expected = item; // the byte stride of a C-contiguous axis, from the last
+        for (&n, &s) in self.shape.iter().zip(self.byte_strides).rev() {
+            if n == 1 {
+                // Reaches nothing; its stride is only converted (numpy leaves any there).
+                if s & (item - 1) != 0 || s == isize::MIN {
+                    return None;
+                }
+            } else {
+                if n <= 0 || s != expected {
+                    return None;
+                }
+                expected = expected.checked_mul(n)?;
+            }
+        }
+        let bytes = expected as usize;
+        if self.data.is_null() || (self.data as usize).checked_add(bytes).is_none() {
+            return None;
+        }
+        Some(bytes >> self.shift)
+    }
+
+    /// The view of a header [`Header::c_dense_numel`] accepted, owned by `owner`.
+    ///
+    /// # Safety
+    /// `numel` is `c_dense_numel`'s answer for this header, unchanged since; `owner` keeps
+    /// the array alive.
+    #[inline(always)]
+    unsafe fn c_dense_view(&self, numel: usize, owner: Owner) -> TensorView {
+        let Ok(dims) = OwnedDims::try_from_fn(self.shape.len(), |k| {
+            Ok::<_, Infallible>((self.shape[k] as usize, self.byte_strides[k] >> self.shift))
+        });
+        let size = 1 << self.shift;
+        // SAFETY: `numel > 0` elements of `size` whole bytes, C-contiguous (the strides of
+        // extent-1 axes are whole elements whose magnitude fits `isize` in bytes), `numel *
+        // size` fitting `isize` and ending below the address space's end (`c_dense_numel`),
+        // in memory the array keeps allocated while it lives; at most MAX_NDIM axes (`of`).
+        let parts = unsafe {
+            CheckedParts::over_whole_elements(
+                self.data,
+                numel,
+                size,
+                dims,
+                self.dtype,
+                self.read_only,
+            )
+        };
+        // SAFETY: the owner holds the array, which keeps the memory (see `Header`).
+        unsafe { parts.with_owner(owner) }
+    }
+
+    /// The checked parts of any array: whole-element strides in elements, then the general
+    /// checks. They are valid for [`CheckedParts::with_owner`] with any owner that holds a
+    /// strong reference to the array (see `Header`).
+    fn checked_parts(&self) -> Option<CheckedParts> {
+        let (item, shift) = (1isize << self.shift, self.shift);
+        let dims = OwnedDims::try_from_fn(self.shape.len(), |k| {
+            let s = self.byte_strides[k];
+            if s & (item - 1) != 0 {
+                return Err(());
+            }
+            Ok((self.shape[k] as usize, s >> shift)) // numpy's extents are never negative
+        })
+        .ok()?;
+        let parts = RawParts {
+            data: self.data,
+            byte_offset: 0,
+            dims,
+            dtype: self.dtype,
+            device: Device::CPU,
+            flags: Flags {
+                read_only: self.read_only,
+                ..Flags::default()
+            },
+            extent: None,
+        };
+        CheckedParts::new(parts).ok()
+    }
 }
 
 /// What numpy needs to describe a view as an ndarray besides its extents: its C API, the
