@@ -39,6 +39,9 @@ use smallvec::SmallVec;
 ///   handle with no alias.
 /// - The block (`Box<Keep<dyn Held>>`) is freed by the handle whose release takes the word to
 ///   0, after an acquire fence, as in `Arc`; nothing else frees it.
+/// - The block's `this` field holds the block's own (wide) pointer from before its first handle
+///   on: a handle carried as a thin pointer ([`Owner::into_thin_raw`]) is the address of that
+///   field, and still counts as a handle.
 /// - A shared reference to the memory (`&[T]`, an ndarray view, `&T` of the value) and a
 ///   writable foreign alias never coexist: references are made only after marking the owner
 ///   as read while no alias lives (`begin_shared_reads`), and aliases only while no mark is
@@ -104,6 +107,10 @@ struct Keep<H: ?Sized> {
     /// tensor: any tensor sharing its storage can write it through tch's safe API): counted as
     /// one writable alias for as long as the owner lives.
     foreign_writer: bool,
+    /// This block as a handle points to it (with `held`'s vtable), written once before the
+    /// first handle exists: what turns the address of this field, a thin pointer
+    /// ([`Owner::into_thin_raw`]), back into a handle.
+    this: Option<NonNull<Keep<dyn Held>>>,
     held: H,
 }
 
@@ -159,6 +166,7 @@ impl<T> Keep<Holding<T>> {
             readers: AtomicU32::new(0),
             has_dependencies: !dependencies.is_empty(),
             foreign_writer,
+            this: None, // set by `Owner::from_raw`
             held: Holding {
                 value: UnsafeCell::new(value),
                 dependencies,
@@ -190,7 +198,34 @@ impl Owner {
     /// The first handle on a block from `Box::into_raw`.
     fn from_raw<T: Any + Send + Sync>(raw: *mut Keep<Holding<T>>) -> Owner {
         let raw: *mut Keep<dyn Held> = raw;
-        Owner(NonNull::new(raw).expect("Box::into_raw never returns null"))
+        let this = NonNull::new(raw).expect("Box::into_raw never returns null");
+        // SAFETY: a fresh block from `Box::into_raw`, not yet shared: this is the only access.
+        unsafe { (*raw).this = Some(this) };
+        Owner(this)
+    }
+
+    /// This handle as a thin pointer (what a C `void *`, such as a capsule's, can carry),
+    /// still counted: [`Owner::from_thin_raw`] turns it back into the handle.
+    #[cfg_attr(not(feature = "pyo3"), allow(dead_code))]
+    pub(crate) fn into_thin_raw(self) -> NonNull<std::ffi::c_void> {
+        let keep = self.0.as_ptr();
+        std::mem::forget(self);
+        // SAFETY: the block lives (this handle's unit of the count is kept); `addr_of!` makes
+        // no reference, and the field's address is inside the block, so not null.
+        unsafe { NonNull::new_unchecked(std::ptr::addr_of_mut!((*keep).this).cast()) }
+    }
+
+    /// The handle [`Owner::into_thin_raw`] made into `thin`.
+    ///
+    /// # Safety
+    /// `thin` comes from `into_thin_raw`, and each such pointer is turned back once.
+    #[cfg_attr(not(feature = "pyo3"), allow(dead_code))]
+    pub(crate) unsafe fn from_thin_raw(thin: NonNull<std::ffi::c_void>) -> Owner {
+        // SAFETY: per the contract, `thin` is the address of a live block's `this`, which
+        // holds the block's pointer (written before the first handle, never after).
+        let keep = unsafe { thin.cast::<Option<NonNull<Keep<dyn Held>>>>().read() };
+        // The handle takes over the unit of the count that `into_thin_raw` kept.
+        Owner(keep.expect("set before the block's first handle"))
     }
 
     fn keep(&self) -> &Keep<dyn Held> {
@@ -694,5 +729,41 @@ impl Drop for AlignedBuffer {
     fn drop(&mut self) {
         // SAFETY: `ptr` came from `alloc::alloc` with exactly this layout and is freed only here.
         unsafe { alloc::dealloc(self.ptr.as_ptr(), self.layout) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Owner;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    struct Counted(Arc<AtomicUsize>);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_thin_pointer_is_a_counted_handle_turned_back_once() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let owner =
+            Owner::with_dependency(Counted(drops.clone()), Owner::new(Counted(drops.clone())));
+        let kept = owner.clone();
+        let thin = owner.into_thin_raw();
+        assert_eq!(kept.strong_count(), 2, "the thin pointer still counts");
+        // SAFETY: from `into_thin_raw`, turned back once.
+        let back = unsafe { Owner::from_thin_raw(thin) };
+        assert!(back.ptr_eq(&kept));
+        drop(kept);
+        assert_eq!(drops.load(Ordering::SeqCst), 0);
+        assert!(back.is_unique());
+        drop(back);
+        assert_eq!(
+            drops.load(Ordering::SeqCst),
+            2,
+            "each dropped once, with the last handle"
+        );
     }
 }

@@ -15,6 +15,7 @@
 
 use std::convert::Infallible;
 use std::ffi::{c_char, c_int, c_long, c_void, CStr};
+use std::ptr::NonNull;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::ffi;
@@ -545,13 +546,15 @@ pub(crate) fn ndarray_owning(
             return Err(e);
         }
     };
-    let owner = Box::into_raw(Box::new(view.into_owner()));
-    // SAFETY: GIL held; a static name; the destructor frees exactly this box, once.
+    // The owner as a thin pointer, with no allocation of its own.
+    let owner = view.into_owner().into_thin_raw();
+    // SAFETY: GIL held; a static name; the destructor turns exactly this pointer back into its
+    // handle, once.
     let capsule =
-        unsafe { ffi::PyCapsule_New(owner.cast(), OWNER_CAPSULE.as_ptr(), Some(destructor)) };
+        unsafe { ffi::PyCapsule_New(owner.as_ptr(), OWNER_CAPSULE.as_ptr(), Some(destructor)) };
     if capsule.is_null() {
-        // SAFETY: no capsule took the box: it is still ours, from `Box::into_raw` above.
-        release(*unsafe { Box::from_raw(owner) });
+        // SAFETY: no capsule took the pointer: it is still ours, from `into_thin_raw` above.
+        release(unsafe { Owner::from_thin_raw(owner) });
         return Err(PyErr::fetch(py));
     }
     // SAFETY: made by `new_array`, no base yet; the capsule keeps the memory alive.
@@ -573,7 +576,7 @@ unsafe extern "C" fn release_writable_owner(capsule: *mut ffi::PyObject) {
     unsafe { with_owner_of(capsule, Owner::release_writable_export) }
 }
 
-/// Hand the owner boxed in a capsule made by [`ndarray_owning`] to `release`, as the other
+/// Hand the owner held by a capsule made by [`ndarray_owning`] to `release`, as the other
 /// capsule destructors do their contents: a pending exception is kept, and nothing unwinds into
 /// Python. Should Python code have renamed the capsule (`arr.base` is reachable), its pointer
 /// cannot be trusted: the owner leaks, and an unraisable `ValueError` says so.
@@ -597,12 +600,13 @@ unsafe fn with_owner_of(capsule: *mut ffi::PyObject, release: fn(Owner)) {
                 .write_unraisable(py, None);
                 return;
             }
-            // SAFETY: the capsule's pointer under its own name is the box made in
-            // `ndarray_owning` (`PyCapsule_SetPointer` is not reachable from Python), freed
-            // only here.
-            let owner = *Box::from_raw(
-                ffi::PyCapsule_GetPointer(capsule, OWNER_CAPSULE.as_ptr()).cast::<Owner>(),
-            );
+            // SAFETY: the capsule's pointer under its own name is the thin owner made in
+            // `ndarray_owning` (`PyCapsule_SetPointer` is not reachable from Python), not
+            // null, and turned back only here.
+            let owner = Owner::from_thin_raw(NonNull::new_unchecked(ffi::PyCapsule_GetPointer(
+                capsule,
+                OWNER_CAPSULE.as_ptr(),
+            )));
             release(owner);
         });
     }
