@@ -210,7 +210,9 @@ def test_a_renamed_owner_capsule_leaks_the_owner_instead_of_freeing_a_wrong_poin
     reported = []
     old_hook = sys.unraisablehook
     # Only the exception is kept: the report's object must not outlive the hook.
-    sys.unraisablehook = lambda u: reported.append((u.exc_type, str(u.exc_value), u.object))
+    sys.unraisablehook = lambda u: reported.append(
+        (u.exc_type, str(u.exc_value), u.object, type(u.exc_value.__cause__))
+    )
     try:
         del n
         gc.collect()
@@ -221,4 +223,5 @@ def test_a_renamed_owner_capsule_leaks_the_owner_instead_of_freeing_a_wrong_poin
     assert len(reported) == 1, reported
     assert reported[0][0] is ValueError and "renamed" in reported[0][1]
     assert reported[0][2] is None
+    assert reported[0][3] is ValueError  # the capsule's own complaint, as the cause
     del other_name

@@ -533,6 +533,26 @@ impl Owner {
         true
     }
 
+    /// [`Owner::try_begin_writable_export`] for the only handle of an owner without
+    /// dependencies, which the caller gives up to the export (as `Framework::wrap` does with
+    /// a view): with no other handle, no reference made through the memory can still live,
+    /// and nobody can mark or count meanwhile (that takes a handle), so the marks are cleared
+    /// and the alias counted with plain stores instead of the general path's fenced
+    /// read-modify-writes. False, with nothing changed, for any other owner: the caller then
+    /// takes the general path.
+    #[cfg_attr(not(feature = "pyo3"), allow(dead_code))]
+    pub(crate) fn try_begin_writable_export_alone(&mut self) -> bool {
+        let keep = self.keep();
+        // `is_unique`'s acquire load pairs with the release of every other handle gone before.
+        if keep.has_dependencies || !self.is_unique() {
+            return false;
+        }
+        // No wrapper holds a handle, so the only mark can be this owner's own.
+        keep.readers.store(0, Ordering::Relaxed);
+        keep.counts.store(STRONG + WRITABLE, Ordering::Relaxed);
+        true
+    }
+
     /// Claim exclusive use of the memory for safe Rust `&mut` access through this owner, a
     /// fresh wrapper ([`Owner::with_dependencies`]) made for it: both marks at once, a reader
     /// (so no writable alias is made meanwhile) and a writable alias (so no shared reference
@@ -765,5 +785,33 @@ mod tests {
             2,
             "each dropped once, with the last handle"
         );
+    }
+
+    #[test]
+    fn only_a_sole_handle_begins_a_writable_export_alone() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let mut owner = Owner::new(Counted(drops.clone()));
+        let other = owner.clone();
+        assert!(
+            !owner.try_begin_writable_export_alone(),
+            "another handle lives"
+        );
+        assert_eq!(owner.writable_exports(), 0);
+        drop(other);
+        let mut wrapper = Owner::with_dependency((), owner.clone());
+        assert!(
+            !wrapper.try_begin_writable_export_alone(),
+            "dependencies: general path"
+        );
+        drop(wrapper);
+        owner.begin_shared_reads().unwrap();
+        assert!(owner.try_begin_writable_export_alone());
+        assert_eq!(owner.writable_exports(), 1);
+        assert!(
+            owner.begin_shared_reads().is_err(),
+            "no reference while the alias lives"
+        );
+        owner.release_writable_export();
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
     }
 }

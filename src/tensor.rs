@@ -212,7 +212,8 @@ impl CheckedParts {
     /// [`MAX_NDIM`] axes, an extent product of `len` and C-contiguous strides (in elements),
     /// but for axes of extent 1, which reach nothing and may have any stride whose byte value
     /// and its magnitude fit `isize` (numpy leaves any there); `dtype` has elements of `size`
-    /// whole bytes.
+    /// whole bytes. With [`Access::Exclusive`], nothing reaches the elements but through the
+    /// owner the parts are given.
     #[inline]
     pub(crate) unsafe fn over_whole_elements(
         data: *mut u8,
@@ -220,7 +221,7 @@ impl CheckedParts {
         size: usize,
         dims: OwnedDims,
         dtype: DType,
-        read_only: bool,
+        access: Access,
     ) -> CheckedParts {
         debug_assert!(len > 0 && dims.ndim() <= MAX_NDIM);
         debug_assert_eq!(dtype.storage_size(false), Some(size));
@@ -229,10 +230,7 @@ impl CheckedParts {
             data,
             byte_offset: 0,
             dims,
-            bits: bits::of(Flags {
-                read_only,
-                ..Flags::default()
-            }) | bits::ALLOCATION_KNOWN,
+            bits: access.bits() | bits::ALLOCATION_KNOWN,
             dtype,
             device: Device::CPU,
             extent: start..start + len * size,
@@ -390,6 +388,28 @@ mod bits {
             } else {
                 0
             })
+    }
+}
+
+/// How the memory of a view built over a container's elements may be reached.
+#[derive(Clone, Copy)]
+pub(crate) enum Access {
+    /// Only read (other `&` access to the elements may exist).
+    ReadOnly,
+    /// Written through the view, and perhaps by others (a numpy array's memory).
+    #[cfg_attr(not(feature = "pyo3"), allow(dead_code))]
+    Writable,
+    /// Written through the view, and reached only through its owner (`EXCLUSIVE`).
+    Exclusive,
+}
+
+impl Access {
+    fn bits(self) -> u8 {
+        match self {
+            Access::ReadOnly => bits::READ_ONLY,
+            Access::Writable => 0,
+            Access::Exclusive => bits::EXCLUSIVE,
+        }
     }
 }
 
@@ -618,6 +638,7 @@ impl TensorView {
     /// assert!(t.owner().downcast_ref::<Weights>().is_some());
     /// # Ok::<(), dlbridge::Error>(())
     /// ```
+    #[inline]
     pub fn from_owner<T, O>(owner: O, shape: &[usize]) -> Result<TensorView>
     where
         T: Element,
@@ -630,7 +651,7 @@ impl TensorView {
         // SAFETY: `as_ref` lent `len` initialised `T`s at `ptr` from the container in its final
         // place inside the owner, which keeps them, unchanged, until it is dropped (the
         // container's contract above). Read-only: other `&` access to them may exist.
-        unsafe { Self::over_elements(ptr, len, shape, true, owner) }
+        unsafe { Self::over_elements(ptr, len, shape, Access::ReadOnly, owner) }
     }
 
     /// A writable, C-contiguous CPU tensor over the elements of a container that lends them
@@ -644,6 +665,7 @@ impl TensorView {
     /// assert_eq!(t.to_vec::<u8>()?, vec![9, 2, 3]);
     /// # Ok::<(), dlbridge::Error>(())
     /// ```
+    #[inline]
     pub fn from_owner_mut<T, O>(owner: O, shape: &[usize]) -> Result<TensorView>
     where
         T: Element,
@@ -655,22 +677,21 @@ impl TensorView {
         });
         // SAFETY: as in `from_owner`, and `as_mut` lent the elements exclusively: after this
         // call nothing reaches them but through the owner, which only this view's handles hold.
-        let view = unsafe { Self::over_elements(ptr, len, shape, false, owner) }?;
-        // SAFETY: see above: the elements are reachable only through the owner.
-        Ok(unsafe { view.assume_exclusive() })
+        unsafe { Self::over_elements(ptr, len, shape, Access::Exclusive, owner) }
     }
 
     /// A C-contiguous view of `len` elements at `ptr` kept alive by `owner`, bounded by them.
     ///
     /// # Safety
     /// `ptr` and `len` are those of a slice of initialised `T`s (so `ptr` is not null and the
-    /// slice's bytes fit `isize`), which stay valid (and, unless `read_only`, writable through
-    /// this view only) while `owner` lives.
+    /// slice's bytes fit `isize`), which stay valid while `owner` lives, and are reached as
+    /// `access` says (with [`Access::Exclusive`], through the owner only).
+    #[inline]
     unsafe fn over_elements<T: Element>(
         ptr: *mut T,
         len: usize,
         shape: &[usize],
-        read_only: bool,
+        access: Access,
         owner: Owner,
     ) -> Result<TensorView> {
         let numel = shape
@@ -696,13 +717,18 @@ impl TensorView {
                 dtype: T::DTYPE,
                 device: Device::CPU,
                 flags: Flags {
-                    read_only,
+                    read_only: matches!(access, Access::ReadOnly),
                     ..Flags::default()
                 },
                 extent: Some(start..start + len * size),
             };
-            // SAFETY: forwarded; the extent is exactly the elements.
-            return unsafe { TensorView::from_raw_parts(parts, owner) };
+            // SAFETY: forwarded; the extent is exactly the elements, reached as `access` says.
+            let view = unsafe { TensorView::from_raw_parts(parts, owner) }?;
+            return Ok(match access {
+                // SAFETY: the caller's contract for `Exclusive`.
+                Access::Exclusive => unsafe { view.assume_exclusive() },
+                Access::ReadOnly | Access::Writable => view,
+            });
         }
         let dims = OwnedDims::c_contiguous(shape)?;
         // SAFETY: the caller's `len` elements of `T` (whole bytes, `T::DTYPE`'s size) at `ptr`,
@@ -711,7 +737,7 @@ impl TensorView {
         // `len > 0`, no extent is 0, so each extent and each stride is at most `len`: in bytes
         // they fit `isize` as the general checks require.
         let parts = unsafe {
-            CheckedParts::over_whole_elements(ptr.cast(), len, size, dims, T::DTYPE, read_only)
+            CheckedParts::over_whole_elements(ptr.cast(), len, size, dims, T::DTYPE, access)
         };
         // SAFETY: forwarded: the owner keeps the elements valid.
         Ok(unsafe { parts.with_owner(owner) })
@@ -724,11 +750,13 @@ impl TensorView {
     /// assert_eq!(t.as_slice::<f32>()?, &[1.0, 2.0, 3.0, 4.0]);
     /// # Ok::<(), dlbridge::Error>(())
     /// ```
+    #[inline]
     pub fn from_vec<T: Element>(data: Vec<T>, shape: &[usize]) -> Result<TensorView> {
         Self::from_owner_mut(data, shape)
     }
 
     /// A C-contiguous, writable CPU tensor that owns `data`.
+    #[inline]
     pub fn from_boxed_slice<T: Element>(data: Box<[T]>, shape: &[usize]) -> Result<TensorView> {
         Self::from_owner_mut(data, shape)
     }

@@ -26,7 +26,7 @@ use super::borrow;
 use super::capsule::preserving_exception;
 use super::runtime::PyObjectOwner;
 use crate::dims::OwnedDims;
-use crate::tensor::{CheckedParts, Dims, RawParts};
+use crate::tensor::{Access, CheckedParts, Dims, RawParts};
 use crate::{DType, Device, Flags, Owner, TensorView, MAX_NDIM};
 
 /// The leading fields of `PyArrayObject_fields` (numpy's `ndarraytypes.h`, unchanged since 1.7).
@@ -389,7 +389,11 @@ impl<'a> Header<'a> {
                 size,
                 dims,
                 self.dtype,
-                self.read_only,
+                if self.read_only {
+                    Access::ReadOnly
+                } else {
+                    Access::Writable
+                },
             )
         };
         // SAFETY: the owner holds the array, which keeps the memory (see `Header`).
@@ -525,13 +529,15 @@ pub(crate) fn ndarray_owning(
     layout: ArrayLayout,
     view: TensorView,
 ) -> PyResult<Bound<'_, PyAny>> {
-    let writable = !view.is_read_only() && {
-        if view.owner().is_unique() {
-            // The view is given up here: no reference made through it can live.
-            view.owner().forget_shared_reads();
-        }
-        view.owner().try_begin_writable_export()
-    };
+    let mut view = view;
+    let writable = !view.is_read_only()
+        && (view.owner.try_begin_writable_export_alone() || {
+            if view.owner().is_unique() {
+                // The view is given up here: no reference made through it can live.
+                view.owner().forget_shared_reads();
+            }
+            view.owner().try_begin_writable_export()
+        });
     let (destructor, release): (ffi::PyCapsule_Destructor, fn(Owner)) = if writable {
         (release_writable_owner, Owner::release_writable_export)
     } else {
@@ -587,27 +593,25 @@ unsafe fn with_owner_of(capsule: *mut ffi::PyObject, release: fn(Owner)) {
     // SAFETY: GIL held (the contract).
     unsafe {
         preserving_exception(|| {
-            // SAFETY: a live capsule; IsValid never raises.
-            if ffi::PyCapsule_IsValid(capsule, OWNER_CAPSULE.as_ptr()) != 1 {
+            // One name check (the pointer under any other name is NULL, with an exception).
+            let pointer = ffi::PyCapsule_GetPointer(capsule, OWNER_CAPSULE.as_ptr());
+            let Some(thin) = NonNull::new(pointer) else {
                 let py = Python::assume_attached();
+                let renamed = PyValueError::new_err(
+                    "the base capsule of a numpy array made by dlbridge was renamed: the memory \
+                     it keeps alive is leaked",
+                );
+                renamed.set_cause(py, PyErr::take(py));
                 // Reported without the capsule as its object: the capsule is being freed, and
                 // a report takes (and gives back) a reference, which would free it again and
                 // re-enter this destructor.
-                PyValueError::new_err(
-                    "the base capsule of a numpy array made by dlbridge was renamed: the memory \
-                     it keeps alive is leaked",
-                )
-                .write_unraisable(py, None);
+                renamed.write_unraisable(py, None);
                 return;
-            }
+            };
             // SAFETY: the capsule's pointer under its own name is the thin owner made in
-            // `ndarray_owning` (`PyCapsule_SetPointer` is not reachable from Python), not
-            // null, and turned back only here.
-            let owner = Owner::from_thin_raw(NonNull::new_unchecked(ffi::PyCapsule_GetPointer(
-                capsule,
-                OWNER_CAPSULE.as_ptr(),
-            )));
-            release(owner);
+            // `ndarray_owning` (`PyCapsule_SetPointer` is not reachable from Python), turned
+            // back only here.
+            release(Owner::from_thin_raw(thin));
         });
     }
 }
