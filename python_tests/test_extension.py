@@ -482,6 +482,64 @@ def test_a_registry_of_an_unknown_version_is_refused():
     assert r.stdout.startswith("refused:") and "version 3" in r.stdout, r.stdout
 
 
+RACING_PUBLISHERS = """
+import gc, sys
+import numpy as np
+import dlbridge_example as ex
+import dlbridge_pyo3_bench as bench
+
+# The other extension publishes its registry from inside this one's first borrow: at the
+# {k}th collection during that call (a collection runs callbacks, Python code, wherever an
+# allocation triggers it, so also between this extension's lookup and its publication).
+a, z = np.zeros(2), np.zeros(2)
+inside, seen, cut_in = False, 0, []
+def publish_from_the_other(phase, info):
+    global seen
+    if phase != "start" or not inside or "_dlbridge_borrow_registry" in sys.modules:
+        return
+    seen += 1
+    if seen == {k}:
+        bench.take_dlbridge(z)  # publishes the bench extension's registry
+        cut_in.append(True)
+gc.callbacks.append(publish_from_the_other)
+gc.set_threshold(1)
+inside = True
+ex.total(a)  # the example extension's first borrow: it finds or publishes the registry
+inside = False
+gc.callbacks.remove(publish_from_the_other)
+gc.set_threshold(700)
+# One registry for both: a mutable borrow through one extension holds off the other's borrow.
+b = np.arange(4.0)
+try:
+    ex.with_mut(b, lambda: bench.take_dlbridge(b))
+except BufferError:
+    print("shared", bool(cut_in))
+else:
+    print("two", bool(cut_in))
+sys.stdout.flush()
+import os; os._exit(0)
+"""
+
+
+def test_an_extension_publishing_the_registry_during_another_ones_lookup_is_used():
+    """Another extension publishes the registry while this one is between its lookup and its
+    own publication (the other's first borrow runs in a garbage-collector callback, at each
+    collection of this one's first borrow in turn): `dict.setdefault` makes this one use the
+    other's table, so a mutable borrow through one holds off the other."""
+    import subprocess
+
+    cut_in = 0
+    for k in range(1, 16):
+        script = RACING_PUBLISHERS.replace("{k}", str(k))
+        r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                           timeout=120)
+        assert r.returncode == 0, r.stderr
+        verdict, published = r.stdout.split()
+        assert verdict == "shared", (k, r.stdout)
+        cut_in += published == "True"
+    assert cut_in, "no collection ran inside the first borrow: nothing cut in"
+
+
 def test_views_dropped_without_the_gil_on_many_threads_at_once():
     """The registry under contention: Python threads borrow slices of one array and drop their
     views without the GIL (inside py.detach, often at the same moment, or on a thread never
