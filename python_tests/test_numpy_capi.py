@@ -4,6 +4,7 @@ DLPack protocol path gives (address, shape, strides, dtype, read-only flag, life
 everything those paths cannot describe must still take the protocol path."""
 
 import gc
+import sys
 import weakref
 
 import dlbridge_example as ex
@@ -225,3 +226,50 @@ def test_a_renamed_owner_capsule_leaks_the_owner_instead_of_freeing_a_wrong_poin
     assert reported[0][2] is None
     assert reported[0][3] is ValueError  # the capsule's own complaint, as the cause
     del other_name
+
+
+RESHAPED_DURING_FIRST_BORROW = """
+import gc, sys
+import numpy as np
+import dlbridge_example as ex
+
+# At the {k}th collection inside the extension's first borrow (finding the borrow registry
+# runs Python code), Python code reshapes the argument, which frees numpy's dimension buffer,
+# and a new array is made whose dimensions may land in the freed buffer.
+a = np.zeros(2)
+keep, seen = [], 0
+def reshape(phase, info):
+    global seen
+    if phase != "start":
+        return
+    seen += 1
+    if seen == {k}:
+        a.shape = (1, 2)
+        keep.append(np.ones(1 << 20))
+gc.callbacks.append(reshape)
+gc.set_threshold(1)
+n = ex.reframe(a, a)
+gc.callbacks.remove(reshape)
+gc.set_threshold(700)
+print(n.shape, n.size, n.strides, seen >= {k})
+sys.stdout.flush()
+import os; os._exit(0)
+"""
+
+
+def test_an_argument_reshaped_while_the_first_borrow_finds_the_registry_is_read_as_it_is():
+    """The first borrow in an extension looks up the borrow registry, which runs Python code;
+    a garbage-collector callback there may reshape the argument. The array's dimensions are
+    read after that, never from the freed buffer: the view has 2 elements, in either shape."""
+    import subprocess
+
+    reshaped_inside = 0
+    for k in range(1, 12):
+        script = RESHAPED_DURING_FIRST_BORROW.replace("{k}", str(k))
+        r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                           timeout=60)
+        assert r.returncode == 0, r.stderr
+        fired = r.stdout.split()[-1]
+        assert r.stdout.startswith(("(2,) 2 (8,)", "(1, 2) 2 (16, 8)")), (k, r.stdout)
+        reshaped_inside += fired == "True"
+    assert reshaped_inside, "no collection ran inside the first borrow"

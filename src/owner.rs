@@ -40,8 +40,8 @@ use smallvec::SmallVec;
 /// - The block (`Box<Keep<dyn Held>>`) is freed by the handle whose release takes the word to
 ///   0, after an acquire fence, as in `Arc`; nothing else frees it.
 /// - The block's `this` field holds the block's own (wide) pointer from before its first handle
-///   on: a handle carried as a thin pointer ([`Owner::into_thin_raw`]) is the address of that
-///   field, and still counts as a handle.
+///   on: a handle carried as a thin pointer (`Owner::into_thin_raw`, for a C `void *`) is the
+///   address of that field, and still counts as a handle.
 /// - A shared reference to the memory (`&[T]`, an ndarray view, `&T` of the value) and a
 ///   writable foreign alias never coexist: references are made only after marking the owner
 ///   as read while no alias lives (`begin_shared_reads`), and aliases only while no mark is
@@ -549,7 +549,9 @@ impl Owner {
         }
         // No wrapper holds a handle, so the only mark can be this owner's own.
         keep.readers.store(0, Ordering::Relaxed);
-        keep.counts.store(STRONG + WRITABLE, Ordering::Relaxed);
+        // Release, as the general path's increment: the handle may go to another thread (through
+        // whatever synchronises that) whose last release frees the block without a fence.
+        keep.counts.store(STRONG + WRITABLE, Ordering::Release);
         true
     }
 

@@ -175,7 +175,7 @@ unsafe extern "C" fn release(state: *const c_void, lo: usize, hi: usize, exclusi
 
 /// A process-lived table (found or published).
 #[derive(Clone, Copy)]
-struct ApiRef(&'static RegistryApi);
+pub(crate) struct ApiRef(&'static RegistryApi);
 
 // SAFETY: the table is immutable after publication, and its functions guard the state (the GIL
 // their callers hold, or the state's spin lock).
@@ -186,9 +186,11 @@ unsafe impl Sync for ApiRef {}
 /// The registry of this process, once found.
 static FOUND: OnceLock<ApiRef> = OnceLock::new();
 
-/// The registry of this process: found in `sys.modules`, or published there.
+/// The registry of this process: found in `sys.modules`, or published there. The first call
+/// in each extension runs Python code (imports, object creation, which can start a garbage
+/// collection and its callbacks); every later one is a load.
 #[inline]
-fn registry(py: Python<'_>) -> PyResult<ApiRef> {
+pub(crate) fn registry(py: Python<'_>) -> PyResult<ApiRef> {
     match FOUND.get() {
         Some(api) => Ok(*api),
         None => find_registry(py),
@@ -321,7 +323,12 @@ pub(crate) fn borrow(py: Python<'_>, view: &TensorView, exclusive: bool) -> PyRe
 /// Borrow the bytes `lo..hi` (see [`borrow`]).
 #[inline]
 fn borrow_range(py: Python<'_>, lo: usize, hi: usize, exclusive: bool) -> PyResult<Borrow> {
-    let api = registry(py)?;
+    borrow_range_in(registry(py)?, lo, hi, exclusive)
+}
+
+/// [`borrow_range`] in a registry already found: Rust code only, no Python code runs.
+#[inline]
+fn borrow_range_in(api: ApiRef, lo: usize, hi: usize, exclusive: bool) -> PyResult<Borrow> {
     if lo < hi {
         // SAFETY: the table's own state; this thread is attached (`py`).
         let conflict = unsafe { (api.0.acquire)(api.0.state, lo, hi, c_int::from(exclusive)) };
@@ -376,23 +383,25 @@ pub(crate) unsafe fn share_object(
 ) -> PyResult<TensorView> {
     // A fresh import's extent is exactly the bytes it reaches: the range to borrow.
     let bytes = parts.extent().clone();
-    share_object_with(py, bytes, object, |owner| {
+    share_object_with(registry(py)?, bytes, object, |owner| {
         // SAFETY: forwarded; the owner holds `object`.
         unsafe { parts.with_owner(owner) }
     })
 }
 
 /// The view `view` builds over `bytes` with an owner that holds `object` and a shared borrow
-/// of `bytes`, both in one allocation. `bytes` must be the range the view reaches (its
-/// extent), as for every borrow.
+/// of `bytes` in `registry`, both in one allocation. `bytes` must be the range the view
+/// reaches (its extent), as for every borrow. No Python code runs before `view` is called
+/// (the registry is found already; the rest is Rust code and one allocation), so what `view`
+/// reads of a Python object is what the caller read before.
 #[inline(always)]
 pub(crate) fn share_object_with(
-    py: Python<'_>,
+    registry: ApiRef,
     bytes: Range<usize>,
     object: Py<PyAny>,
     view: impl FnOnce(Owner) -> TensorView,
 ) -> PyResult<TensorView> {
-    let token = borrow_range(py, bytes.start, bytes.end, false)?;
+    let token = borrow_range_in(registry, bytes.start, bytes.end, false)?;
     let owner = Owner::new(SharedBorrow {
         token,
         object: Some(PyObjectOwner::new(object)),

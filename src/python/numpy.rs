@@ -252,20 +252,34 @@ pub(crate) fn view_of_ndarray(obj: &Bound<'_, PyAny>) -> Option<TensorView> {
 /// with the array and the borrow in one owner.
 #[inline]
 pub(crate) fn borrowed_view_of_ndarray(obj: &Bound<'_, PyAny>) -> Option<PyResult<TensorView>> {
+    let py = obj.py();
+    // The registry before the header: finding it the first time runs Python code, which could
+    // reshape the array (and free the dimensions the header lends) between the check and the
+    // read below.
+    let registry = match borrow::registry(py) {
+        Ok(registry) => registry,
+        Err(e) => return Some(Err(e)),
+    };
     let header = Header::of(obj)?;
-    let (py, object) = (obj.py(), obj.clone().unbind());
+    let object = obj.clone().unbind();
     if let Some(numel) = header.c_dense_numel() {
         let start = header.data as usize;
         let bytes = start..start + (numel << header.shift);
         // The common argument. Its dimensions are read only once the borrow and the owner
         // exist, straight into the view: nothing built before those calls has to be kept
         // (and moved) across them.
-        return Some(borrow::share_object_with(py, bytes, object, |owner| {
-            // SAFETY: `c_dense_numel` checked the header; the owner holds the array. Between
-            // that check and this read only the borrow registry and the allocator ran, no
-            // Python code, so the array's header is the one checked.
-            unsafe { header.c_dense_view(numel, owner) }
-        }));
+        return Some(borrow::share_object_with(
+            registry,
+            bytes,
+            object,
+            |owner| {
+                // SAFETY: `c_dense_numel` checked the header; the owner holds the array. Between
+                // that check and this read only Rust code ran (the registry was found before the
+                // header was read; then its table and the allocator), no Python code, so the
+                // array's header is the one checked.
+                unsafe { header.c_dense_view(numel, owner) }
+            },
+        ));
     }
     let parts = header.checked_parts()?;
     // SAFETY: the parts are the array's, and the owner will hold the array.
