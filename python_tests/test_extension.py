@@ -521,6 +521,8 @@ import os; os._exit(0)
 """
 
 
+# From 3.12 on, collections start only between bytecodes, never inside an extension's call.
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="needs collections at allocation")
 @pytest.mark.parametrize("cut_in_by", ["bench.take_dlbridge", "ex.total"])
 def test_an_extension_publishing_the_registry_during_another_ones_lookup_is_used(cut_in_by):
     """Another extension publishes the registry while this one is between its lookup and its
