@@ -374,6 +374,10 @@ pub(crate) fn shared(py: Python<'_>, mut view: TensorView) -> PyResult<TensorVie
 /// The view of `parts`, a fresh import whose memory `object` keeps alive, owned by `object`
 /// and holding a shared borrow of the memory, both in one allocation.
 ///
+/// `parts` must come from `RawParts` without an `extent` (a fresh import), so that their extent
+/// is exactly the bytes the view reaches: the range borrowed. (With a known larger allocation
+/// the whole allocation would be borrowed: not unsound, but too much.)
+///
 /// # Safety
 /// `parts` are valid for [`CheckedParts::with_owner`] with an owner that holds `object`.
 pub(crate) unsafe fn share_object(
