@@ -167,13 +167,8 @@ impl ExportedView {
     /// out read-only instead, except that a view given up as its owner's only handle first
     /// clears those marks: no reference made through it can still live.
     fn new(mut view: TensorView) -> ExportedView {
-        if !view.flags().read_only {
-            if view.owner.is_unique() {
-                view.owner.forget_shared_reads();
-            }
-            if !view.owner.try_begin_writable_export() {
-                view.set_flags(view.flags().with_read_only(true));
-            }
+        if !view.flags().read_only && !view.owner.try_begin_writable_export_given_up() {
+            view.set_flags(view.flags().with_read_only(true));
         }
         ExportedView(Some(view))
     }

@@ -533,15 +533,25 @@ impl Owner {
         true
     }
 
-    /// [`Owner::try_begin_writable_export`] for the only handle of an owner without
-    /// dependencies, which the caller gives up to the export (as `Framework::wrap` does with
-    /// a view): with no other handle, no reference made through the memory can still live,
-    /// and nobody can mark or count meanwhile (that takes a handle), so the marks are cleared
-    /// and the alias counted with plain stores instead of the general path's fenced
-    /// read-modify-writes. False, with nothing changed, for any other owner: the caller then
-    /// takes the general path.
-    #[cfg_attr(not(feature = "pyo3"), allow(dead_code))]
-    pub(crate) fn try_begin_writable_export_alone(&mut self) -> bool {
+    /// [`Owner::try_begin_writable_export`] for a handle the caller gives up to the export (a
+    /// view moved into a DLPack export or a numpy array's base): when it is the owner's only
+    /// handle, no reference made through it can still live, so the reader marks are cleared
+    /// first and the export goes out writable.
+    pub(crate) fn try_begin_writable_export_given_up(&mut self) -> bool {
+        if self.try_begin_writable_export_alone() {
+            return true;
+        }
+        if self.is_unique() {
+            self.forget_shared_reads();
+        }
+        self.try_begin_writable_export()
+    }
+
+    /// [`Owner::try_begin_writable_export_given_up`] for the only handle of an owner without
+    /// dependencies: nobody else can mark or count meanwhile (that takes a handle), so the
+    /// marks are cleared and the alias counted with plain stores instead of the general path's
+    /// fenced read-modify-writes. False, with nothing changed, for any other owner.
+    fn try_begin_writable_export_alone(&mut self) -> bool {
         let keep = self.keep();
         // `is_unique`'s acquire load pairs with the release of every other handle gone before.
         if keep.has_dependencies || !self.is_unique() {

@@ -541,17 +541,10 @@ const OWNER_CAPSULE: &CStr = c"dlbridge.owner";
 pub(crate) fn ndarray_owning(
     py: Python<'_>,
     layout: ArrayLayout,
-    view: TensorView,
+    mut view: TensorView,
 ) -> PyResult<Bound<'_, PyAny>> {
-    let mut view = view;
-    let writable = !view.is_read_only()
-        && (view.owner.try_begin_writable_export_alone() || {
-            if view.owner().is_unique() {
-                // The view is given up here: no reference made through it can live.
-                view.owner().forget_shared_reads();
-            }
-            view.owner().try_begin_writable_export()
-        });
+    // The view is given up here: no reference made through it can live.
+    let writable = !view.is_read_only() && view.owner.try_begin_writable_export_given_up();
     let (destructor, release): (ffi::PyCapsule_Destructor, fn(Owner)) = if writable {
         (release_writable_owner, Owner::release_writable_export)
     } else {
