@@ -54,6 +54,17 @@ def collect():
         gc.collect()
 
 
+def run_fresh(script, timeout=120):
+    """`script` run by a fresh interpreter (for what only a process's first use shows, such as
+    the borrow registry's publication); its standard output, after checking it exited 0."""
+    import subprocess
+
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                       timeout=timeout)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
 class Weakrefable(np.ndarray):
     """A numpy array subclass: weak-referenceable, so tests can watch the producer die."""
 

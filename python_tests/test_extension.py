@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import dlbridge
-from conftest import addr
+from conftest import addr, run_fresh
 
 
 def test_reduction_over_every_framework():
@@ -460,26 +460,16 @@ def test_a_registry_published_by_another_dlbridge_version_is_used(version):
     """An extension built with an older dlbridge (version 1 of the registry table) or this one
     may have published the process's borrow registry first: every borrow then goes through its
     table, shared and exclusive, each given back once."""
-    import subprocess
-
-    script = FOREIGN_REGISTRY.replace("{version}", str(version))
-    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                       timeout=120)
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == str([
+    out = run_fresh(FOREIGN_REGISTRY.replace("{version}", str(version)))
+    assert out.strip() == str([
         ("acquire", 1234, 32, 0), ("release", 1234, 32, 0),
         ("acquire", 1234, 32, 1), ("release", 1234, 32, 1),
     ])
 
 
 def test_a_registry_of_an_unknown_version_is_refused():
-    import subprocess
-
-    script = FOREIGN_REGISTRY.replace("{version}", "3")
-    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                       timeout=120)
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.startswith("refused:") and "version 3" in r.stdout, r.stdout
+    out = run_fresh(FOREIGN_REGISTRY.replace("{version}", "3"))
+    assert out.startswith("refused:") and "version 3" in out, out
 
 
 RACING_PUBLISHERS = """
@@ -531,16 +521,11 @@ def test_an_extension_publishing_the_registry_during_another_ones_lookup_is_used
     other's table, so a mutable borrow through one holds off the other. The same extension
     cutting in (its first borrow re-entered from inside the first, as a `__del__` or a
     callback can) ends with one table too."""
-    import subprocess
-
     cut_in = 0
     for k in range(1, 16):
-        script = RACING_PUBLISHERS.replace("{k}", str(k)).replace("{cut_in}", cut_in_by)
-        r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                           timeout=60)
-        assert r.returncode == 0, r.stderr
-        verdict, published = r.stdout.split()
-        assert verdict == "shared", (k, r.stdout)
+        out = run_fresh(RACING_PUBLISHERS.replace("{k}", str(k)).replace("{cut_in}", cut_in_by))
+        verdict, published = out.split()
+        assert verdict == "shared", (k, out)
         cut_in += published == "True"
     assert cut_in, "no collection ran inside the first borrow: nothing cut in"
 

@@ -15,7 +15,7 @@ import torch
 from numpy.lib.stride_tricks import as_strided
 
 import dlbridge
-from conftest import NUMPY_DTYPES, addr, sample
+from conftest import NUMPY_DTYPES, addr, run_fresh, sample
 
 
 def via_protocol(a):
@@ -279,15 +279,10 @@ def test_an_argument_reshaped_while_the_first_borrow_finds_the_registry_is_read_
     """The first borrow in an extension looks up the borrow registry, which runs Python code;
     a garbage-collector callback there may reshape the argument. The array's dimensions are
     read after that, never from the freed buffer: the view has 2 elements, in either shape."""
-    import subprocess
-
     reshaped_inside = 0
     for k in range(1, 12):
-        script = RESHAPED_DURING_FIRST_BORROW.replace("{k}", str(k))
-        r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                           timeout=60)
-        assert r.returncode == 0, r.stderr
-        fired = r.stdout.split()[-1]
-        assert r.stdout.startswith(("(2,) 2 (8,)", "(1, 2) 2 (16, 8)")), (k, r.stdout)
+        out = run_fresh(RESHAPED_DURING_FIRST_BORROW.replace("{k}", str(k)))
+        fired = out.split()[-1]
+        assert out.startswith(("(2,) 2 (8,)", "(1, 2) 2 (16, 8)")), (k, out)
         reshaped_inside += fired == "True"
     assert reshaped_inside, "no collection ran inside the first borrow"
